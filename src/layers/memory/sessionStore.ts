@@ -1,0 +1,122 @@
+import { Clock, Effect, Option } from "effect"
+import { Keys } from "../../internal/keys.ts"
+import { LruMap } from "../../internal/lruMap.ts"
+import {
+  isSessionLive,
+  leastRecentlyAccessed,
+  newSession,
+  patchSession,
+  touchSession
+} from "../../internal/sessionRecord.ts"
+import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
+import type { Session, SessionEviction } from "../../schema/session.ts"
+import { Crypto } from "../../services/Crypto.ts"
+import type { SessionStore } from "../../services/SessionStore.ts"
+
+/**
+ * The memory `SessionStore`. Sessions sit in an `LruMap` in last-access order
+ * (a touch moves a session to the back), so the global limit evicts the front
+ * in O(1); the per-key limit looks at the key's few sessions (at most
+ * `maxPerKey`).
+ */
+export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
+  Effect.gen(function*() {
+    const crypto = yield* Crypto
+    const sessions = new LruMap<string, Session>()
+    const byKey = new Map<string, Set<string>>()
+
+    const remove = (session: Session) => {
+      sessions.delete(session.id)
+      const ids = byKey.get(session.apiKeyHash)
+      ids?.delete(session.id)
+      if (ids?.size === 0) byKey.delete(session.apiKeyHash)
+    }
+
+    const readLive = (id: string, now: number): Session | undefined => {
+      const session = sessions.get(id)
+      if (session === undefined) return undefined
+      if (isSessionLive(session, now)) return session
+      remove(session)
+      return undefined
+    }
+
+    /** The key's live sessions, dropping expired ones on the way. */
+    const liveOfKey = (apiKeyHash: string, now: number): Array<Session> =>
+      [...(byKey.get(apiKeyHash) ?? [])].flatMap((id) => readLive(id, now) ?? [])
+
+    const service: SessionStore.Service = {
+      create: (input) =>
+        Effect.gen(function*() {
+          const apiKeyHash = yield* crypto.hash(input.apiKey)
+          const id = yield* crypto.randomToken()
+          const now = yield* Clock.currentTimeMillis
+          const evicted: Array<SessionEviction> = []
+          let ofKey = liveOfKey(apiKeyHash, now)
+          while (ofKey.length >= options.maxPerKey) {
+            const victim = leastRecentlyAccessed(ofKey) as Session
+            remove(victim)
+            evicted.push({ session: victim, reason: "PerKeyLimit" })
+            ofKey = ofKey.filter((s) => s !== victim)
+          }
+          while (sessions.size >= options.maxSessions) {
+            const oldest = sessions.evictOldest()
+            if (oldest === undefined) break
+            remove(oldest[1])
+            if (isSessionLive(oldest[1], now)) evicted.push({ session: oldest[1], reason: "GlobalLimit" })
+          }
+          const session = newSession(input, id, apiKeyHash, now, options)
+          sessions.set(id, session)
+          const ids = byKey.get(apiKeyHash)
+          if (ids === undefined) byKey.set(apiKeyHash, new Set([id]))
+          else ids.add(id)
+          return { session, evicted }
+        }).pipe(Effect.withSpan("SessionStore.create")),
+
+      get: (id) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const session = readLive(id, now)
+          if (session === undefined) return Option.none()
+          const touched = touchSession(session, now, options)
+          if (touched === undefined) return Option.some(session)
+          sessions.set(id, touched)
+          return Option.some(touched)
+        }).pipe(Effect.withSpan("SessionStore.get")),
+
+      update: (id, patch) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const session = readLive(id, now)
+          if (session === undefined) return Option.none()
+          const patched = patchSession(session, patch)
+          sessions.replace(id, patched)
+          return Option.some(patched)
+        }),
+
+      delete: (id) =>
+        Effect.sync(() => {
+          const session = sessions.get(id)
+          if (session === undefined) return false
+          remove(session)
+          return true
+        }),
+
+      listByApiKey: (apiKey) =>
+        Effect.gen(function*() {
+          const apiKeyHash = yield* crypto.hash(apiKey)
+          const now = yield* Clock.currentTimeMillis
+          return liveOfKey(apiKeyHash, now).sort((a, b) => a.lastAccessedAt - b.lastAccessedAt)
+        })
+    }
+
+    const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
+      let removed = 0
+      for (const session of sessions.values()) if (!isSessionLive(session, now)) (remove(session), removed++)
+      return removed
+    })
+
+    const dump = (): ReadonlyArray<string> => [
+      ...[...sessions.entries()].map(([id, s]) => `${Keys.session(id)} ${JSON.stringify(s)}`),
+      ...[...byKey.entries()].map(([hash, ids]) => `${Keys.sessionsByKey(hash)} ${JSON.stringify([...ids])}`)
+    ]
+
+    return { service, sweep, dump } as const
+  })

@@ -1,0 +1,276 @@
+import { Clock, Effect, Option, Redacted } from "effect"
+import { Keys } from "../../internal/keys.ts"
+import { LruMap } from "../../internal/lruMap.ts"
+import { decideRotation, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
+import { open, seal } from "../../internal/sealed.ts"
+import type { AuthorizationCode, CodeConsumption } from "../../schema/code.ts"
+import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
+import { type AccessTokenRecord, type Grant, IssuedPair, type RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
+import type { Transaction } from "../../schema/transaction.ts"
+import { Crypto } from "../../services/Crypto.ts"
+import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
+import type { TokenStore } from "../../services/TokenStore.ts"
+import { GrantIndex } from "./grantIndex.ts"
+
+interface CodeEntry {
+  readonly code: AuthorizationCode
+  /** Set once consumed: the entry stays as a tombstone until it expires, so replays are detected. */
+  consumed: boolean
+}
+
+interface RefreshEntry {
+  record: RefreshTokenRecord
+  /** Set on rotation: the successor's hash and the sealed pair handed out with it. */
+  successorHash?: string
+  sealedSuccessor?: string
+}
+
+/**
+ * The memory `TokenStore`. Every read-check-write runs inside one
+ * `Effect.sync`, so no other fiber runs between the check and the write: that
+ * is what makes `takeTransaction`, `consumeCode` and rotation atomic here.
+ * Hashing and encryption happen before entering those sections.
+ */
+export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
+  Effect.gen(function*() {
+    const crypto = yield* Crypto
+    const providers = yield* ProviderTokenStore
+
+    const transactions = new LruMap<string, Transaction>()
+    const codes = new LruMap<string, CodeEntry>()
+    const accessTokens = new LruMap<string, AccessTokenRecord>()
+    const refreshTokens = new LruMap<string, RefreshEntry>()
+    const grants = new Map<string, Grant>()
+    const codesByGrant = new GrantIndex()
+    const accessByGrant = new GrantIndex()
+    const refreshByGrant = new GrantIndex()
+
+    const dropCode = (hash: string, entry: CodeEntry) => {
+      codes.delete(hash)
+      codesByGrant.remove(entry.code.grantId, hash)
+    }
+    const dropAccess = (hash: string, record: AccessTokenRecord) => {
+      accessTokens.delete(hash)
+      accessByGrant.remove(record.grantId, hash)
+    }
+    const dropRefresh = (hash: string, entry: RefreshEntry) => {
+      refreshTokens.delete(hash)
+      refreshByGrant.remove(entry.record.grantId, hash)
+    }
+
+    /** Insert into a bounded map, evicting its least recent entries (and their index entries). */
+    const insertBounded = <V>(
+      map: LruMap<string, V>,
+      capacity: number,
+      key: string,
+      value: V,
+      onEvict: (key: string, value: V) => void
+    ) => {
+      map.set(key, value)
+      while (map.size > capacity) {
+        const evicted = map.evictOldest()
+        if (evicted === undefined) break
+        onEvict(evicted[0], evicted[1])
+      }
+    }
+
+    const revokeInMemory = (grantId: string): boolean => {
+      const existed = grants.delete(grantId)
+      let removed = false
+      for (const hash of codesByGrant.take(grantId)) removed = codes.delete(hash) || removed
+      for (const hash of accessByGrant.take(grantId)) removed = accessTokens.delete(hash) || removed
+      for (const hash of refreshByGrant.take(grantId)) removed = refreshTokens.delete(hash) || removed
+      return existed || removed
+    }
+
+    const revokeGrant = (grantId: string) =>
+      Effect.sync(() => revokeInMemory(grantId)).pipe(
+        Effect.zipLeft(providers.deleteAll(grantId))
+      )
+
+    /** Read a live value, dropping it if it has expired. */
+    const readLive = <V>(
+      map: LruMap<string, V>,
+      key: string,
+      expiresAt: (value: V) => number,
+      now: number,
+      drop: (key: string, value: V) => void
+    ): V | undefined => {
+      const value = map.get(key)
+      if (value === undefined) return undefined
+      if (now < expiresAt(value)) return value
+      drop(key, value)
+      return undefined
+    }
+
+    const service: TokenStore.Service = {
+      saveTransaction: (input) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const transaction = stamp<Transaction>(input, now, options.transactionTtl)
+          insertBounded(transactions, options.maxTransactions, transaction.id, transaction, () => {})
+          return transaction
+        }).pipe(Effect.withSpan("TokenStore.saveTransaction")),
+
+      getTransaction: (id) =>
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          Option.fromNullable(readLive(transactions, id, (t) => t.expiresAt, now, (k) => transactions.delete(k)))
+        ),
+
+      takeTransaction: (id) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const transaction = readLive(transactions, id, (t) => t.expiresAt, now, (k) => transactions.delete(k))
+          if (transaction !== undefined) transactions.delete(id)
+          return Option.fromNullable(transaction)
+        }).pipe(Effect.withSpan("TokenStore.takeTransaction")),
+
+      saveCode: (code, input) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(code)
+          const now = yield* Clock.currentTimeMillis
+          const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
+          insertBounded(codes, options.maxCodes, hash, { code: record, consumed: false }, (k, e) =>
+            codesByGrant.remove(e.code.grantId, k))
+          codesByGrant.add(record.grantId, hash)
+          return record
+        }).pipe(Effect.withSpan("TokenStore.saveCode")),
+
+      consumeCode: (code) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(code)
+          const now = yield* Clock.currentTimeMillis
+          const entry = readLive(codes, hash, (e) => e.code.expiresAt, now, dropCode)
+          if (entry === undefined) return { _tag: "NotFound" } satisfies CodeConsumption
+          if (entry.consumed) return { _tag: "Replayed", grantId: entry.code.grantId } satisfies CodeConsumption
+          entry.consumed = true
+          return { _tag: "Consumed", code: entry.code } satisfies CodeConsumption
+        }).pipe(Effect.withSpan("TokenStore.consumeCode")),
+
+      saveAccessToken: (token, input) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          const record = stamp<AccessTokenRecord>(input, now, options.accessTokenTtl)
+          insertBounded(accessTokens, options.maxTokenRecords, hash, record, (k, r) => accessByGrant.remove(r.grantId, k))
+          accessByGrant.add(record.grantId, hash)
+          return record
+        }).pipe(Effect.withSpan("TokenStore.saveAccessToken")),
+
+      getAccessToken: (token) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          const record = readLive(accessTokens, hash, (r) => r.expiresAt, now, dropAccess)
+          if (record !== undefined) accessTokens.promote(hash)
+          return Option.fromNullable(record)
+        }).pipe(Effect.withSpan("TokenStore.getAccessToken")),
+
+      revokeAccessToken: (token) =>
+        Effect.map(crypto.hash(token), (hash) => {
+          const record = accessTokens.get(hash)
+          if (record === undefined) return false
+          dropAccess(hash, record)
+          return true
+        }),
+
+      saveRefreshToken: (token, input) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          const grant = grants.get(input.grantId)
+          const record = stampRefreshToken(input, now, options.refreshTokenTtl, grant?.expiresAt)
+          insertBounded(refreshTokens, options.maxTokenRecords, hash, { record }, (k, e) =>
+            refreshByGrant.remove(e.record.grantId, k))
+          refreshByGrant.add(record.grantId, hash)
+          return record
+        }).pipe(Effect.withSpan("TokenStore.saveRefreshToken")),
+
+      getRefreshToken: (token) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          return Option.fromNullable(readLive(refreshTokens, hash, (e) => e.record.expiresAt, now, dropRefresh)?.record)
+        }),
+
+      rotateRefreshToken: (presented, successor) =>
+        Effect.gen(function*() {
+          const hash = yield* crypto.hash(presented)
+          const successorHash = yield* crypto.hash(Redacted.value(successor.refreshToken))
+          const sealedSuccessor = yield* seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), "TokenStore.rotateRefreshToken")
+          const now = yield* Clock.currentTimeMillis
+          // From here to the end of this block nothing yields: the check and the write are one step.
+          const entry = readLive(refreshTokens, hash, (e) => e.record.expiresAt, now, dropRefresh)
+          const current = entry?.successorHash === undefined ? undefined : refreshTokens.get(entry.successorHash)
+          const decision = decideRotation(entry?.record, current?.record, now, options.refreshGraceWindow)
+          switch (decision) {
+            case "NotFound":
+              return { _tag: "NotFound" } satisfies Rotation
+            case "Rotate": {
+              const live = entry as RefreshEntry
+              const next = successorOf(live.record, now, options.refreshTokenTtl)
+              live.record = { ...live.record, rotatedAt: now }
+              live.successorHash = successorHash
+              live.sealedSuccessor = sealedSuccessor
+              insertBounded(refreshTokens, options.maxTokenRecords, successorHash, { record: next }, (k, e) =>
+                refreshByGrant.remove(e.record.grantId, k))
+              refreshByGrant.add(next.grantId, successorHash)
+              return { _tag: "Rotated", previous: live.record, current: next } satisfies Rotation
+            }
+            case "GraceReplay": {
+              const pair = yield* open(
+                crypto,
+                IssuedPair,
+                (entry as RefreshEntry).sealedSuccessor as string,
+                Keys.refreshSuccessor(hash),
+                "TokenStore.rotateRefreshToken"
+              )
+              return { _tag: "GraceReplay", current: (current as RefreshEntry).record, pair } satisfies Rotation
+            }
+            case "Reuse": {
+              const grantId = (entry as RefreshEntry).record.grantId
+              yield* revokeGrant(grantId)
+              return { _tag: "ReuseDetected", grantId } satisfies Rotation
+            }
+          }
+        }).pipe(Effect.withSpan("TokenStore.rotateRefreshToken")),
+
+      saveGrant: (input) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const grant = stamp<Grant>(input, now, options.grantTtl)
+          grants.set(grant.id, grant)
+          return grant
+        }),
+
+      getGrant: (id) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const grant = grants.get(id)
+          if (grant === undefined) return Option.none()
+          if (isLive(grant, now)) return Option.some(grant)
+          grants.delete(id)
+          return Option.none()
+        }),
+
+      revokeGrant: (id) => revokeGrant(id).pipe(Effect.withSpan("TokenStore.revokeGrant"))
+    }
+
+    /** Remove every expired record; the number removed. */
+    const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
+      let removed = 0
+      for (const [id, t] of transactions.entries()) if (!isLive(t, now)) removed += Number(transactions.delete(id))
+      for (const [hash, e] of codes.entries()) if (!isLive(e.code, now)) (dropCode(hash, e), removed++)
+      for (const [hash, r] of accessTokens.entries()) if (!isLive(r, now)) (dropAccess(hash, r), removed++)
+      for (const [hash, e] of refreshTokens.entries()) if (!isLive(e.record, now)) (dropRefresh(hash, e), removed++)
+      for (const [id, g] of grants) if (!isLive(g, now)) removed += Number(grants.delete(id))
+      return removed
+    })
+
+    /** Everything held, as storage keys and JSON values. */
+    const dump = (): ReadonlyArray<string> => [
+      ...[...transactions.entries()].map(([id, t]) => `${Keys.transaction(id)} ${JSON.stringify(t)}`),
+      ...[...codes.entries()].map(([hash, e]) => `${Keys.code(hash)} ${JSON.stringify(e)}`),
+      ...[...accessTokens.entries()].map(([hash, r]) => `${Keys.accessToken(hash)} ${JSON.stringify(r)}`),
+      ...[...refreshTokens.entries()].map(([hash, e]) => `${Keys.refreshToken(hash)} ${JSON.stringify(e)}`),
+      ...[...grants.entries()].map(([id, g]) => `${Keys.grant(id)} ${JSON.stringify(g)}`)
+    ]
+
+    return { service, sweep, dump } as const
+  })

@@ -1,0 +1,13 @@
+/**
+ * The operations the `TokenStore` and `SessionStore` contracts require to be
+ * atomic. A backend without compare-and-set (Cloudflare KV) lists the ones it
+ * cannot make atomic; the contract suite skips only their concurrency cases.
+ */
+export type AtomicOperation = "takeTransaction" | "consumeCode" | "rotateRefreshToken" | "sessionLimits"
+
+export interface StoreCapabilities {
+  readonly nonAtomic: ReadonlyArray<AtomicOperation>
+}
+
+/** What every backend but KV declares. */
+export const fullyAtomic: StoreCapabilities = { nonAtomic: [] }

@@ -1,0 +1,100 @@
+import { Duration } from "effect"
+
+/**
+ * Lifetimes and limits shared by every backend. Defaults are the seeds':
+ * seed 000's memory limits and TTLs, seed 002's token lifetimes.
+ */
+export interface TokenStoreOptions {
+  /** Pending authorizations (seed 000: 10 minutes). */
+  readonly transactionTtl?: Duration.DurationInput
+  /** Authorization codes (seed 002: 60 seconds; seed 000 allows 10 minutes). */
+  readonly codeTtl?: Duration.DurationInput
+  /** Opaque RS access-token records (seed 000: 7 days). */
+  readonly accessTokenTtl?: Duration.DurationInput
+  /** Refresh tokens (seed 002: 30 days), never past the chain's absolute lifetime. */
+  readonly refreshTokenTtl?: Duration.DurationInput
+  /** Grants: the absolute lifetime of a refresh chain (default 90 days). */
+  readonly grantTtl?: Duration.DurationInput
+  /** How long the immediate predecessor of a refresh token may be replayed (default 30 s). */
+  readonly refreshGraceWindow?: Duration.DurationInput
+  /** Bounded backends only: pending authorizations kept at once (seed 000: 1,000). */
+  readonly maxTransactions?: number
+  /** Bounded backends only: authorization codes kept at once (default 1,000). */
+  readonly maxCodes?: number
+  /** Bounded backends only: RS token records kept at once, per kind (seed 000: 10,000). */
+  readonly maxTokenRecords?: number
+}
+
+export interface SessionStoreOptions {
+  /** Sliding idle lifetime (seed 000: 24 hours). */
+  readonly idleTtl?: Duration.DurationInput
+  /** Absolute lifetime from creation (default 7 days). */
+  readonly absoluteTtl?: Duration.DurationInput
+  /** Sessions per API key (seed 000: 5). */
+  readonly maxPerKey?: number
+  /** Sessions in all (seed 000: 10,000). */
+  readonly maxSessions?: number
+  /** `get` writes the last-access time at most this often per session (default 10 s). */
+  readonly touchInterval?: Duration.DurationInput
+}
+
+export interface ProviderTokenStoreOptions {
+  /** Lifetime of a record whose provider gave no expiry for the token that keeps it alive (default 30 days). */
+  readonly defaultTtl?: Duration.DurationInput
+}
+
+/** How often expired records are swept (seed 000: 60 s). */
+export interface SweepOptions {
+  readonly sweepInterval?: Duration.DurationInput
+}
+
+const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
+  Duration.toMillis(Duration.decode(input ?? fallback))
+
+export interface ResolvedTokenStoreOptions {
+  readonly transactionTtl: number
+  readonly codeTtl: number
+  readonly accessTokenTtl: number
+  readonly refreshTokenTtl: number
+  readonly grantTtl: number
+  readonly refreshGraceWindow: number
+  readonly maxTransactions: number
+  readonly maxCodes: number
+  readonly maxTokenRecords: number
+}
+
+/** Fill in the defaults; durations become milliseconds. */
+export const resolveTokenStoreOptions = (o: TokenStoreOptions = {}): ResolvedTokenStoreOptions => ({
+  transactionTtl: millis(o.transactionTtl, "10 minutes"),
+  codeTtl: millis(o.codeTtl, "60 seconds"),
+  accessTokenTtl: millis(o.accessTokenTtl, "7 days"),
+  refreshTokenTtl: millis(o.refreshTokenTtl, "30 days"),
+  grantTtl: millis(o.grantTtl, "90 days"),
+  refreshGraceWindow: millis(o.refreshGraceWindow, "30 seconds"),
+  maxTransactions: o.maxTransactions ?? 1_000,
+  maxCodes: o.maxCodes ?? 1_000,
+  maxTokenRecords: o.maxTokenRecords ?? 10_000
+})
+
+export interface ResolvedSessionStoreOptions {
+  readonly idleTtl: number
+  readonly absoluteTtl: number
+  readonly maxPerKey: number
+  readonly maxSessions: number
+  readonly touchInterval: number
+}
+
+export const resolveSessionStoreOptions = (o: SessionStoreOptions = {}): ResolvedSessionStoreOptions => ({
+  idleTtl: millis(o.idleTtl, "24 hours"),
+  absoluteTtl: millis(o.absoluteTtl, "7 days"),
+  maxPerKey: o.maxPerKey ?? 5,
+  maxSessions: o.maxSessions ?? 10_000,
+  touchInterval: millis(o.touchInterval, "10 seconds")
+})
+
+export const resolveProviderTokenStoreOptions = (o: ProviderTokenStoreOptions = {}) => ({
+  defaultTtl: millis(o.defaultTtl, "30 days")
+})
+
+export const resolveSweepInterval = (o: SweepOptions = {}): Duration.Duration =>
+  Duration.decode(o.sweepInterval ?? "60 seconds")

@@ -1,0 +1,28 @@
+import { Context, type Effect, type Option } from "effect"
+import type { ClientMetadata, RegisteredClient } from "../schema/client.ts"
+import type { StoreError } from "./StoreError.ts"
+
+export interface NewClient {
+  readonly clientId: string
+  /** Kept only as its lookup hash. */
+  readonly clientSecret?: string
+  /** Seconds since the epoch; 0 (the default) means the secret never expires. */
+  readonly clientSecretExpiresAt?: number
+  readonly metadata: ClientMetadata
+}
+
+/** Dynamically registered OAuth clients (RFC 7591). */
+export class ClientStore extends Context.Tag("mcp-oauth-store/ClientStore")<ClientStore, ClientStore.Service>() {}
+
+export declare namespace ClientStore {
+  export interface Service {
+    readonly register: (client: NewClient) => Effect.Effect<RegisteredClient, StoreError>
+    readonly get: (clientId: string) => Effect.Effect<Option.Option<RegisteredClient>, StoreError>
+    /**
+     * The client when `secret` is its current secret (compared in constant
+     * time, expired secrets refused); `None` otherwise.
+     */
+    readonly authenticate: (clientId: string, secret: string) => Effect.Effect<Option.Option<RegisteredClient>, StoreError>
+    readonly delete: (clientId: string) => Effect.Effect<boolean, StoreError>
+  }
+}
