@@ -1,0 +1,13 @@
+/**
+ * mcp-oauth-store: token and session stores for OAuth-protected MCP servers.
+ *
+ * Write code against the services (`TokenStore`, `SessionStore`,
+ * `ProviderTokenStore`, `ClientStore`, `Crypto`); pick a backend by providing
+ * its layer (`MemoryStore.layer()`), and a `Crypto` layer (`NodeCrypto`,
+ * `WebCrypto`).
+ */
+export * from "./errors/index.ts"
+export * from "./schema/index.ts"
+export * from "./services/index.ts"
+export * as MemoryStore from "./layers/memory/index.ts"
+export { NodeCrypto, WebCrypto, generateKey, keyringConfig, type KeyringOptions } from "./layers/crypto/index.ts"

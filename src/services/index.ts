@@ -1,0 +1,7 @@
+export * from "./ClientStore.ts"
+export * from "./Crypto.ts"
+export * from "./ProviderTokenStore.ts"
+export * from "./RawStorage.ts"
+export * from "./SessionStore.ts"
+export * from "./StoreError.ts"
+export * from "./TokenStore.ts"
