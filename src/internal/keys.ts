@@ -17,5 +17,7 @@ export const Keys = {
     `provider:${encodeURIComponent(authorizationId)}:${encodeURIComponent(providerId)}`,
   session: (id: string) => `session:${id}`,
   sessionsByKey: (apiKeyHash: string) => `apikey:${apiKeyHash}`,
-  client: (clientId: string) => `client:${clientId}`
+  client: (clientId: string) => `client:${clientId}`,
+  /** The one signing key set (JWKS) all instances share. */
+  signingKeys: "jwks:signing-keys"
 } as const

@@ -6,6 +6,7 @@ import type { Crypto } from "../../src/services/Crypto.ts"
 import type { ProviderTokenStore } from "../../src/services/ProviderTokenStore.ts"
 import type { RawStorage } from "../../src/services/RawStorage.ts"
 import type { SessionStore } from "../../src/services/SessionStore.ts"
+import type { SigningKeyStore } from "../../src/services/SigningKeyStore.ts"
 import type { TokenStore } from "../../src/services/TokenStore.ts"
 
 /** The options every backend's `layer` accepts, so the suite can shrink limits and TTLs. */
@@ -15,7 +16,7 @@ export interface StoreOptions extends SweepOptions {
   readonly providerTokens?: ProviderTokenStoreOptions
 }
 
-export type Stores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | RawStorage | Crypto
+export type Stores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage | Crypto
 
 /**
  * A backend under test: a fresh, isolated build of all its stores (plus the

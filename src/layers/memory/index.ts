@@ -14,10 +14,12 @@ import type { Crypto } from "../../services/Crypto.ts"
 import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 import { RawStorage } from "../../services/RawStorage.ts"
 import { SessionStore } from "../../services/SessionStore.ts"
+import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import { TokenStore } from "../../services/TokenStore.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeSessionStore } from "./sessionStore.ts"
+import { makeSigningKeyStore } from "./signingKeyStore.ts"
 import { makeTokenStore } from "./tokenStore.ts"
 
 export interface MemoryOptions extends SweepOptions {
@@ -27,10 +29,10 @@ export interface MemoryOptions extends SweepOptions {
 }
 
 /** Every store the memory backend provides. */
-export type MemoryStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | RawStorage
+export type MemoryStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
 
 /**
- * All four stores in process memory, with seed 000's limits as defaults and a
+ * All the stores in process memory, with seed 000's limits as defaults and a
  * sweep fiber (every 60 s) that lives as long as the layer. State belongs to
  * one build of the layer: two builds share nothing. Requires `Crypto` for
  * lookup hashes and for sealing provider tokens.
@@ -43,6 +45,7 @@ export const layer = (options: MemoryOptions = {}): Layer.Layer<MemoryStores, ne
     )
     const sessions = yield* makeSessionStore(resolveSessionStoreOptions(options.sessions))
     const clients = yield* makeClientStore
+    const signingKeys = yield* makeSigningKeyStore
 
     yield* forkSweeper(
       "MemoryStore",
@@ -51,12 +54,19 @@ export const layer = (options: MemoryOptions = {}): Layer.Layer<MemoryStores, ne
     )
 
     const raw: RawStorage.Service = {
-      dump: Effect.sync(() => [...tokens.dump(), ...providerTokens.dump(), ...sessions.dump(), ...clients.dump()])
+      dump: Effect.sync(() => [
+        ...tokens.dump(),
+        ...providerTokens.dump(),
+        ...sessions.dump(),
+        ...clients.dump(),
+        ...signingKeys.dump()
+      ])
     }
     return Context.make(TokenStore, tokens.service).pipe(
       Context.add(ProviderTokenStore, providerTokens.service),
       Context.add(SessionStore, sessions.service),
       Context.add(ClientStore, clients.service),
+      Context.add(SigningKeyStore, signingKeys.service),
       Context.add(RawStorage, raw)
     )
   }))
