@@ -516,6 +516,7 @@ describe("WebCrypto layer portability", () => {
       "internal/base64url.ts",
       "layers/crypto/envelope.ts",
       "layers/crypto/keyring.ts",
+      "layers/crypto/layers.ts",
       "layers/crypto/web.ts",
       "services/Crypto.ts",
       "services/StoreError.ts"

@@ -28,3 +28,4 @@ export {
   LOOKUP_HASH_INFO,
   makeKeyring
 } from "./keyring.ts"
+export { type CryptoLayers, cryptoLayers } from "./layers.ts"

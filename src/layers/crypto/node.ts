@@ -3,8 +3,7 @@
  * bytes, about 5x faster than WebCrypto on Node. Keys are imported once, when
  * the layer is built. Envelopes are interchangeable with the WebCrypto layer.
  */
-import { Effect, Either, Layer, Redacted } from "effect"
-import type { ConfigError } from "effect"
+import { Effect, Either, Redacted } from "effect"
 import {
   createCipheriv,
   createDecipheriv,
@@ -17,7 +16,9 @@ import {
 import type { Base64UrlCodec } from "../../internal/base64url.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { additionalData, decodeUtf8, decryptFailed, IV_BYTES, makeEnvelopeCodec, TAG_BYTES } from "./envelope.ts"
-import { generateKey, type Keyring, keyringConfig, type KeyringOptions, makeKeyring, openingKeys } from "./keyring.ts"
+import type { Keyring } from "./keyring.ts"
+import { openingKeys } from "./keyring.ts"
+import { cryptoLayers } from "./layers.ts"
 
 const ALGORITHM = "aes-256-gcm"
 
@@ -106,16 +107,5 @@ export const make = (keyring: Keyring): Crypto.Service => {
   return Crypto.of({ encrypt, decrypt, hash, randomToken, timingSafeEqual })
 }
 
-/** The `node:crypto` layer over keys given as options; invalid keys fail as `ConfigError.InvalidData`. */
-export const layer = (options: KeyringOptions): Layer.Layer<Crypto, ConfigError.ConfigError> =>
-  Layer.effect(Crypto, Effect.map(makeKeyring(options), make))
-
-/** The `node:crypto` layer over `RS_TOKENS_ENC_KEY`, `RS_TOKENS_ENC_KEYRING` and `RS_TOKENS_HASH_KEY`. */
-export const layerConfig: Layer.Layer<Crypto, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(keyringConfig, layer)
-)
-
-/** The `node:crypto` layer over a fresh random key: for tests and the memory dev mode (nothing survives a restart). */
-export const layerEphemeral: Layer.Layer<Crypto> = Layer.unwrapEffect(
-  Effect.map(generateKey, (activeKey) => Layer.orDie(layer({ activeKey })))
-)
+/** `layer(options)`, `layerConfig` and `layerEphemeral` over this implementation (see `CryptoLayers`). */
+export const { layer, layerConfig, layerEphemeral } = cryptoLayers((keyring) => Effect.sync(() => make(keyring)))

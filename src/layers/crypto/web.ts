@@ -5,12 +5,13 @@
  * imported once, non-extractable, when the layer is built. Envelopes are
  * interchangeable with the `node:crypto` layer.
  */
-import { Effect, Either, Layer, Redacted } from "effect"
-import type { ConfigError } from "effect"
+import { Effect, Either, Redacted } from "effect"
 import { encodeBase64Url } from "../../internal/base64url.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { additionalData, decodeUtf8, decryptFailed, formatEnvelope, IV_BYTES, parseEnvelope, TAG_BYTES } from "./envelope.ts"
-import { generateKey, type Keyring, keyringConfig, type KeyringOptions, makeKeyring, openingKeys } from "./keyring.ts"
+import type { Keyring } from "./keyring.ts"
+import { openingKeys } from "./keyring.ts"
+import { cryptoLayers } from "./layers.ts"
 
 /** `crypto.getRandomValues` fills at most this many bytes per call. */
 const RANDOM_CHUNK = 65_536
@@ -112,16 +113,5 @@ export const make = (keyring: Keyring): Effect.Effect<Crypto.Service> =>
     return Crypto.of({ encrypt, decrypt, hash, randomToken, timingSafeEqual })
   })
 
-/** The WebCrypto layer over keys given as options; invalid keys fail as `ConfigError.InvalidData`. */
-export const layer = (options: KeyringOptions): Layer.Layer<Crypto, ConfigError.ConfigError> =>
-  Layer.effect(Crypto, Effect.flatMap(makeKeyring(options), make))
-
-/** The WebCrypto layer over `RS_TOKENS_ENC_KEY`, `RS_TOKENS_ENC_KEYRING` and `RS_TOKENS_HASH_KEY`. */
-export const layerConfig: Layer.Layer<Crypto, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(keyringConfig, layer)
-)
-
-/** The WebCrypto layer over a fresh random key: for tests and dev (nothing survives a restart). */
-export const layerEphemeral: Layer.Layer<Crypto> = Layer.unwrapEffect(
-  Effect.map(generateKey, (activeKey) => Layer.orDie(layer({ activeKey })))
-)
+/** `layer(options)`, `layerConfig` and `layerEphemeral` over this implementation (see `CryptoLayers`). */
+export const { layer, layerConfig, layerEphemeral } = cryptoLayers(make)
