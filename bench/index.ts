@@ -7,6 +7,7 @@ import { cpus } from "node:os"
 import { registered } from "./harness.ts"
 
 import "./memory.ts"
+import "./file.ts"
 
 const only = process.argv.slice(2)
 const selected = registered().filter((module) => only.length === 0 || only.includes(module.name))

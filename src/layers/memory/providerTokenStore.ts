@@ -1,4 +1,4 @@
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import {
   mergeProviderTokens,
@@ -14,6 +14,19 @@ import { Crypto } from "../../services/Crypto.ts"
 import type { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 
 /**
+ * The whole state of a memory `ProviderTokenStore`: `[authorization id,
+ * provider id, sealed tokens]` rows. The envelopes stay sealed (bound to their
+ * record keys); only the expiry is plaintext.
+ */
+export const ProviderTokenStoreState = Schema.Array(Schema.Tuple(
+  Schema.String,
+  Schema.String,
+  Schema.Struct({ envelope: Schema.String, expiresAt: Schema.Number })
+))
+export type ProviderTokenStoreState = typeof ProviderTokenStoreState.Type
+export type ProviderTokenStoreStateJson = typeof ProviderTokenStoreState.Encoded
+
+/**
  * The memory `ProviderTokenStore`: sealed envelopes per authorization id, per
  * provider. Only ciphertext and expiry instants are held.
  */
@@ -22,16 +35,19 @@ export const makeProviderTokenStore = (options: ProviderTokenStoreOptions = {}) 
     const crypto = yield* Crypto
     const { defaultTtl } = resolveProviderTokenStoreOptions(options)
     const byAuthorization = new Map<string, Map<string, SealedProviderTokens>>()
+    /** Grows on every change of the state. */
+    let changes = 0
 
     const liveEntries = (authorizationId: string, now: number): Map<string, SealedProviderTokens> | undefined => {
       const providers = byAuthorization.get(authorizationId)
       if (providers === undefined) return undefined
-      for (const [providerId, sealed] of providers) if (!isLive(sealed, now)) providers.delete(providerId)
+      for (const [providerId, sealed] of providers) if (!isLive(sealed, now)) (providers.delete(providerId), changes++)
       if (providers.size === 0) byAuthorization.delete(authorizationId)
       return providers.size === 0 ? undefined : providers
     }
 
     const put = (authorizationId: string, providerId: string, sealed: SealedProviderTokens) => {
+      changes++
       const providers = byAuthorization.get(authorizationId)
       if (providers === undefined) byAuthorization.set(authorizationId, new Map([[providerId, sealed]]))
       else providers.set(providerId, sealed)
@@ -52,16 +68,17 @@ export const makeProviderTokenStore = (options: ProviderTokenStoreOptions = {}) 
           const now = yield* Clock.currentTimeMillis
           const merged = mergeProviderTokens(previous, tokens)
           put(authorizationId, providerId, yield* sealProviderTokens(crypto, authorizationId, providerId, merged, now, defaultTtl))
-        }).pipe(Effect.withSpan("ProviderTokenStore.storeTokens")),
+        }),
 
       getTokens: (authorizationId, providerId) =>
-        getTokens(authorizationId, providerId).pipe(Effect.withSpan("ProviderTokenStore.getTokens")),
+        getTokens(authorizationId, providerId),
 
       deleteTokens: (authorizationId, providerId) =>
         Effect.sync(() => {
           const providers = byAuthorization.get(authorizationId)
           const existed = providers?.delete(providerId) ?? false
           if (providers?.size === 0) byAuthorization.delete(authorizationId)
+          if (existed) changes++
           return existed
         }),
 
@@ -79,13 +96,17 @@ export const makeProviderTokenStore = (options: ProviderTokenStoreOptions = {}) 
           for (const [providerId, sealed, next] of resealed) {
             // Only what was read is moved: a concurrent write under `from` stays there.
             if (source?.get(providerId) !== sealed) continue
+            changes++
             source.delete(providerId)
             put(to, providerId, next)
           }
           if (source?.size === 0) byAuthorization.delete(from)
-        }).pipe(Effect.withSpan("ProviderTokenStore.migrateTokens")),
+        }),
 
-      deleteAll: (authorizationId) => Effect.sync(() => void byAuthorization.delete(authorizationId))
+      deleteAll: (authorizationId) =>
+        Effect.sync(() => {
+          if (byAuthorization.delete(authorizationId)) changes++
+        })
     }
 
     const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
@@ -96,6 +117,7 @@ export const makeProviderTokenStore = (options: ProviderTokenStoreOptions = {}) 
         }
         if (providers.size === 0) byAuthorization.delete(authorizationId)
       }
+      if (removed > 0) changes++
       return removed
     })
 
@@ -106,5 +128,18 @@ export const makeProviderTokenStore = (options: ProviderTokenStoreOptions = {}) 
         )
       )
 
-    return { service, sweep, dump } as const
+    /** The whole state in its encoded (JSON) form. */
+    const snapshot = (): ProviderTokenStoreStateJson =>
+      [...byAuthorization].flatMap(([authorizationId, providers]) =>
+        [...providers].map(([providerId, sealed]) => [authorizationId, providerId, sealed] as const)
+      )
+
+    /** Replace the state with a snapshot; each record keeps its own expiry (its refresh token's, when it has one). */
+    const restore = (state: ProviderTokenStoreState): void => {
+      byAuthorization.clear()
+      for (const [authorizationId, providerId, sealed] of state) put(authorizationId, providerId, sealed)
+      changes++
+    }
+
+    return { service, sweep, dump, snapshot, restore, changes: () => changes } as const
   })

@@ -1,4 +1,4 @@
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { LruMap } from "../../internal/lruMap.ts"
 import {
@@ -9,9 +9,17 @@ import {
   touchSession
 } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
-import type { Session, SessionEviction } from "../../schema/session.ts"
+import { Session, type SessionEviction } from "../../schema/session.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
+
+/**
+ * The whole state of a memory `SessionStore`: its sessions, least recently
+ * accessed first (the API-key index is rebuilt from them).
+ */
+export const SessionStoreState = Schema.Array(Session)
+export type SessionStoreState = typeof SessionStoreState.Type
+export type SessionStoreStateJson = typeof SessionStoreState.Encoded
 
 /**
  * The memory `SessionStore`. Sessions sit in an `LruMap` in last-access order
@@ -24,8 +32,11 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
     const crypto = yield* Crypto
     const sessions = new LruMap<string, Session>()
     const byKey = new Map<string, Set<string>>()
+    /** Grows on every change of the state, touches included. */
+    let changes = 0
 
     const remove = (session: Session) => {
+      changes++
       sessions.delete(session.id)
       const ids = byKey.get(session.apiKeyHash)
       ids?.delete(session.id)
@@ -65,12 +76,13 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
             if (isSessionLive(oldest[1], now)) evicted.push({ session: oldest[1], reason: "GlobalLimit" })
           }
           const session = newSession(input, id, apiKeyHash, now, options)
+          changes++
           sessions.set(id, session)
           const ids = byKey.get(apiKeyHash)
           if (ids === undefined) byKey.set(apiKeyHash, new Set([id]))
           else ids.add(id)
           return { session, evicted }
-        }).pipe(Effect.withSpan("SessionStore.create")),
+        }),
 
       get: (id) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
@@ -78,15 +90,17 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
           if (session === undefined) return Option.none()
           const touched = touchSession(session, now, options)
           if (touched === undefined) return Option.some(session)
+          changes++
           sessions.set(id, touched)
           return Option.some(touched)
-        }).pipe(Effect.withSpan("SessionStore.get")),
+        }),
 
       update: (id, patch) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           const session = readLive(id, now)
           if (session === undefined) return Option.none()
           const patched = patchSession(session, patch)
+          changes++
           sessions.replace(id, patched)
           return Option.some(patched)
         }),
@@ -118,5 +132,25 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
       ...[...byKey.entries()].map(([hash, ids]) => `${Keys.sessionsByKey(hash)} ${JSON.stringify([...ids])}`)
     ]
 
-    return { service, sweep, dump } as const
+    /** Every session, least recently accessed first, in its encoded (JSON) form. */
+    const snapshot = (): SessionStoreStateJson => [...sessions.values()]
+
+    /** Replace the state with a snapshot, in its order; past `maxSessions`, the most recent are kept. */
+    const restore = (state: SessionStoreState): void => {
+      for (const session of [...sessions.values()]) remove(session)
+      for (const session of state) {
+        sessions.set(session.id, session)
+        const ids = byKey.get(session.apiKeyHash)
+        if (ids === undefined) byKey.set(session.apiKeyHash, new Set([session.id]))
+        else ids.add(session.id)
+      }
+      while (sessions.size > options.maxSessions) {
+        const oldest = sessions.evictOldest()
+        if (oldest === undefined) break
+        remove(oldest[1])
+      }
+      changes++
+    }
+
+    return { service, sweep, dump, snapshot, restore, changes: () => changes } as const
   })

@@ -1,12 +1,12 @@
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Effect, Option, Redacted, Schema } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { LruMap } from "../../internal/lruMap.ts"
 import { decideRotation, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
-import type { AuthorizationCode, CodeConsumption } from "../../schema/code.ts"
+import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
-import { type AccessTokenRecord, type Grant, IssuedPair, type RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
-import type { Transaction } from "../../schema/transaction.ts"
+import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
+import { Transaction } from "../../schema/transaction.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
@@ -24,6 +24,33 @@ interface RefreshEntry {
   successorHash?: string
   sealedSuccessor?: string
 }
+
+/**
+ * The whole state of a memory `TokenStore`, for a wrapper that persists it
+ * (the file backend). Bounded maps are listed least recent first, so a
+ * restore rebuilds the same LRU order; the grant indexes are rebuilt from the
+ * records. The encoded form is plain JSON.
+ */
+export const TokenStoreState = Schema.Struct({
+  transactions: Schema.Array(Transaction),
+  /** `[code hash, code, consumed]` */
+  codes: Schema.Array(Schema.Tuple(Schema.String, AuthorizationCode, Schema.Boolean)),
+  /** `[token hash, record]` */
+  accessTokens: Schema.Array(Schema.Tuple(Schema.String, AccessTokenRecord)),
+  refreshTokens: Schema.Array(Schema.Struct({
+    hash: Schema.String,
+    record: RefreshTokenRecord,
+    successorHash: Schema.optional(Schema.String),
+    sealedSuccessor: Schema.optional(Schema.String)
+  })),
+  grants: Schema.Array(Grant)
+})
+export type TokenStoreState = typeof TokenStoreState.Type
+export type TokenStoreStateJson = typeof TokenStoreState.Encoded
+
+/** A transaction in its encoded (JSON) form: the upstream PKCE verifier is its only non-JSON field. */
+const transactionJson = ({ upstream, ...t }: Transaction): typeof Transaction.Encoded =>
+  upstream === undefined ? t : { ...t, upstream: { state: upstream.state, codeVerifier: Redacted.value(upstream.codeVerifier) } }
 
 /**
  * The memory `TokenStore`. Every read-check-write runs inside one
@@ -44,16 +71,21 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
     const codesByGrant = new GrantIndex()
     const accessByGrant = new GrantIndex()
     const refreshByGrant = new GrantIndex()
+    /** Grows on every change of the state (recency bumps on read excepted). */
+    let changes = 0
 
     const dropCode = (hash: string, entry: CodeEntry) => {
+      changes++
       codes.delete(hash)
       codesByGrant.remove(entry.code.grantId, hash)
     }
     const dropAccess = (hash: string, record: AccessTokenRecord) => {
+      changes++
       accessTokens.delete(hash)
       accessByGrant.remove(record.grantId, hash)
     }
     const dropRefresh = (hash: string, entry: RefreshEntry) => {
+      changes++
       refreshTokens.delete(hash)
       refreshByGrant.remove(entry.record.grantId, hash)
     }
@@ -66,6 +98,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
       value: V,
       onEvict: (key: string, value: V) => void
     ) => {
+      changes++
       map.set(key, value)
       while (map.size > capacity) {
         const evicted = map.evictOldest()
@@ -80,6 +113,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
       for (const hash of codesByGrant.take(grantId)) removed = codes.delete(hash) || removed
       for (const hash of accessByGrant.take(grantId)) removed = accessTokens.delete(hash) || removed
       for (const hash of refreshByGrant.take(grantId)) removed = refreshTokens.delete(hash) || removed
+      if (existed || removed) changes++
       return existed || removed
     }
 
@@ -87,6 +121,11 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
       Effect.sync(() => revokeInMemory(grantId)).pipe(
         Effect.zipLeft(providers.deleteAll(grantId))
       )
+
+    const dropTransaction = (id: string) => {
+      changes++
+      transactions.delete(id)
+    }
 
     /** Read a live value, dropping it if it has expired. */
     const readLive = <V>(
@@ -109,19 +148,19 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
           const transaction = stamp<Transaction>(input, now, options.transactionTtl)
           insertBounded(transactions, options.maxTransactions, transaction.id, transaction, () => {})
           return transaction
-        }).pipe(Effect.withSpan("TokenStore.saveTransaction")),
+        }),
 
       getTransaction: (id) =>
         Effect.map(Clock.currentTimeMillis, (now) =>
-          Option.fromNullable(readLive(transactions, id, (t) => t.expiresAt, now, (k) => transactions.delete(k)))
+          Option.fromNullable(readLive(transactions, id, (t) => t.expiresAt, now, dropTransaction))
         ),
 
       takeTransaction: (id) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
-          const transaction = readLive(transactions, id, (t) => t.expiresAt, now, (k) => transactions.delete(k))
-          if (transaction !== undefined) transactions.delete(id)
+          const transaction = readLive(transactions, id, (t) => t.expiresAt, now, dropTransaction)
+          if (transaction !== undefined) dropTransaction(id)
           return Option.fromNullable(transaction)
-        }).pipe(Effect.withSpan("TokenStore.takeTransaction")),
+        }),
 
       saveCode: (code, input) =>
         Effect.gen(function*() {
@@ -132,7 +171,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
             codesByGrant.remove(e.code.grantId, k))
           codesByGrant.add(record.grantId, hash)
           return record
-        }).pipe(Effect.withSpan("TokenStore.saveCode")),
+        }),
 
       consumeCode: (code) =>
         Effect.gen(function*() {
@@ -141,9 +180,10 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
           const entry = readLive(codes, hash, (e) => e.code.expiresAt, now, dropCode)
           if (entry === undefined) return { _tag: "NotFound" } satisfies CodeConsumption
           if (entry.consumed) return { _tag: "Replayed", grantId: entry.code.grantId } satisfies CodeConsumption
+          changes++
           entry.consumed = true
           return { _tag: "Consumed", code: entry.code } satisfies CodeConsumption
-        }).pipe(Effect.withSpan("TokenStore.consumeCode")),
+        }),
 
       saveAccessToken: (token, input) =>
         Effect.gen(function*() {
@@ -153,7 +193,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
           insertBounded(accessTokens, options.maxTokenRecords, hash, record, (k, r) => accessByGrant.remove(r.grantId, k))
           accessByGrant.add(record.grantId, hash)
           return record
-        }).pipe(Effect.withSpan("TokenStore.saveAccessToken")),
+        }),
 
       getAccessToken: (token) =>
         Effect.gen(function*() {
@@ -162,7 +202,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
           const record = readLive(accessTokens, hash, (r) => r.expiresAt, now, dropAccess)
           if (record !== undefined) accessTokens.promote(hash)
           return Option.fromNullable(record)
-        }).pipe(Effect.withSpan("TokenStore.getAccessToken")),
+        }),
 
       revokeAccessToken: (token) =>
         Effect.map(crypto.hash(token), (hash) => {
@@ -182,7 +222,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
             refreshByGrant.remove(e.record.grantId, k))
           refreshByGrant.add(record.grantId, hash)
           return record
-        }).pipe(Effect.withSpan("TokenStore.saveRefreshToken")),
+        }),
 
       getRefreshToken: (token) =>
         Effect.gen(function*() {
@@ -207,6 +247,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
             case "Rotate": {
               const live = entry as RefreshEntry
               const next = successorOf(live.record, now, options.refreshTokenTtl)
+              changes++
               live.record = { ...live.record, rotatedAt: now }
               live.successorHash = successorHash
               live.sealedSuccessor = sealedSuccessor
@@ -231,11 +272,12 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
               return { _tag: "ReuseDetected", grantId } satisfies Rotation
             }
           }
-        }).pipe(Effect.withSpan("TokenStore.rotateRefreshToken")),
+        }),
 
       saveGrant: (input) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           const grant = stamp<Grant>(input, now, options.grantTtl)
+          changes++
           grants.set(grant.id, grant)
           return grant
         }),
@@ -245,11 +287,12 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
           const grant = grants.get(id)
           if (grant === undefined) return Option.none()
           if (isLive(grant, now)) return Option.some(grant)
+          changes++
           grants.delete(id)
           return Option.none()
         }),
 
-      revokeGrant: (id) => revokeGrant(id).pipe(Effect.withSpan("TokenStore.revokeGrant"))
+      revokeGrant: (id) => revokeGrant(id)
     }
 
     /** Remove every expired record; the number removed. */
@@ -260,6 +303,7 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
       for (const [hash, r] of accessTokens.entries()) if (!isLive(r, now)) (dropAccess(hash, r), removed++)
       for (const [hash, e] of refreshTokens.entries()) if (!isLive(e.record, now)) (dropRefresh(hash, e), removed++)
       for (const [id, g] of grants) if (!isLive(g, now)) removed += Number(grants.delete(id))
+      if (removed > 0) changes++
       return removed
     })
 
@@ -272,5 +316,57 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
       ...[...grants.entries()].map(([id, g]) => `${Keys.grant(id)} ${JSON.stringify(g)}`)
     ]
 
-    return { service, sweep, dump } as const
+    /**
+     * The whole state in its encoded (JSON) form, least recent first in each
+     * bounded map, taken in one synchronous step. Records are immutable (a
+     * change replaces the object), so the snapshot can be serialized later.
+     */
+    const snapshot = (): TokenStoreStateJson => ({
+      transactions: Array.from(transactions.values(), transactionJson),
+      codes: [...codes.entries()].map(([hash, e]) => [hash, e.code, e.consumed] as const),
+      accessTokens: [...accessTokens.entries()],
+      refreshTokens: [...refreshTokens.entries()].map(([hash, e]) => ({
+        hash,
+        record: e.record,
+        ...(e.successorHash === undefined ? {} : { successorHash: e.successorHash }),
+        ...(e.sealedSuccessor === undefined ? {} : { sealedSuccessor: e.sealedSuccessor })
+      })),
+      grants: [...grants.values()]
+    })
+
+    /**
+     * Replace the state with a snapshot: same records, same LRU order, indexes
+     * rebuilt. Limits apply: a snapshot larger than the configured maximum
+     * keeps its most recent entries. Expired records stay until read or swept,
+     * each by its own expiry.
+     */
+    const restore = (state: TokenStoreState): void => {
+      for (const [id] of [...transactions.entries()]) transactions.delete(id)
+      for (const [hash, e] of [...codes.entries()]) dropCode(hash, e)
+      for (const [hash, r] of [...accessTokens.entries()]) dropAccess(hash, r)
+      for (const [hash, e] of [...refreshTokens.entries()]) dropRefresh(hash, e)
+      grants.clear()
+      for (const t of state.transactions) insertBounded(transactions, options.maxTransactions, t.id, t, () => {})
+      for (const [hash, code, consumed] of state.codes) {
+        insertBounded(codes, options.maxCodes, hash, { code, consumed }, (k, e) => codesByGrant.remove(e.code.grantId, k))
+        codesByGrant.add(code.grantId, hash)
+      }
+      for (const [hash, record] of state.accessTokens) {
+        insertBounded(accessTokens, options.maxTokenRecords, hash, record, (k, r) => accessByGrant.remove(r.grantId, k))
+        accessByGrant.add(record.grantId, hash)
+      }
+      for (const { hash, record, sealedSuccessor, successorHash } of state.refreshTokens) {
+        const entry: RefreshEntry = {
+          record,
+          ...(successorHash === undefined ? {} : { successorHash }),
+          ...(sealedSuccessor === undefined ? {} : { sealedSuccessor })
+        }
+        insertBounded(refreshTokens, options.maxTokenRecords, hash, entry, (k, e) => refreshByGrant.remove(e.record.grantId, k))
+        refreshByGrant.add(record.grantId, hash)
+      }
+      for (const grant of state.grants) grants.set(grant.id, grant)
+      changes++
+    }
+
+    return { service, sweep, dump, snapshot, restore, changes: () => changes } as const
   })
