@@ -12,3 +12,8 @@ export * from "./services/index.ts"
 export * as MemoryStore from "./layers/memory/index.ts"
 export { NodeCrypto, WebCrypto, generateKey, keyringConfig, type KeyringOptions } from "./layers/crypto/index.ts"
 export * as FileStore from "./layers/file/index.ts"
+/** The OAuth engine: flows, verification, signing keys, upstream provider tokens (no HTTP). */
+export * from "./oauth/index.ts"
+export * as KvStore from "./layers/kv/index.ts"
+export * as Tiered from "./layers/tiered/index.ts"
+export * as SqliteStore from "./layers/sqlite/index.ts"

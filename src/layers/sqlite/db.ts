@@ -1,0 +1,179 @@
+import { SqlClient } from "@effect/sql"
+import type { Connection } from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Exit, Option, type Scope } from "effect"
+import { StoreError, type StoreErrorReason } from "../../services/StoreError.ts"
+
+/**
+ * How the SQLite stores talk to the database: statements with positional
+ * parameters on a `SqlClient` connection, and write transactions that begin
+ * with `BEGIN IMMEDIATE`.
+ *
+ * Why not `sql.withTransaction`: `@effect/sql-sqlite-node` begins with a plain
+ * (deferred) `BEGIN`, and in WAL mode a deferred transaction that reads and
+ * then writes fails with `SQLITE_BUSY_SNAPSHOT` when another process wrote in
+ * between (no busy wait helps). `BEGIN IMMEDIATE` takes the write lock first
+ * (waiting up to the busy timeout), so every read inside sees the state it
+ * then writes over. Inside this process, a transaction holds the connection
+ * (the client's permit, or the owned `Db`'s lock) until it ends, so no other
+ * fiber's statement runs in between.
+ */
+export interface Db {
+  /** The rows a statement returns (`SELECT`, or a write with `RETURNING`). */
+  readonly all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, StoreError>
+  /** Run a write without `RETURNING`; the number of rows it changed. */
+  readonly run: (method: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<number, StoreError>
+  /**
+   * Run `body` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`),
+   * rolled back if it fails or is interrupted. Inside a transaction already
+   * (a caller's `sql.withTransaction`), it becomes a savepoint of that one.
+   */
+  readonly write: <A, E>(method: string, body: Effect.Effect<A, E>) => Effect.Effect<A, E | StoreError>
+}
+
+const sqliteCode = (cause: unknown): string | undefined => {
+  if (typeof cause !== "object" || cause === null || !("code" in cause)) return undefined
+  return typeof cause.code === "string" && cause.code.startsWith("SQLITE_") ? cause.code : undefined
+}
+
+/** The SQLite result code behind a failure, looking through `SqlError` and its causes. */
+export const sqliteCodeOf = (error: unknown): string | undefined => {
+  let current: unknown = error
+  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
+    const code = sqliteCode(current)
+    if (code !== undefined) return code
+    current = "cause" in current ? current.cause : undefined
+  }
+  return undefined
+}
+
+/**
+ * Which `StoreError` reason a SQLite result code means: a busy or locked
+ * database after the busy timeout, a full disk or an I/O error are
+ * `Unavailable` (retryable); a damaged or foreign file is `Corrupt`; a
+ * constraint violation is `Conflict`.
+ */
+export const reasonOf = (code: string | undefined): StoreErrorReason => {
+  if (code === undefined) return "Unavailable"
+  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") return "Corrupt"
+  if (code.startsWith("SQLITE_CONSTRAINT")) return "Conflict"
+  return "Unavailable"
+}
+
+/** A failure of the database as a `StoreError`: the SQLite code is the description (never a value or a parameter). */
+export const toStoreError = (method: string, error: unknown): StoreError => {
+  const code = sqliteCodeOf(error)
+  return new StoreError({
+    reason: reasonOf(code),
+    method,
+    description: code ?? "database error",
+    cause: error
+  })
+}
+
+const changesOf = (result: unknown): number =>
+  typeof result === "object" && result !== null && "changes" in result && typeof result.changes === "number"
+    ? result.changes
+    : 0
+
+const isSqlError = (error: unknown): error is SqlError =>
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === "SqlError"
+
+/** A transaction's body, run on `conn` (statements inside see `TransactionConnection` and use it directly). */
+const transaction = <A, E>(
+  conn: Connection,
+  method: string,
+  body: Effect.Effect<A, E>
+): Effect.Effect<A, E | StoreError> => {
+  // Prepared once and cached by the connection, like every other statement.
+  const control = (text: string) => Effect.mapError(conn.execute(text, [], undefined), (error) => toStoreError(method, error))
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      yield* control("BEGIN IMMEDIATE")
+      const exit = yield* Effect.exit(
+        restore(body).pipe(Effect.provideService(SqlClient.TransactionConnection, [conn, 0] as const))
+      )
+      if (Exit.isFailure(exit)) {
+        yield* Effect.ignore(control("ROLLBACK"))
+        return yield* exit
+      }
+      const committed = yield* Effect.exit(control("COMMIT"))
+      if (Exit.isFailure(committed)) {
+        yield* Effect.ignore(control("ROLLBACK"))
+        return yield* Effect.failCause(committed.cause)
+      }
+      return exit.value
+    })
+  )
+}
+
+/** Inside a caller's transaction already: a savepoint of it. */
+const nested = <A, E>(sql: SqlClient.SqlClient, method: string, body: Effect.Effect<A, E>) =>
+  Effect.mapError(
+    sql.withTransaction(body),
+    (error) => error instanceof StoreError ? error : isSqlError(error) ? toStoreError(method, error) : error
+  )
+
+/**
+ * The `Db` over a `SqlClient` that others may share (`layerClient`): every
+ * statement goes through the client (`sql.unsafe`), each write transaction
+ * reserves the client's connection for its duration.
+ */
+export const makeDb = (sql: SqlClient.SqlClient): Db => {
+  const fail = (method: string) => (error: SqlError) => toStoreError(method, error)
+  return {
+    all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) =>
+      Effect.mapError(sql.unsafe<A>(text, params), fail(method)),
+    run: (method, text, params) => sql.unsafe(text, params).raw.pipe(Effect.map(changesOf), Effect.mapError(fail(method))),
+    write: (method, body) =>
+      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
+        Option.isSome(outer)
+          ? nested(sql, method, body)
+          : Effect.scoped(Effect.flatMap(Effect.mapError(sql.reserve, fail(method)), (conn) => transaction(conn, method, body))))
+  }
+}
+
+/**
+ * The `Db` over a `SqlClient` the backend owns alone (`layer`): its one
+ * connection is reserved for the life of the scope, and statements run on it
+ * directly (`Connection.execute`: the client's prepared-statement cache,
+ * without a statement object, span and scope per statement). A lock of its own
+ * keeps statements of other fibers out of a running write transaction, as the
+ * client's permit would.
+ */
+export const makeOwnedDb = (sql: SqlClient.SqlClient): Effect.Effect<Db, StoreError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const conn = yield* Effect.mapError(sql.reserve, (error) => toStoreError("SqliteStore.layer", error))
+    const lock = yield* Effect.makeSemaphore(1)
+    /** Inside one of this connection's transactions (another client's transaction does not count). */
+    const inTransaction = Effect.map(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (outer) => Option.isSome(outer) && outer.value[0] === conn
+    )
+    const exclusive = <A>(effect: Effect.Effect<A, StoreError>) =>
+      Effect.flatMap(inTransaction, (inside) => inside ? effect : lock.withPermits(1)(effect))
+
+    return {
+      all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) =>
+        exclusive(Effect.mapError(conn.execute(text, params, undefined), (error) => toStoreError(method, error))) as Effect.Effect<
+          ReadonlyArray<A>,
+          StoreError
+        >,
+      run: (method, text, params) =>
+        exclusive(Effect.map(
+          Effect.mapError(conn.executeRaw(text, params), (error) => toStoreError(method, error)),
+          changesOf
+        )),
+      write: (method, body) =>
+        Effect.flatMap(inTransaction, (inside) =>
+          inside ? nested(sql, method, body) : lock.withPermits(1)(transaction(conn, method, body)))
+    } satisfies Db
+  })
+
+/**
+ * A span around a public operation, without the call-site stack trace
+ * `Effect.withSpan` captures by default (an `Error` per call, measured at
+ * more than half the cost of the span itself).
+ */
+export const traced = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withSpan(effect, name, { captureStackTrace: false })

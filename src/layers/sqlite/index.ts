@@ -1,0 +1,161 @@
+import { Migrator, SqlClient } from "@effect/sql"
+import { Config, type ConfigError, Context, type Duration, Effect, Layer, type Scope } from "effect"
+import { forkSweeper } from "../../internal/sweeper.ts"
+import {
+  type ProviderTokenStoreOptions,
+  resolveSessionStoreOptions,
+  resolveSweepInterval,
+  resolveTokenStoreOptions,
+  type SessionStoreOptions,
+  type SweepOptions,
+  type TokenStoreOptions
+} from "../../schema/options.ts"
+import { ClientStore } from "../../services/ClientStore.ts"
+import type { Crypto } from "../../services/Crypto.ts"
+import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
+import { RawStorage } from "../../services/RawStorage.ts"
+import { SessionStore } from "../../services/SessionStore.ts"
+import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
+import { StoreError } from "../../services/StoreError.ts"
+import { TokenStore } from "../../services/TokenStore.ts"
+import { makeClientStore } from "./clientStore.ts"
+import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
+import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
+import { makeProviderTokenStore } from "./providerTokenStore.ts"
+import { makeRawStorage } from "./rawStorage.ts"
+import { makeSessionStore } from "./sessionStore.ts"
+import { makeSigningKeyStore } from "./signingKeyStore.ts"
+import { makeSweep } from "./sweep.ts"
+import { DEFAULT_TABLE_PREFIX, migrations, type Tables, tablesFor } from "./tables.ts"
+import { makeTokenStore } from "./tokenStore.ts"
+
+export { DEFAULT_BUSY_TIMEOUT } from "./open.ts"
+export { SWEEP_BATCH } from "./sweep.ts"
+export { DEFAULT_TABLE_PREFIX, type Tables, tablesFor } from "./tables.ts"
+
+/** Options of the stores on a `SqlClient` (`layerClient`). */
+export interface SqliteStoreOptions extends SweepOptions {
+  /** Prefix of every table name (default `mcp_`): letters, digits and underscores. */
+  readonly tablePrefix?: string
+  /**
+   * How long a statement waits for another process's write lock before failing
+   * with `StoreError` `Unavailable` (`PRAGMA busy_timeout`; default 5 s). The
+   * wait is synchronous (better-sqlite3), so keep it short.
+   */
+  readonly busyTimeout?: Duration.DurationInput
+  readonly tokens?: TokenStoreOptions
+  readonly sessions?: SessionStoreOptions
+  readonly providerTokens?: ProviderTokenStoreOptions
+}
+
+export interface SqliteOptions extends SqliteStoreOptions {
+  /** The database file (created with mode 0600, its folder if missing); `:memory:` for a private in-memory one. */
+  readonly filename: string
+}
+
+/** Every store the SQLite backend provides. */
+export type SqliteStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
+
+const METHOD = "SqliteStore.layer"
+
+/** Bring the schema up to date, in one `BEGIN IMMEDIATE` transaction so processes starting together take turns. */
+const migrate = (sql: SqlClient.SqlClient, db: Db, t: Tables): Effect.Effect<void, StoreError> =>
+  db.write(
+    "SqliteStore.migrate",
+    Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations }).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql)
+    )
+  ).pipe(
+    Effect.catchAllDefect((defect) => Effect.fail(toStoreError("SqliteStore.migrate", defect))),
+    Effect.mapError((error) =>
+      error instanceof StoreError
+        ? error
+        : error._tag === "MigrationError"
+        ? new StoreError({ reason: "Corrupt", method: "SqliteStore.migrate", description: error.reason, cause: error })
+        : toStoreError("SqliteStore.migrate", error)
+    ),
+    Effect.asVoid
+  )
+
+/** Every store over one `SqlClient`, its migrations run, its sweep fiber forked in the current scope. */
+const makeStores = (
+  sql: SqlClient.SqlClient,
+  db: Db,
+  options: SqliteStoreOptions
+): Effect.Effect<Context.Context<SqliteStores>, StoreError, Crypto | Scope.Scope> =>
+  Effect.gen(function*() {
+    const t = yield* tablesFor(options.tablePrefix ?? DEFAULT_TABLE_PREFIX)
+    yield* migrate(sql, db, t)
+
+    const tokenOptions = resolveTokenStoreOptions(options.tokens)
+    const tokens = yield* makeTokenStore(db, t, tokenOptions)
+    const providerTokens = yield* makeProviderTokenStore(db, t, options.providerTokens)
+    const sessions = yield* makeSessionStore(db, t, resolveSessionStoreOptions(options.sessions))
+    const clients = yield* makeClientStore(db, t)
+    const signingKeys = yield* makeSigningKeyStore(db, t)
+
+    yield* forkSweeper("SqliteStore", resolveSweepInterval(options), makeSweep(db, t, tokenOptions.refreshGraceWindow))
+
+    return Context.make(TokenStore, tokens).pipe(
+      Context.add(ProviderTokenStore, providerTokens),
+      Context.add(SessionStore, sessions),
+      Context.add(ClientStore, clients),
+      Context.add(SigningKeyStore, signingKeys),
+      Context.add(RawStorage, makeRawStorage(db, t))
+    )
+  })
+
+/**
+ * All the stores in one SQLite file, on `@effect/sql-sqlite-node`: WAL mode
+ * (checked), a busy timeout, migrations run at startup, atomic steps in SQL
+ * (safe across processes sharing the file), expired rows swept in bounded
+ * batches every `sweepInterval` (60 s). The file is created with mode 0600,
+ * its folder if missing. A file that is not a SQLite database fails the layer
+ * with `StoreError` `Corrupt`. Requires `Crypto`; use the same keys on every
+ * start, or nothing sealed before can be opened.
+ */
+export const layer = (options: SqliteOptions): Layer.Layer<SqliteStores, StoreError, Crypto> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    yield* prepareFile(options.filename)
+    const client = yield* openClient(options.filename)
+    const db = yield* makeOwnedDb(client)
+    yield* configure(db, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, isPlainFile(options.filename))
+    const stores = yield* makeStores(client, db, options)
+    yield* restrictSidecars(options.filename)
+    return stores
+  }))
+
+/**
+ * The stores on a `SqlClient` you already have (it must be SQLite: with
+ * `@effect/sql-sqlite-node`, or any client of the `sqlite` dialect). Tables
+ * are created under the prefix by migrations of their own. The connection's
+ * journal mode is yours to choose (WAL is advised); `busyTimeout`, when given,
+ * is applied to it.
+ */
+export const layerClient = (
+  options: SqliteStoreOptions = {}
+): Layer.Layer<SqliteStores, StoreError, Crypto | SqlClient.SqlClient> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.onDialectOrElse({
+      sqlite: () => Effect.void,
+      orElse: () =>
+        Effect.fail(new StoreError({ reason: "Invalid", method: METHOD, description: "the SqlClient is not SQLite" }))
+    })
+    const db = makeDb(sql)
+    if (options.busyTimeout !== undefined) yield* configure(db, options.busyTimeout, false)
+    return yield* makeStores(sql, db, options)
+  }))
+
+/** `SQLITE_PATH`: the database file (default `./data/store.db`). */
+export const filenameConfig: Config.Config<string> = Config.string("SQLITE_PATH").pipe(
+  Config.withDefault("./data/store.db")
+)
+
+/** `layer` with the file from `SQLITE_PATH` (default `./data/store.db`) and the other options from `config`. */
+export const layerConfig = (
+  config: Config.Config<SqliteStoreOptions> = Config.succeed({})
+): Layer.Layer<SqliteStores, StoreError | ConfigError.ConfigError, Crypto> =>
+  Layer.unwrapEffect(
+    Effect.map(Config.all([filenameConfig, config]), ([filename, options]) => layer({ ...options, filename }))
+  )

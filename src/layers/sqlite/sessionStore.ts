@@ -1,0 +1,193 @@
+import { Clock, Effect, Option } from "effect"
+import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
+import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
+import { Session, type SessionEviction } from "../../schema/session.ts"
+import { Crypto } from "../../services/Crypto.ts"
+import { StoreError } from "../../services/StoreError.ts"
+import type { SessionStore } from "../../services/SessionStore.ts"
+import { type Db, traced } from "./db.ts"
+import { decodeRow } from "./json.ts"
+import type { Tables } from "./tables.ts"
+
+/** A session as its row holds it. */
+interface SessionRow {
+  readonly id: string
+  readonly api_key_hash: string
+  readonly subject: string | null
+  readonly initialized: number
+  readonly protocol_version: string | null
+  readonly client_info: string | null
+  readonly created_at: number
+  readonly last_accessed_at: number
+  readonly idle_expires_at: number
+  readonly absolute_expires_at: number
+}
+
+const COLUMNS =
+  "id, api_key_hash, subject, initialized, protocol_version, client_info, created_at, last_accessed_at, idle_expires_at, absolute_expires_at"
+
+/** Least recently accessed first; ties: the oldest, then the first inserted. */
+const LRU_ORDER = "ORDER BY last_accessed_at, created_at, rowid"
+
+const decodeSession = decodeRow(Session)
+
+const toSession = (row: SessionRow, method: string): Effect.Effect<Session, StoreError> => {
+  let clientInfo: unknown
+  if (row.client_info !== null) {
+    try {
+      clientInfo = JSON.parse(row.client_info)
+    } catch (cause) {
+      return Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause }))
+    }
+  }
+  return decodeSession({
+    id: row.id,
+    apiKeyHash: row.api_key_hash,
+    ...(row.subject === null ? {} : { subject: row.subject }),
+    initialized: row.initialized === 1,
+    ...(row.protocol_version === null ? {} : { protocolVersion: row.protocol_version }),
+    ...(clientInfo === undefined ? {} : { clientInfo }),
+    createdAt: row.created_at,
+    lastAccessedAt: row.last_accessed_at,
+    idleExpiresAt: row.idle_expires_at,
+    absoluteExpiresAt: row.absolute_expires_at
+  }, method)
+}
+
+/**
+ * The SQLite `SessionStore`. A session is one row, its sliding expiry in
+ * `expires_at` (the earlier of the idle and the absolute expiry). `create`
+ * enforces both limits inside one `BEGIN IMMEDIATE` transaction (count, delete
+ * the least recently accessed, insert), so they hold across processes; `get`
+ * writes the last access only when the touch interval has passed.
+ */
+export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStoreOptions) =>
+  Effect.gen(function*() {
+    const crypto = yield* Crypto
+
+    const selectLive = `SELECT ${COLUMNS} FROM ${t.sessions} WHERE id = ? AND expires_at > ?`
+    const touch = `UPDATE ${t.sessions} SET last_accessed_at = ?, idle_expires_at = ?, expires_at = ?
+      WHERE id = ? AND last_accessed_at <= ?`
+    const deleteById = `DELETE FROM ${t.sessions} WHERE id = ?`
+
+    const readLive = (id: string, now: number, method: string) =>
+      Effect.flatMap(db.all<SessionRow>(method, selectLive, [id, now]), (rows) =>
+        rows[0] === undefined ? Effect.succeed(undefined) : toSession(rows[0], method))
+
+    const create = (apiKeyHash: string, session: Session, now: number, method: string) =>
+      Effect.gen(function*() {
+        const evicted: Array<SessionEviction> = []
+        // The key's expired sessions go first (they no longer count), then its least recently accessed.
+        yield* db.run(method, `DELETE FROM ${t.sessions} WHERE api_key_hash = ? AND expires_at <= ?`, [apiKeyHash, now])
+        const ofKey = yield* db.all<SessionRow>(
+          method,
+          `SELECT ${COLUMNS} FROM ${t.sessions} WHERE api_key_hash = ? ${LRU_ORDER}`,
+          [apiKeyHash]
+        )
+        for (const row of ofKey.slice(0, Math.max(0, ofKey.length - options.maxPerKey + 1))) {
+          yield* db.run(method, deleteById, [row.id])
+          evicted.push({ session: yield* toSession(row, method), reason: "PerKeyLimit" })
+        }
+        const counted = yield* db.all<{ readonly n: number }>(method, `SELECT count(*) AS n FROM ${t.sessions}`, [])
+        const excess = (counted[0]?.n ?? 0) - options.maxSessions + 1
+        if (excess > 0) {
+          const oldest = yield* db.all<SessionRow>(
+            method,
+            `SELECT ${COLUMNS} FROM ${t.sessions} ${LRU_ORDER} LIMIT ?`,
+            [excess]
+          )
+          for (const row of oldest) {
+            yield* db.run(method, deleteById, [row.id])
+            const victim = yield* toSession(row, method)
+            if (isSessionLive(victim, now)) evicted.push({ session: victim, reason: "GlobalLimit" })
+          }
+        }
+        yield* db.run(
+          method,
+          `INSERT INTO ${t.sessions} (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            session.id,
+            session.apiKeyHash,
+            session.subject ?? null,
+            session.initialized ? 1 : 0,
+            session.protocolVersion ?? null,
+            session.clientInfo === undefined ? null : JSON.stringify(session.clientInfo),
+            session.createdAt,
+            session.lastAccessedAt,
+            session.idleExpiresAt,
+            session.absoluteExpiresAt,
+            sessionExpiresAt(session)
+          ]
+        )
+        return { session, evicted }
+      })
+
+    const service: SessionStore.Service = {
+      create: (input) =>
+        Effect.gen(function*() {
+          const method = "SessionStore.create"
+          const apiKeyHash = yield* crypto.hash(input.apiKey)
+          const id = yield* crypto.randomToken()
+          const now = yield* Clock.currentTimeMillis
+          const session = newSession(input, id, apiKeyHash, now, options)
+          return yield* db.write(method, create(apiKeyHash, session, now, method))
+        }).pipe(traced("SessionStore.create")),
+
+      get: (id) =>
+        Effect.gen(function*() {
+          const method = "SessionStore.get"
+          const now = yield* Clock.currentTimeMillis
+          const session = yield* readLive(id, now, method)
+          if (session === undefined) return Option.none()
+          const touched = touchSession(session, now, options)
+          if (touched === undefined) return Option.some(session)
+          // Conditional: of several readers past the interval, the write lands once.
+          yield* db.run(method, touch, [
+            touched.lastAccessedAt,
+            touched.idleExpiresAt,
+            sessionExpiresAt(touched),
+            id,
+            now - options.touchInterval
+          ])
+          return Option.some(touched)
+        }).pipe(traced("SessionStore.get")),
+
+      update: (id, patch) =>
+        Effect.gen(function*() {
+          const method = "SessionStore.update"
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* db.all<SessionRow>(
+            method,
+            `UPDATE ${t.sessions} SET initialized = coalesce(?, initialized),
+              protocol_version = coalesce(?, protocol_version), client_info = coalesce(?, client_info)
+              WHERE id = ? AND expires_at > ? RETURNING ${COLUMNS}`,
+            [
+              patch.initialized === undefined ? null : patch.initialized ? 1 : 0,
+              patch.protocolVersion ?? null,
+              patch.clientInfo === undefined ? null : JSON.stringify(patch.clientInfo),
+              id,
+              now
+            ]
+          )
+          return rows[0] === undefined ? Option.none() : Option.some(yield* toSession(rows[0], method))
+        }),
+
+      delete: (id) => Effect.map(db.run("SessionStore.delete", deleteById, [id]), (changes) => changes > 0),
+
+      listByApiKey: (apiKey) =>
+        Effect.gen(function*() {
+          const method = "SessionStore.listByApiKey"
+          const apiKeyHash = yield* crypto.hash(apiKey)
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* db.all<SessionRow>(
+            method,
+            `SELECT ${COLUMNS} FROM ${t.sessions} WHERE api_key_hash = ? AND expires_at > ? ${LRU_ORDER}`,
+            [apiKeyHash, now]
+          )
+          return yield* Effect.forEach(rows, (row) => toSession(row, method))
+        })
+    }
+
+    return service
+  })
+

@@ -1,0 +1,329 @@
+import { Clock, Effect, Option, Redacted } from "effect"
+import { Keys } from "../../internal/keys.ts"
+import { decideRotation, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
+import { open, seal } from "../../internal/sealed.ts"
+import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
+import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
+import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
+import { Transaction } from "../../schema/transaction.ts"
+import { Crypto } from "../../services/Crypto.ts"
+import { StoreError } from "../../services/StoreError.ts"
+import type { TokenStore } from "../../services/TokenStore.ts"
+import { type Db, traced } from "./db.ts"
+import { jsonColumn } from "./json.ts"
+import type { Tables } from "./tables.ts"
+
+const codeJson = jsonColumn(AuthorizationCode)
+const accessJson = jsonColumn(AccessTokenRecord)
+const refreshJson = jsonColumn(RefreshTokenRecord)
+const grantJson = jsonColumn(Grant)
+
+interface BodyRow {
+  readonly body: string
+}
+interface EnvelopeRow {
+  readonly envelope: string
+}
+interface RefreshRow {
+  readonly body: string
+  readonly rotated_at: number | null
+}
+interface PresentedRow extends RefreshRow {
+  readonly successor_envelope: string | null
+  readonly s_body: string | null
+  readonly s_rotated_at: number | null
+}
+
+/**
+ * Remove a grant and everything issued under it (codes, access and refresh
+ * tokens, provider tokens), through the `grant_id` / `authorization_id`
+ * indexes. Run inside a write transaction. `true` when the grant or any token
+ * of it existed.
+ */
+export const deleteGrantRows = (db: Db, t: Tables, grantId: string, method: string): Effect.Effect<boolean, StoreError> =>
+  Effect.map(
+    Effect.all([
+      db.run(method, `DELETE FROM ${t.grants} WHERE id = ?`, [grantId]),
+      db.run(method, `DELETE FROM ${t.codes} WHERE grant_id = ?`, [grantId]),
+      db.run(method, `DELETE FROM ${t.accessTokens} WHERE grant_id = ?`, [grantId]),
+      db.run(method, `DELETE FROM ${t.refreshTokens} WHERE grant_id = ?`, [grantId]),
+      db.run(method, `DELETE FROM ${t.providerTokens} WHERE authorization_id = ?`, [grantId])
+    ]),
+    ([grants, codes, access, refresh]) => grants + codes + access + refresh > 0
+  )
+
+/**
+ * The SQLite `TokenStore`. Each atomic step is one SQL statement or one
+ * `BEGIN IMMEDIATE` transaction, so it holds across processes sharing the file:
+ * - `takeTransaction`: `DELETE ... RETURNING`;
+ * - `consumeCode`: `UPDATE ... SET consumed_at WHERE consumed_at IS NULL ... RETURNING`,
+ *   then a read tells a replay from an unknown code;
+ * - rotation: a conditional `UPDATE` of the presented row (`WHERE rotated_at IS NULL`)
+ *   and the successor's `INSERT` in one transaction; a presented row already
+ *   rotated is judged (grace replay or reuse) from the rows in that same transaction;
+ * - `revokeGrant`: every row of the grant, provider tokens included, in one transaction.
+ * Hashing, sealing and opening happen outside the transactions.
+ */
+export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOptions) =>
+  Effect.gen(function*() {
+    const crypto = yield* Crypto
+
+    const readBody = <A>(
+      method: string,
+      text: string,
+      params: ReadonlyArray<unknown>,
+      decode: (text: string, method: string) => Effect.Effect<A, StoreError>
+    ): Effect.Effect<Option.Option<A>, StoreError> =>
+      Effect.flatMap(db.all<BodyRow>(method, text, params), (rows) =>
+        rows[0] === undefined ? Effect.succeed(Option.none()) : Effect.asSome(decode(rows[0].body, method)))
+
+    const openTransaction = (id: string, envelope: string, method: string) =>
+      open(crypto, Transaction, envelope, Keys.transaction(id), method)
+
+    const refreshRecord = (body: string, rotatedAt: number | null, method: string) =>
+      Effect.map(refreshJson.decode(body, method), (record): RefreshTokenRecord =>
+        rotatedAt === null ? record : { ...record, rotatedAt })
+
+    const revokeGrant = (grantId: string, method: string) =>
+      db.write(method, deleteGrantRows(db, t, grantId, method))
+
+    const service: TokenStore.Service = {
+      saveTransaction: (input) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.saveTransaction"
+          const now = yield* Clock.currentTimeMillis
+          const transaction = stamp<Transaction>(input, now, options.transactionTtl)
+          const envelope = yield* seal(crypto, Transaction, transaction, Keys.transaction(transaction.id), method)
+          yield* db.run(method, `INSERT OR REPLACE INTO ${t.transactions} (id, envelope, expires_at) VALUES (?, ?, ?)`, [
+            transaction.id,
+            envelope,
+            transaction.expiresAt
+          ])
+          return transaction
+        }).pipe(traced("TokenStore.saveTransaction")),
+
+      getTransaction: (id) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.getTransaction"
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* db.all<EnvelopeRow>(
+            method,
+            `SELECT envelope FROM ${t.transactions} WHERE id = ? AND expires_at > ?`,
+            [id, now]
+          )
+          return rows[0] === undefined ? Option.none() : Option.some(yield* openTransaction(id, rows[0].envelope, method))
+        }),
+
+      takeTransaction: (id) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.takeTransaction"
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* db.all<EnvelopeRow>(
+            method,
+            `DELETE FROM ${t.transactions} WHERE id = ? AND expires_at > ? RETURNING envelope`,
+            [id, now]
+          )
+          return rows[0] === undefined ? Option.none() : Option.some(yield* openTransaction(id, rows[0].envelope, method))
+        }).pipe(traced("TokenStore.takeTransaction")),
+
+      saveCode: (code, input) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.saveCode"
+          const hash = yield* crypto.hash(code)
+          const now = yield* Clock.currentTimeMillis
+          const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
+          const body = yield* codeJson.encode(record, method)
+          yield* db.run(
+            method,
+            `INSERT OR REPLACE INTO ${t.codes} (hash, grant_id, body, expires_at, consumed_at) VALUES (?, ?, ?, ?, NULL)`,
+            [hash, record.grantId, body, record.expiresAt]
+          )
+          return record
+        }).pipe(traced("TokenStore.saveCode")),
+
+      consumeCode: (code) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.consumeCode"
+          const hash = yield* crypto.hash(code)
+          const now = yield* Clock.currentTimeMillis
+          const consumed = yield* db.all<BodyRow>(
+            method,
+            `UPDATE ${t.codes} SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL AND expires_at > ? RETURNING body`,
+            [now, hash, now]
+          )
+          if (consumed[0] !== undefined) {
+            return { _tag: "Consumed", code: yield* codeJson.decode(consumed[0].body, method) } satisfies CodeConsumption
+          }
+          const replayed = yield* db.all<{ readonly grant_id: string }>(
+            method,
+            `SELECT grant_id FROM ${t.codes} WHERE hash = ? AND expires_at > ?`,
+            [hash, now]
+          )
+          return replayed[0] === undefined
+            ? { _tag: "NotFound" } satisfies CodeConsumption
+            : { _tag: "Replayed", grantId: replayed[0].grant_id } satisfies CodeConsumption
+        }).pipe(traced("TokenStore.consumeCode")),
+
+      saveAccessToken: (token, input) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.saveAccessToken"
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          const record = stamp<AccessTokenRecord>(input, now, options.accessTokenTtl)
+          const body = yield* accessJson.encode(record, method)
+          yield* db.run(
+            method,
+            `INSERT OR REPLACE INTO ${t.accessTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`,
+            [hash, record.grantId, body, record.expiresAt]
+          )
+          return record
+        }).pipe(traced("TokenStore.saveAccessToken")),
+
+      getAccessToken: (token) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.getAccessToken"
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          return yield* readBody(
+            method,
+            `SELECT body FROM ${t.accessTokens} WHERE hash = ? AND expires_at > ?`,
+            [hash, now],
+            accessJson.decode
+          )
+        }).pipe(traced("TokenStore.getAccessToken")),
+
+      revokeAccessToken: (token) =>
+        Effect.flatMap(crypto.hash(token), (hash) =>
+          Effect.map(
+            db.run("TokenStore.revokeAccessToken", `DELETE FROM ${t.accessTokens} WHERE hash = ?`, [hash]),
+            (changes) => changes > 0
+          )),
+
+      saveRefreshToken: (token, input) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.saveRefreshToken"
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          const grant = yield* db.all<{ readonly expires_at: number }>(
+            method,
+            `SELECT expires_at FROM ${t.grants} WHERE id = ?`,
+            [input.grantId]
+          )
+          const record = stampRefreshToken(input, now, options.refreshTokenTtl, grant[0]?.expires_at)
+          const body = yield* refreshJson.encode(record, method)
+          yield* db.run(
+            method,
+            `INSERT OR REPLACE INTO ${t.refreshTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`,
+            [hash, record.grantId, body, record.expiresAt]
+          )
+          return record
+        }).pipe(traced("TokenStore.saveRefreshToken")),
+
+      getRefreshToken: (token) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.getRefreshToken"
+          const hash = yield* crypto.hash(token)
+          const now = yield* Clock.currentTimeMillis
+          const rows = yield* db.all<RefreshRow>(
+            method,
+            `SELECT body, rotated_at FROM ${t.refreshTokens} WHERE hash = ? AND expires_at > ?`,
+            [hash, now]
+          )
+          return rows[0] === undefined
+            ? Option.none()
+            : Option.some(yield* refreshRecord(rows[0].body, rows[0].rotated_at, method))
+        }),
+
+      rotateRefreshToken: (presented, successor) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.rotateRefreshToken"
+          const hash = yield* crypto.hash(presented)
+          const successorHash = yield* crypto.hash(Redacted.value(successor.refreshToken))
+          const sealedSuccessor = yield* seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), method)
+          const now = yield* Clock.currentTimeMillis
+
+          type Outcome =
+            | Rotation
+            | { readonly _tag: "OpenPair"; readonly current: RefreshTokenRecord; readonly envelope: string }
+
+          const outcome = yield* db.write(
+            method,
+            Effect.gen(function*() {
+              const rotated = yield* db.all<BodyRow>(
+                method,
+                `UPDATE ${t.refreshTokens} SET rotated_at = ?, successor_hash = ?, successor_envelope = ?
+                  WHERE hash = ? AND rotated_at IS NULL AND expires_at > ? RETURNING body`,
+                [now, successorHash, sealedSuccessor, hash, now]
+              )
+              if (rotated[0] !== undefined) {
+                const previous = yield* refreshJson.decode(rotated[0].body, method)
+                const next = successorOf(previous, now, options.refreshTokenTtl)
+                const body = yield* refreshJson.encode(next, method)
+                yield* db.run(
+                  method,
+                  `INSERT OR REPLACE INTO ${t.refreshTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`,
+                  [successorHash, next.grantId, body, next.expiresAt]
+                )
+                return { _tag: "Rotated", previous: { ...previous, rotatedAt: now }, current: next } satisfies Outcome
+              }
+              // Not rotatable: unknown, expired, or rotated before. Judge from the rows.
+              const rows = yield* db.all<PresentedRow>(
+                method,
+                `SELECT p.body, p.rotated_at, p.successor_envelope, s.body AS s_body, s.rotated_at AS s_rotated_at
+                  FROM ${t.refreshTokens} p LEFT JOIN ${t.refreshTokens} s ON s.hash = p.successor_hash
+                  WHERE p.hash = ?`,
+                [hash]
+              )
+              const row = rows[0]
+              if (row === undefined || row.rotated_at === null) return { _tag: "NotFound" } satisfies Outcome
+              const record = yield* refreshRecord(row.body, row.rotated_at, method)
+              const current = row.s_body === null ? undefined : yield* refreshRecord(row.s_body, row.s_rotated_at, method)
+              switch (decideRotation(record, current, now, options.refreshGraceWindow)) {
+                case "GraceReplay":
+                  if (row.successor_envelope !== null && current !== undefined) {
+                    return { _tag: "OpenPair", current, envelope: row.successor_envelope } satisfies Outcome
+                  }
+                  return yield* Effect.fail(
+                    new StoreError({ reason: "Corrupt", method, description: "the sealed successor pair is missing" })
+                  )
+                case "Reuse":
+                  yield* deleteGrantRows(db, t, record.grantId, method)
+                  return { _tag: "ReuseDetected", grantId: record.grantId } satisfies Outcome
+                default:
+                  return { _tag: "NotFound" } satisfies Outcome
+              }
+            })
+          )
+          if (outcome._tag !== "OpenPair") return outcome
+          const pair = yield* open(crypto, IssuedPair, outcome.envelope, Keys.refreshSuccessor(hash), method)
+          return { _tag: "GraceReplay", current: outcome.current, pair } satisfies Rotation
+        }).pipe(traced("TokenStore.rotateRefreshToken")),
+
+      saveGrant: (input) =>
+        Effect.gen(function*() {
+          const method = "TokenStore.saveGrant"
+          const now = yield* Clock.currentTimeMillis
+          const grant = stamp<Grant>(input, now, options.grantTtl)
+          const body = yield* grantJson.encode(grant, method)
+          yield* db.run(method, `INSERT OR REPLACE INTO ${t.grants} (id, body, expires_at) VALUES (?, ?, ?)`, [
+            grant.id,
+            body,
+            grant.expiresAt
+          ])
+          return grant
+        }),
+
+      getGrant: (id) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          readBody(
+            "TokenStore.getGrant",
+            `SELECT body FROM ${t.grants} WHERE id = ? AND expires_at > ?`,
+            [id, now],
+            grantJson.decode
+          )),
+
+      revokeGrant: (id) => revokeGrant(id, "TokenStore.revokeGrant").pipe(traced("TokenStore.revokeGrant"))
+    }
+
+    return service
+  })

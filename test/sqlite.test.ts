@@ -1,0 +1,417 @@
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { createInterface } from "node:readline"
+import { Keys } from "../src/internal/keys.ts"
+import { generateKey, NodeCrypto } from "../src/layers/crypto/index.ts"
+import * as SqliteStore from "../src/layers/sqlite/index.ts"
+import type { SigningKeySet } from "../src/schema/signingKey.ts"
+import { ClientStore } from "../src/services/ClientStore.ts"
+import { Crypto } from "../src/services/Crypto.ts"
+import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
+import { RawStorage } from "../src/services/RawStorage.ts"
+import { SessionStore } from "../src/services/SessionStore.ts"
+import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
+import { StoreError } from "../src/services/StoreError.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
+import { storeContract, type StoreOptions } from "./contract/index.ts"
+import * as F from "./contract/fixtures.ts"
+import { advance } from "./contract/harness.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "mcp-sqlite-test-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+let files = 0
+/** A fresh database file for each build. */
+const freshFile = () => join(dir, `store-${++files}.db`)
+
+const sqlite = {
+  name: "sqlite",
+  make: (options?: StoreOptions) =>
+    SqliteStore.layer({ filename: freshFile(), ...options }).pipe(Layer.provideMerge(NodeCrypto.layerEphemeral))
+}
+
+storeContract(sqlite)
+
+/** The stores on `filename` under a given key (the same key reopens what was sealed before). */
+const storesOn = (filename: string, key: Redacted.Redacted<string>, options: Omit<SqliteStore.SqliteOptions, "filename"> = {}) =>
+  SqliteStore.layer({ sweepInterval: "1 day", ...options, filename }).pipe(
+    Layer.provideMerge(Layer.orDie(NodeCrypto.layer({ activeKey: key })))
+  )
+
+/** Run `body` on a fresh build of `layer`, released when it ends. */
+const using = <ROut, E>(layer: Layer.Layer<ROut, E>) => <A, E2>(body: Effect.Effect<A, E2, ROut>) =>
+  Effect.scoped(Effect.provide(body, Layer.fresh(layer)))
+
+/** Every value of every row of every table, read with plain better-sqlite3, and the raw bytes of the files. */
+const rawContents = (filename: string): { readonly rows: string; readonly bytes: Buffer } => {
+  const db = new Database(filename, { readonly: true })
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>
+    const rows = tables.flatMap(({ name }) =>
+      (db.prepare(`SELECT * FROM "${name}"`).all() as Array<Record<string, unknown>>).map((row) => JSON.stringify(row))
+    )
+    const bytes = Buffer.concat(
+      [filename, `${filename}-wal`].filter((path) => existsSync(path)).map((path) => readFileSync(path))
+    )
+    return { rows: rows.join("\n"), bytes }
+  } finally {
+    db.close()
+  }
+}
+
+const keySet = (version: number, label: string): SigningKeySet => ({
+  version,
+  keys: [{
+    kid: `kid-${label}`,
+    alg: "ES256",
+    status: "active",
+    publicJwk: { kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}` },
+    privateJwk: Redacted.make({ kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}`, d: `private-d-${label}-secret` }),
+    createdAt: 0
+  }]
+})
+
+const storeErrorOf = <A, E>(exit: Exit.Exit<A, E>): StoreError | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const failure = Cause.failureOption(exit.cause)
+  return Option.isSome(failure) && failure.value instanceof StoreError ? failure.value : undefined
+}
+
+describe("sqlite backend", () => {
+  it.effect("survives a restart: everything present and decryptable, expired rows gone after the first sweep", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      const options = { tokens: { refreshGraceWindow: "1 hour" } } as const
+      const secrets = { clientSecret: F.secret("client"), apiKey: F.secret("api-key") }
+
+      const sessionId = yield* using(storesOn(filename, key, options))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        const providers = yield* ProviderTokenStore
+        yield* tokens.saveGrant(F.grant("g1"))
+        yield* tokens.saveTransaction({ ...F.transaction("tx-keep"), upstream: { state: "s", codeVerifier: Redacted.make("verifier-secret") } })
+        yield* tokens.saveTransaction({ ...F.transaction("tx-short"), ttl: "1 minute" })
+        yield* tokens.saveCode("code-keep", { ...F.code("g1"), ttl: "1 hour" })
+        yield* tokens.saveCode("code-short", F.code("g1"))
+        yield* tokens.saveAccessToken("at-keep", F.accessToken("g1"))
+        yield* tokens.saveAccessToken("at-short", { ...F.accessToken("g1"), ttl: "1 minute" })
+        yield* tokens.saveRefreshToken("rt-0", F.refreshToken("g1"))
+        yield* tokens.rotateRefreshToken("rt-0", F.pair(1))
+        yield* providers.storeTokens("g1", "github", F.providerTokens(1))
+        yield* providers.storeTokens("g-short", "github", F.providerTokens(2, { refreshExpiresAt: 60_000 }))
+        const { session } = yield* (yield* SessionStore).create({ apiKey: secrets.apiKey, clientInfo: { name: "c", version: "1" } })
+        yield* (yield* ClientStore).register({ clientId: "c1", clientSecret: secrets.clientSecret, metadata: F.clientMetadata })
+        expect(yield* (yield* SigningKeyStore).compareAndSet(undefined, keySet(1, "restart"))).toBe(true)
+        return session.id
+      }))
+
+      yield* advance("2 minutes")
+
+      yield* using(storesOn(filename, key, options))(Effect.gen(function*() {
+        const crypto = yield* Crypto
+        const tokens = yield* TokenStore
+        yield* advance(0) // the sweeper's first run, at startup
+        const rows = (yield* (yield* RawStorage).dump).join("\n")
+        expect(rows).not.toContain("tx-short")
+        expect(rows).not.toContain(Keys.code(yield* crypto.hash("code-short")))
+        expect(rows).not.toContain(Keys.accessToken(yield* crypto.hash("at-short")))
+        expect(rows).not.toContain("g-short")
+
+        const transaction = Option.getOrThrow(yield* tokens.getTransaction("tx-keep"))
+        expect(transaction.upstream && Redacted.value(transaction.upstream.codeVerifier)).toBe("verifier-secret")
+        expect((yield* tokens.consumeCode("code-keep"))._tag).toBe("Consumed")
+        expect(Option.isSome(yield* tokens.getAccessToken("at-keep"))).toBe(true)
+        expect(Option.getOrThrow(yield* tokens.getRefreshToken("rt-0")).rotatedAt).toBe(0)
+        const replay = yield* tokens.rotateRefreshToken("rt-0", F.pair("retry"))
+        expect(replay._tag === "GraceReplay" && Redacted.value(replay.pair.refreshToken)).toBe(Redacted.value(F.pair(1).refreshToken))
+        const provider = Option.getOrThrow(yield* (yield* ProviderTokenStore).getTokens("g1", "github"))
+        expect(Redacted.value(provider.accessToken)).toBe("gho_provider_access_1_secret")
+        const session = Option.getOrThrow(yield* (yield* SessionStore).get(sessionId))
+        expect(session.clientInfo).toEqual({ name: "c", version: "1" })
+        expect(Option.isSome(yield* (yield* ClientStore).authenticate("c1", secrets.clientSecret))).toBe(true)
+        const keys = Option.getOrThrow(yield* (yield* SigningKeyStore).get)
+        expect(keys.keys.map((k) => Redacted.value(k.privateJwk)["d"])).toEqual(["private-d-restart-secret"])
+      }))
+
+      // Another key opens nothing sealed under the first.
+      const other = yield* generateKey
+      const exit = yield* Effect.exit(using(storesOn(filename, other))(Effect.flatMap(TokenStore, (s) => s.getTransaction("tx-keep"))))
+      expect(storeErrorOf(exit)?.reason).toBe("DecryptFailed")
+    }))
+
+  it.live("two OS processes racing on one file: one winner per code, transaction and rotation; the session limit holds", () =>
+    Effect.gen(function*() {
+      const count = 200
+      const filename = freshFile()
+      const key = yield* generateKey
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        yield* tokens.saveGrant(F.grant("g-rt"))
+        for (let i = 0; i < count; i++) {
+          yield* tokens.saveCode(`race-code-${i}`, { ...F.code(`g-${i}`), ttl: "1 hour" })
+          yield* tokens.saveTransaction(F.transaction(`race-tx-${i}`))
+          if (i < count / 4) yield* tokens.saveRefreshToken(`race-rt-${i}`, F.refreshToken("g-rt"))
+        }
+      }))
+
+      const racers = 2
+      const outcomes = yield* Effect.promise(() => race(filename, key, count, racers))
+      for (const outcome of outcomes) expect(outcome.error).toBeUndefined()
+      const consumed = outcomes.flatMap((o) => o.consumed ?? [])
+      const taken = outcomes.flatMap((o) => o.taken ?? [])
+      expect(consumed.length).toBe(count)
+      expect(new Set(consumed).size).toBe(count)
+      expect(taken.length).toBe(count)
+      expect(new Set(taken).size).toBe(count)
+      expect(outcomes.reduce((n, o) => n + (o.replayed ?? 0), 0)).toBe(count * (racers - 1))
+      expect(outcomes.reduce((n, o) => n + (o.notFound ?? 0), 0)).toBe(0)
+      const rotated = outcomes.flatMap((o) => o.rotated ?? [])
+      expect(rotated.length).toBe(count / 4)
+      expect(new Set(rotated).size).toBe(count / 4)
+      expect(outcomes.reduce((n, o) => n + (o.graceReplays ?? 0), 0)).toBe((count / 4) * (racers - 1))
+      expect(outcomes.reduce((n, o) => n + (o.otherRotations ?? 1), 0)).toBe(0)
+      expect(outcomes.reduce((n, o) => n + (o.evicted ?? 0), 0)).toBe(SESSIONS_PER_RACER * racers - 5)
+
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        expect(yield* tokens.consumeCode("race-code-7")).toEqual({ _tag: "Replayed", grantId: "g-7" })
+        expect(Option.isNone(yield* tokens.getTransaction("race-tx-7"))).toBe(true)
+        expect((yield* (yield* SessionStore).listByApiKey("race-api-key")).length).toBe(5)
+      }))
+    }), 60_000)
+
+  it.effect("the file holds no raw bearer secret, API key, client secret, provider token or private key", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      const secrets = {
+        code: F.secret("code"),
+        access: F.secret("access"),
+        refresh: F.secret("refresh"),
+        apiKey: F.secret("api-key"),
+        clientSecret: F.secret("client-secret"),
+        verifier: F.secret("pkce-verifier")
+      }
+      const hashes = yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        const crypto = yield* Crypto
+        const tokens = yield* TokenStore
+        yield* tokens.saveGrant(F.grant("g1"))
+        yield* tokens.saveTransaction({ ...F.transaction("tx-1"), upstream: { state: "s", codeVerifier: Redacted.make(secrets.verifier) } })
+        yield* tokens.saveCode(secrets.code, F.code("g1"))
+        yield* tokens.saveAccessToken(secrets.access, F.accessToken("g1"))
+        yield* tokens.saveRefreshToken(secrets.refresh, F.refreshToken("g1"))
+        yield* tokens.rotateRefreshToken(secrets.refresh, F.pair("sealed"))
+        yield* (yield* ProviderTokenStore).storeTokens("g1", "github", F.providerTokens("raw"))
+        yield* (yield* SessionStore).create({ apiKey: secrets.apiKey })
+        yield* (yield* ClientStore).register({ clientId: "c1", clientSecret: secrets.clientSecret, metadata: F.clientMetadata })
+        yield* (yield* SigningKeyStore).compareAndSet(undefined, keySet(1, "raw"))
+        return yield* Effect.forEach([secrets.code, secrets.refresh, secrets.apiKey, secrets.clientSecret], crypto.hash)
+      }))
+      const { bytes, rows } = rawContents(filename)
+      for (const hash of hashes) expect(rows).toContain(hash)
+      const forbidden = [
+        ...Object.values(secrets),
+        Redacted.value(F.pair("sealed").refreshToken),
+        Redacted.value(F.pair("sealed").accessToken),
+        "gho_provider_access_raw_secret",
+        "ghr_provider_refresh_raw_secret",
+        "user@example.com",
+        "private-d-raw-secret"
+      ]
+      for (const value of forbidden) {
+        expect(rows).not.toContain(value)
+        expect(bytes.includes(value)).toBe(false)
+      }
+    }))
+
+  it.effect("creates the folder, the file with mode 0600, and runs in WAL mode", () =>
+    Effect.gen(function*() {
+      const filename = join(dir, "nested", "deeper", "store.db")
+      const key = yield* generateKey
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        yield* (yield* TokenStore).saveGrant(F.grant("g1"))
+        expect(statSync(filename).mode & 0o777).toBe(0o600)
+        for (const sidecar of [`${filename}-wal`, `${filename}-shm`]) {
+          if (existsSync(sidecar)) expect(statSync(sidecar).mode & 0o777).toBe(0o600)
+        }
+        const db = new Database(filename, { readonly: true })
+        expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
+        db.close()
+      }))
+    }))
+
+  it.effect("a file that is not a SQLite database fails the layer with a typed error and is left untouched", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const garbage = "this is not a database, just some text\n".repeat(200)
+      writeFileSync(filename, garbage)
+      const exit = yield* Effect.exit(using(storesOn(filename, yield* generateKey))(Effect.void))
+      const error = storeErrorOf(exit)
+      expect(error?.reason).toBe("Corrupt")
+      expect(error?.method).toBe("SqliteStore.layer")
+      expect(readFileSync(filename, "utf8")).toBe(garbage)
+    }))
+
+  it.effect("a tampered row is StoreError Corrupt, a tampered envelope DecryptFailed: never a defect", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* using(storesOn(filename, yield* generateKey))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        const providers = yield* ProviderTokenStore
+        yield* tokens.saveAccessToken("at-1", F.accessToken("g1"))
+        yield* providers.storeTokens("g1", "github", F.providerTokens(1))
+        const db = new Database(filename)
+        db.exec(`UPDATE mcp_access_tokens SET body = '{"grantId":42}'`)
+        db.exec(`UPDATE mcp_provider_tokens SET authorization_id = 'g2'`)
+        db.close()
+        expect(storeErrorOf(yield* Effect.exit(tokens.getAccessToken("at-1")))).toMatchObject({
+          reason: "Corrupt",
+          method: "TokenStore.getAccessToken"
+        })
+        expect(storeErrorOf(yield* Effect.exit(providers.getTokens("g2", "github")))?.reason).toBe("DecryptFailed")
+      }))
+    }))
+
+  it.effect("one sweep deletes 2,000 expired rows in batches and keeps the live one", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* using(storesOn(filename, yield* generateKey, { sweepInterval: "60 seconds" }))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        const raw = yield* RawStorage
+        yield* tokens.saveAccessToken("at-live", F.accessToken("g1"))
+        for (let i = 0; i < 2_000; i++) yield* tokens.saveAccessToken(`at-${i}`, { ...F.accessToken("g1"), ttl: "30 seconds" })
+        const accessRows = Effect.map(raw.dump, (rows) => rows.filter((row) => row.startsWith("access:")).length)
+        expect(yield* accessRows).toBe(2_001)
+        expect(SqliteStore.SWEEP_BATCH).toBeLessThan(2_000)
+        yield* advance("60 seconds")
+        expect(yield* accessRows).toBe(1)
+        expect(Option.isSome(yield* tokens.getAccessToken("at-live"))).toBe(true)
+      }))
+    }))
+
+  it.effect("a write lock held past the busy timeout is StoreError Unavailable, and the store recovers", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* using(storesOn(filename, yield* generateKey, { busyTimeout: "100 millis" }))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        const holder = new Database(filename)
+        holder.exec("BEGIN IMMEDIATE")
+        const exit = yield* Effect.exit(tokens.saveCode("code-1", F.code("g1")))
+        holder.exec("ROLLBACK")
+        holder.close()
+        const error = storeErrorOf(exit)
+        expect(error?.reason).toBe("Unavailable")
+        expect(error?.method).toBe("TokenStore.saveCode")
+        expect(error?.description).toBe("SQLITE_BUSY")
+        yield* tokens.saveCode("code-1", F.code("g1"))
+        expect((yield* tokens.consumeCode("code-1"))._tag).toBe("Consumed")
+      }))
+    }))
+
+  it.effect("table prefixes keep two store sets apart in one file; an unsafe prefix is refused", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      yield* using(storesOn(filename, key, { tablePrefix: "a_" }))(
+        Effect.flatMap(TokenStore, (s) => s.saveAccessToken("at-1", F.accessToken("g1")))
+      )
+      const seen = yield* using(storesOn(filename, key, { tablePrefix: "b_" }))(
+        Effect.flatMap(TokenStore, (s) => s.getAccessToken("at-1"))
+      )
+      expect(Option.isNone(seen)).toBe(true)
+      const db = new Database(filename, { readonly: true })
+      const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>)
+        .map((t) => t.name)
+      db.close()
+      expect(tables).toContain("a_access_tokens")
+      expect(tables).toContain("b_access_tokens")
+      expect(tables).toContain("a_migrations")
+      const exit = yield* Effect.exit(using(storesOn(freshFile(), key, { tablePrefix: "x; DROP TABLE y" }))(Effect.void))
+      expect(storeErrorOf(exit)?.reason).toBe("Invalid")
+    }))
+
+  it.effect("layerConfig reads the file from SQLITE_PATH", () =>
+    Effect.gen(function*() {
+      const filename = join(dir, "from-config", "store.db")
+      const stores = SqliteStore.layerConfig().pipe(
+        Layer.provideMerge(NodeCrypto.layerEphemeral),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SQLITE_PATH", filename]]))))
+      )
+      yield* using(stores)(Effect.flatMap(TokenStore, (s) => s.saveGrant(F.grant("g1"))))
+      expect(existsSync(filename)).toBe(true)
+    }))
+
+  it.effect("layerClient runs the stores on an existing SqlClient", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const stores = SqliteStore.layerClient({ tablePrefix: "app_" }).pipe(
+        Layer.provideMerge(NodeCrypto.layerEphemeral),
+        Layer.provide(SqliteClient.layer({ filename }))
+      )
+      yield* using(stores)(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        yield* tokens.saveCode("code-1", F.code("g1"))
+        expect((yield* tokens.consumeCode("code-1"))._tag).toBe("Consumed")
+        expect((yield* tokens.consumeCode("code-1"))._tag).toBe("Replayed")
+      }))
+    }))
+})
+
+interface RaceOutcome {
+  readonly consumed?: ReadonlyArray<number>
+  readonly replayed?: number
+  readonly notFound?: number
+  readonly taken?: ReadonlyArray<number>
+  readonly missing?: number
+  readonly rotated?: ReadonlyArray<number>
+  readonly graceReplays?: number
+  readonly otherRotations?: number
+  readonly evicted?: number
+  readonly error?: string
+}
+
+/** Start `racers` processes on the file, release them together, and collect what each won. */
+/** Sessions each racer creates for one API key (as the fixture does). */
+const SESSIONS_PER_RACER = 20
+
+const race = async (filename: string, key: Redacted.Redacted<string>, count: number, racers: number) => {
+  const here = fileURLToPath(new URL(".", import.meta.url))
+  const fixture = join(here, "fixtures", "sqlite-race.ts")
+  const children = Array.from({ length: racers }, () =>
+    spawn(process.execPath, ["--import", "tsx", fixture, filename, String(count)], {
+      cwd: join(here, ".."),
+      env: { ...process.env, RACE_KEY: Redacted.value(key) },
+      stdio: ["pipe", "pipe", "inherit"]
+    }))
+  const outputs = children.map((child) => {
+    const lines = createInterface({ input: child.stdout })
+    const all: Array<string> = []
+    const ready = new Promise<void>((resolve, reject) => {
+      lines.on("line", (line) => {
+        all.push(line)
+        if (line === "ready") resolve()
+      })
+      child.once("exit", (code) => reject(new Error(`racer exited with ${code} before it was ready`)))
+    })
+    const done = new Promise<RaceOutcome>((resolve, reject) =>
+      child.once("exit", (code) =>
+        code === 0 ? resolve(JSON.parse(all[all.length - 1] ?? "{}") as RaceOutcome) : reject(new Error(`racer exited with ${code}`))
+      )
+    )
+    return { ready, done }
+  })
+  try {
+    await Promise.all(outputs.map((o) => o.ready))
+    for (const child of children) child.stdin.write("go\n")
+    return await Promise.all(outputs.map((o) => o.done))
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill()
+  }
+}
