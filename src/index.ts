@@ -1,5 +1,4 @@
 /**
- * mcp-oauth-store: token and session stores for OAuth-protected MCP servers.
  *
  * Write code against the services (`TokenStore`, `SessionStore`,
  * `ProviderTokenStore`, `ClientStore`, `Crypto`); pick a backend by providing
@@ -13,7 +12,4 @@ export * as MemoryStore from "./layers/memory/index.ts"
 export { NodeCrypto, WebCrypto, generateKey, keyringConfig, type KeyringOptions } from "./layers/crypto/index.ts"
 export * as FileStore from "./layers/file/index.ts"
 /** The OAuth engine: flows, verification, signing keys, upstream provider tokens (no HTTP). */
-export * from "./oauth/index.ts"
-export * as KvStore from "./layers/kv/index.ts"
-export * as Tiered from "./layers/tiered/index.ts"
 export * as SqliteStore from "./layers/sqlite/index.ts"
