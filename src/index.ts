@@ -13,3 +13,4 @@ export { NodeCrypto, WebCrypto, generateKey, keyringConfig, type KeyringOptions 
 export * as FileStore from "./layers/file/index.ts"
 /** The OAuth engine: flows, verification, signing keys, upstream provider tokens (no HTTP). */
 export * as SqliteStore from "./layers/sqlite/index.ts"
+export * as KvStore from "./layers/kv/index.ts"

@@ -1,9 +1,10 @@
 /**
- * The operations the `TokenStore` and `SessionStore` contracts require to be
- * atomic. A backend without compare-and-set (Cloudflare KV) lists the ones it
- * cannot make atomic; the contract suite skips only their concurrency cases.
+ * The operations the `TokenStore`, `SessionStore` and `SigningKeyStore`
+ * contracts require to be atomic across every instance sharing the backend.
+ * A backend without compare-and-set (Cloudflare KV) lists the ones it cannot
+ * make atomic; the contract suite skips only their concurrency cases.
  */
-export type AtomicOperation = "takeTransaction" | "consumeCode" | "rotateRefreshToken" | "sessionLimits"
+export type AtomicOperation = "takeTransaction" | "consumeCode" | "rotateRefreshToken" | "sessionLimits" | "signingKeyCas"
 
 export interface StoreCapabilities {
   readonly nonAtomic: ReadonlyArray<AtomicOperation>
