@@ -9,6 +9,7 @@ import { registered } from "./harness.ts"
 import "./memory.ts"
 import "./file.ts"
 import "./sqlite.ts"
+import "./oauth.ts"
 
 const only = process.argv.slice(2)
 const selected = registered().filter((module) => only.length === 0 || only.includes(module.name))

@@ -1,4 +1,5 @@
 /**
+ * mcp-oauth-store: token and session stores for OAuth-protected MCP servers.
  *
  * Write code against the services (`TokenStore`, `SessionStore`,
  * `ProviderTokenStore`, `ClientStore`, `Crypto`); pick a backend by providing
@@ -12,5 +13,6 @@ export * as MemoryStore from "./layers/memory/index.ts"
 export { NodeCrypto, WebCrypto, generateKey, keyringConfig, type KeyringOptions } from "./layers/crypto/index.ts"
 export * as FileStore from "./layers/file/index.ts"
 /** The OAuth engine: flows, verification, signing keys, upstream provider tokens (no HTTP). */
-export * as SqliteStore from "./layers/sqlite/index.ts"
+export * from "./oauth/index.ts"
 export * as KvStore from "./layers/kv/index.ts"
+export * as SqliteStore from "./layers/sqlite/index.ts"

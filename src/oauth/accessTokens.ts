@@ -1,0 +1,186 @@
+/**
+ * Access tokens: issuing them (JWTs with seed 002's claims by default, or
+ * opaque tokens kept in the `TokenStore`) and verifying them on every request
+ * of the resource server.
+ */
+import { Clock, Duration, Effect, Option, Redacted } from "effect"
+import { type InsufficientScope, InvalidToken } from "../errors/OAuthError.ts"
+import { Crypto } from "../services/Crypto.ts"
+import { Jwks, type JwtClaims } from "../services/Jwks.ts"
+import type { StoreError } from "../services/StoreError.ts"
+import { TokenStore } from "../services/TokenStore.ts"
+import { OAuthConfig } from "./config.ts"
+import { formatScope, parseScope, requireScopes } from "./scopes.ts"
+
+/** Whom and what an access token is for. */
+export interface TokenSubject {
+  readonly grantId: string
+  readonly clientId: string
+  readonly subject: string
+  readonly scopes: ReadonlyArray<string>
+  /** The RFC 8707 resource: the token's audience (default: the configured default audience). */
+  readonly resource?: string | undefined
+}
+
+/** A freshly issued access token. */
+export interface IssuedAccessToken {
+  readonly token: Redacted.Redacted<string>
+  readonly format: "jwt" | "opaque"
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number
+  /** Seconds from issuance, for `expires_in`. */
+  readonly expiresIn: number
+}
+
+/** The claim naming the grant a JWT access token belongs to, checked on every verification. */
+export const GRANT_ID_CLAIM = "gid"
+
+/** Claims the custom-claims hook cannot set. */
+const RESERVED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "client_id", GRANT_ID_CLAIM]
+
+/**
+ * Issue an access token for a grant: `expires_in` is the configured lifetime
+ * (seed 002: 1 hour), cut short at `notAfter` (the grant's end) when given.
+ */
+export const issueAccessToken = (
+  grant: TokenSubject,
+  notAfter?: number
+): Effect.Effect<IssuedAccessToken, StoreError, OAuthConfig | Jwks | TokenStore | Crypto> =>
+  Effect.gen(function*() {
+    const config = yield* OAuthConfig
+    const now = yield* Clock.currentTimeMillis
+    const expiresAt = Math.min(now + config.accessTokenTtl, notAfter ?? Number.POSITIVE_INFINITY)
+    const audience = grant.resource ?? config.defaultAudience
+    const crypto = yield* Crypto
+
+    if (config.accessTokenFormat === "opaque") {
+      const token = yield* crypto.randomToken()
+      yield* (yield* TokenStore).saveAccessToken(token, {
+        grantId: grant.grantId,
+        clientId: grant.clientId,
+        subject: grant.subject,
+        scopes: grant.scopes,
+        resource: audience,
+        ttl: Duration.millis(Math.max(0, expiresAt - now))
+      })
+      return { token: Redacted.make(token), format: "opaque", expiresAt, expiresIn: Math.floor((expiresAt - now) / 1000) }
+    }
+
+    const custom = config.tokenClaims === undefined ? {} : yield* config.tokenClaims({
+      subject: grant.subject,
+      clientId: grant.clientId,
+      grantId: grant.grantId,
+      scopes: grant.scopes,
+      audience
+    })
+    const extra: Record<string, unknown> = {}
+    for (const [name, value] of Object.entries(custom)) if (!RESERVED_CLAIMS.includes(name)) extra[name] = value
+    const iat = Math.floor(now / 1000)
+    const exp = Math.floor(expiresAt / 1000)
+    const signed = yield* (yield* Jwks).sign({
+      ...extra,
+      iss: config.issuer,
+      sub: grant.subject,
+      aud: audience,
+      exp,
+      iat,
+      jti: yield* crypto.randomToken(16),
+      scope: formatScope(grant.scopes),
+      client_id: grant.clientId,
+      [GRANT_ID_CLAIM]: grant.grantId
+    })
+    return { token: Redacted.make(signed.token), format: "jwt", expiresAt: exp * 1000, expiresIn: exp - iat }
+  })
+
+/** Seed 002's verification options; each defaults to the server's own settings. */
+export interface VerifyAccessTokenOptions {
+  /** The audience the token must be for (RFC 8707); default: the configured default audience. */
+  readonly expectedAudience?: string | ReadonlyArray<string>
+  /** Default: the configured issuer. */
+  readonly issuer?: string
+  /** Scopes every request needs; missing ones fail with `InsufficientScope`. */
+  readonly requiredScopes?: ReadonlyArray<string>
+  /** Default: the configured `clockTolerance`. */
+  readonly clockTolerance?: Duration.DurationInput
+}
+
+/** What a verified access token says. */
+export interface VerifiedAccessToken {
+  readonly format: "jwt" | "opaque"
+  readonly subject: string
+  readonly clientId: string
+  readonly grantId: string
+  readonly scopes: ReadonlyArray<string>
+  readonly audience: ReadonlyArray<string>
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number
+  readonly issuedAt?: number
+  readonly jti?: string
+  /** Every claim of a JWT (custom claims included); empty for opaque tokens. */
+  readonly claims: JwtClaims
+}
+
+const malformed = () => new InvalidToken({ description: "token claims are malformed" })
+const revoked = () => new InvalidToken({ description: "token has been revoked" })
+
+const audiences = (expected: string | ReadonlyArray<string>): ReadonlyArray<string> =>
+  typeof expected === "string" ? [expected] : expected
+
+/** The typed view of a verified JWT's claims; `InvalidToken` when one of ours is missing or mistyped. */
+const readClaims = (claims: JwtClaims): Effect.Effect<VerifiedAccessToken, InvalidToken> => {
+  const { aud, client_id, exp, iat, jti, scope, sub } = claims
+  const grantId = claims[GRANT_ID_CLAIM]
+  const scopes = typeof scope === "string" ? parseScope(scope) : scope === undefined ? [] : undefined
+  if (
+    typeof sub !== "string" || typeof client_id !== "string" || typeof grantId !== "string" ||
+    typeof exp !== "number" || scopes === undefined
+  ) return Effect.fail(malformed())
+  return Effect.succeed({
+    format: "jwt",
+    subject: sub,
+    clientId: client_id,
+    grantId,
+    scopes,
+    audience: typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === "string") : [],
+    expiresAt: exp * 1000,
+    ...(typeof iat === "number" ? { issuedAt: iat * 1000 } : {}),
+    ...(typeof jti === "string" ? { jti } : {}),
+    claims
+  })
+}
+
+/**
+ * Verify a bearer access token, as the resource server does on every request:
+ * a JWT's signature, `kid`, algorithm, `exp` (required), issuer and audience,
+ * then its grant (one store read: a revoked grant fails its unexpired tokens);
+ * an opaque token by its store record. Failures are `InvalidToken`, or
+ * `InsufficientScope` naming the required scopes.
+ */
+export const verifyAccessToken = (
+  token: string,
+  options: VerifyAccessTokenOptions = {}
+): Effect.Effect<VerifiedAccessToken, InvalidToken | InsufficientScope | StoreError, OAuthConfig | Jwks | TokenStore> =>
+  Effect.gen(function*() {
+    const config = yield* OAuthConfig
+    const store = yield* TokenStore
+    const expected = audiences(options.expectedAudience ?? config.defaultAudience)
+    let verified: VerifiedAccessToken
+    if (token.split(".").length === 3) {
+      const jwt = yield* (yield* Jwks).verify(token, {
+        issuer: options.issuer ?? config.issuer,
+        audience: expected,
+        clockTolerance: options.clockTolerance ?? Duration.seconds(config.clockToleranceSeconds)
+      })
+      verified = yield* readClaims(jwt.claims)
+      if (Option.isNone(yield* store.getGrant(verified.grantId))) return yield* Effect.fail(revoked())
+    } else {
+      const record = yield* store.getAccessToken(token)
+      if (Option.isNone(record)) return yield* Effect.fail(new InvalidToken({ description: "token is unknown, expired or revoked" }))
+      const { clientId, expiresAt, grantId, resource, scopes, subject } = record.value
+      const audience = resource ?? config.defaultAudience
+      if (!expected.includes(audience)) return yield* Effect.fail(new InvalidToken({ description: "token is not for this audience" }))
+      verified = { format: "opaque", subject, clientId, grantId, scopes, audience: [audience], expiresAt, claims: {} }
+    }
+    if (options.requiredScopes !== undefined) yield* requireScopes(verified, options.requiredScopes)
+    return verified
+  }).pipe(Effect.withSpan("OAuth.verifyAccessToken"))

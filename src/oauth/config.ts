@@ -1,0 +1,135 @@
+/**
+ * The authorization server's settings: who it is, which resources it issues
+ * tokens for, lifetimes (seed 002's defaults), the access-token format and the
+ * custom-claims hook.
+ */
+import { type Config, type ConfigError, Context, Data, Duration, Effect, Layer } from "effect"
+
+/** What the custom-claims hook (seed 002's `tokenClaims`) is told about the token being issued. */
+export interface TokenClaimsContext {
+  readonly subject: string
+  readonly clientId: string
+  readonly grantId: string
+  readonly scopes: ReadonlyArray<string>
+  readonly audience: string
+}
+
+/** Extra claims for an access token; they never replace the standard ones. */
+export type TokenClaimsHook = (context: TokenClaimsContext) => Effect.Effect<Readonly<Record<string, unknown>>>
+
+export interface OAuthOptions {
+  /** The issuer identifier (`iss`): an https URL (http only on a loopback host, for development). */
+  readonly issuer: string
+  /**
+   * The RFC 8707 resource indicators tokens may be issued for; the first is
+   * the audience of a token requested without `resource`. Default: the issuer.
+   */
+  readonly resources?: ReadonlyArray<string>
+  /** The scopes this server knows; a client or request naming others is refused. Default: any scope. */
+  readonly scopesSupported?: ReadonlyArray<string>
+  /** Seed 002: 1 hour. */
+  readonly accessTokenTtl?: Duration.DurationInput
+  /** Seed 002: 30 days. */
+  readonly refreshTokenTtl?: Duration.DurationInput
+  /** Seed 002: 60 seconds. */
+  readonly codeTtl?: Duration.DurationInput
+  /** Pending authorizations (seed 002: 10 minutes). */
+  readonly transactionTtl?: Duration.DurationInput
+  /** The absolute lifetime of a grant and of its refresh chain (default 90 days). */
+  readonly grantTtl?: Duration.DurationInput
+  /** `jwt` (default, seed 002) or `opaque`: random tokens kept in the `TokenStore` (seed 000's RS tokens). */
+  readonly accessTokenFormat?: "jwt" | "opaque"
+  /** Seed 002's `tokenClaims`: custom claims for each access token. */
+  readonly tokenClaims?: TokenClaimsHook
+  /** Seed 002's `clockTolerance` for verification (default none). */
+  readonly clockTolerance?: Duration.DurationInput
+  /** Lifetime of generated client secrets (default: they never expire). */
+  readonly clientSecretTtl?: Duration.DurationInput
+}
+
+/** `OAuthOptions` with every default filled in; durations in milliseconds. */
+export interface ResolvedOAuthOptions {
+  readonly issuer: string
+  readonly resources: ReadonlyArray<string>
+  readonly defaultAudience: string
+  readonly scopesSupported: ReadonlyArray<string> | undefined
+  readonly accessTokenTtl: number
+  readonly refreshTokenTtl: number
+  readonly codeTtl: number
+  readonly transactionTtl: number
+  readonly grantTtl: number
+  readonly accessTokenFormat: "jwt" | "opaque"
+  readonly tokenClaims: TokenClaimsHook | undefined
+  readonly clockToleranceSeconds: number
+  /** 0: never. */
+  readonly clientSecretTtl: number
+}
+
+const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
+  Duration.toMillis(Duration.decode(input ?? fallback))
+
+/** Fill in the defaults. */
+export const resolveOAuthOptions = (options: OAuthOptions): ResolvedOAuthOptions => {
+  const resources = options.resources === undefined || options.resources.length === 0 ? [options.issuer] : options.resources
+  return {
+    issuer: options.issuer,
+    resources,
+    defaultAudience: resources[0] ?? options.issuer,
+    scopesSupported: options.scopesSupported,
+    accessTokenTtl: millis(options.accessTokenTtl, "1 hour"),
+    refreshTokenTtl: millis(options.refreshTokenTtl, "30 days"),
+    codeTtl: millis(options.codeTtl, "60 seconds"),
+    transactionTtl: millis(options.transactionTtl, "10 minutes"),
+    grantTtl: millis(options.grantTtl, "90 days"),
+    accessTokenFormat: options.accessTokenFormat ?? "jwt",
+    tokenClaims: options.tokenClaims,
+    clockToleranceSeconds: Duration.toSeconds(Duration.decode(options.clockTolerance ?? 0)),
+    clientSecretTtl: options.clientSecretTtl === undefined ? 0 : millis(options.clientSecretTtl, 0)
+  }
+}
+
+
+/** Why the settings were refused (for example an issuer that is not an https URL). */
+export class InvalidOAuthOptions extends Data.TaggedError("InvalidOAuthOptions")<{ readonly description: string }> {
+  override get message(): string {
+    return this.description
+  }
+}
+
+const isLoopbackHost = (hostname: string): boolean =>
+  hostname === "localhost" || hostname === "127.0.0.1" || hostname === "[::1]"
+
+/** Whether `value` is an absolute https URL (or http on a loopback host) without a fragment. */
+export const isServerUrl = (value: string): boolean => {
+  if (!URL.canParse(value)) return false
+  const url = new URL(value)
+  return url.hash === "" && (url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname)))
+}
+
+/** The settings as a layer; fails when the issuer or a resource is not a server URL. */
+const layer = (options: OAuthOptions): Layer.Layer<OAuthConfig, InvalidOAuthOptions> =>
+  Layer.effect(
+    OAuthConfig,
+    Effect.suspend(() => {
+      const resolved = resolveOAuthOptions(options)
+      const bad = [resolved.issuer, ...resolved.resources].find((url) => !isServerUrl(url))
+      return bad === undefined
+        ? Effect.succeed(resolved)
+        : Effect.fail(new InvalidOAuthOptions({ description: `not an https URL: ${bad}` }))
+    })
+  )
+
+/** `layer` with its options read from `Config`. */
+const layerConfig = (
+  config: Config.Config<OAuthOptions>
+): Layer.Layer<OAuthConfig, InvalidOAuthOptions | ConfigError.ConfigError> => Layer.unwrapEffect(Effect.map(config, layer))
+
+/**
+ * The authorization server's resolved settings. `OAuthConfig.layer(options)`
+ * validates and provides them; `OAuthConfig.layerConfig(config)` reads them
+ * from `Config`.
+ */
+export class OAuthConfig extends Context.Tag("mcp-oauth-store/OAuthConfig")<OAuthConfig, ResolvedOAuthOptions>() {
+  static readonly layer = layer
+  static readonly layerConfig = layerConfig
+}

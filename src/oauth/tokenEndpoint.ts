@@ -1,0 +1,286 @@
+/**
+ * The token endpoint's grants: the authorization code exchange (RFC 6749
+ * §4.1.3 with PKCE) and refresh with rotation (RFC 6749 §6, OAuth 2.1 §4.3).
+ */
+import { Clock, Duration, Effect, Option, Redacted } from "effect"
+import {
+  InvalidGrant,
+  InvalidRequest,
+  InvalidScope,
+  InvalidTarget,
+  type InvalidClient,
+  UnauthorizedClient,
+  UnsupportedGrantType
+} from "../errors/OAuthError.ts"
+import type { RegisteredClient } from "../schema/client.ts"
+import type { Grant } from "../schema/token.ts"
+import type { ClientStore } from "../services/ClientStore.ts"
+import { Crypto } from "../services/Crypto.ts"
+import type { Jwks } from "../services/Jwks.ts"
+import { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import type { StoreError } from "../services/StoreError.ts"
+import { TokenStore } from "../services/TokenStore.ts"
+import { issueAccessToken, type TokenSubject } from "./accessTokens.ts"
+import { authenticateClient, type ClientCredentials } from "./clientAuth.ts"
+import { OAuthConfig } from "./config.ts"
+import { verifyPkce } from "./pkce.ts"
+import { formatScope, missingScopes, parseScope } from "./scopes.ts"
+
+/** Tokens issued by the token endpoint, secrets still `Redacted`. */
+export interface IssuedTokens {
+  readonly accessToken: Redacted.Redacted<string>
+  readonly tokenType: "Bearer"
+  /** Seconds. */
+  readonly expiresIn: number
+  readonly refreshToken?: Redacted.Redacted<string>
+  readonly scopes: ReadonlyArray<string>
+  readonly grantId: string
+}
+
+/** The RFC 6749 §5.1 response body. */
+export const tokenResponse = (issued: IssuedTokens): Record<string, string | number> => ({
+  access_token: Redacted.value(issued.accessToken),
+  token_type: issued.tokenType,
+  expires_in: issued.expiresIn,
+  ...(issued.refreshToken === undefined ? {} : { refresh_token: Redacted.value(issued.refreshToken) }),
+  ...(issued.scopes.length === 0 ? {} : { scope: formatScope(issued.scopes) })
+})
+
+/** The services the token endpoint uses. */
+export type TokenEndpointServices = ClientStore | TokenStore | ProviderTokenStore | Crypto | Jwks | OAuthConfig
+
+/** Every error the token endpoint returns besides `StoreError`. */
+export type TokenEndpointError =
+  | InvalidRequest
+  | InvalidClient
+  | InvalidGrant
+  | InvalidScope
+  | InvalidTarget
+  | UnauthorizedClient
+  | UnsupportedGrantType
+
+export interface AuthorizationCodeGrantRequest {
+  readonly client: ClientCredentials
+  readonly code?: string | undefined
+  /** Required unless the client registered exactly one redirect URI. */
+  readonly redirectUri?: string | undefined
+  readonly codeVerifier?: string | undefined
+  /** RFC 8707: when present, must be the resource the code was issued for. */
+  readonly resource?: string | undefined
+}
+
+export interface RefreshTokenGrantRequest {
+  readonly client: ClientCredentials
+  readonly refreshToken?: string | undefined
+  /** A narrower scope for the new access token (RFC 6749 §6); never wider than the grant's. */
+  readonly scope?: string | undefined
+  readonly resource?: string | undefined
+}
+
+const mayUse = (client: RegisteredClient, grantType: string) =>
+  client.metadata.grant_types.includes(grantType)
+    ? Effect.void
+    : Effect.fail(new UnauthorizedClient({ description: `client may not use the ${grantType} grant` }))
+
+/** Issue an access token and, when the client may refresh, the first refresh token of the grant. */
+const issuePair = (client: RegisteredClient, grant: Grant, subject: TokenSubject) =>
+  Effect.gen(function*() {
+    const config = yield* OAuthConfig
+    const access = yield* issueAccessToken(subject, grant.expiresAt)
+    let refreshToken: Redacted.Redacted<string> | undefined
+    if (client.metadata.grant_types.includes("refresh_token")) {
+      const token = yield* (yield* Crypto).randomToken(32)
+      yield* (yield* TokenStore).saveRefreshToken(token, {
+        grantId: grant.id,
+        clientId: subject.clientId,
+        subject: subject.subject,
+        scopes: subject.scopes,
+        ...(subject.resource === undefined ? {} : { resource: subject.resource }),
+        ttl: Duration.millis(config.refreshTokenTtl),
+        absoluteExpiresAt: grant.expiresAt
+      })
+      refreshToken = Redacted.make(token)
+    }
+    const issued: IssuedTokens = {
+      accessToken: access.token,
+      tokenType: "Bearer",
+      expiresIn: access.expiresIn,
+      ...(refreshToken === undefined ? {} : { refreshToken }),
+      scopes: subject.scopes,
+      grantId: grant.id
+    }
+    return issued
+  })
+
+/** Fail the request, revoking a grant that can no longer be trusted. */
+const revokeAnd = <E>(grantId: string, error: E) =>
+  Effect.flatMap(TokenStore, (store) => store.revokeGrant(grantId)).pipe(Effect.zipRight(Effect.fail(error)))
+
+const grantGone = () => new InvalidGrant({ description: "the grant has been revoked or has expired" })
+
+/**
+ * Exchange an authorization code. The client authenticates; the code is
+ * consumed exactly once (a replay revokes the grant it belonged to, RFC 6749
+ * §4.1.2); it must be this client's, for this redirect URI, with a PKCE
+ * verifier that hashes to its challenge (a consumed code that fails these is
+ * burnt: its grant is revoked). Provider tokens saved under the pending
+ * authorization move to the grant (seed 002's `migrateTokens`).
+ */
+export const exchangeCode = (
+  request: AuthorizationCodeGrantRequest
+): Effect.Effect<IssuedTokens, TokenEndpointError | StoreError, TokenEndpointServices> =>
+  Effect.gen(function*() {
+    const client = yield* authenticateClient(request.client)
+    yield* mayUse(client, "authorization_code")
+    if (request.code === undefined) return yield* Effect.fail(new InvalidRequest({ description: "code is required" }))
+    if (request.codeVerifier === undefined) {
+      return yield* Effect.fail(new InvalidRequest({ description: "code_verifier is required" }))
+    }
+    const store = yield* TokenStore
+    const consumption = yield* store.consumeCode(request.code)
+    if (consumption._tag === "NotFound") {
+      return yield* Effect.fail(new InvalidGrant({ description: "authorization code is invalid or expired" }))
+    }
+    if (consumption._tag === "Replayed") {
+      yield* Effect.logWarning("authorization code replayed; revoking its grant")
+      return yield* revokeAnd(
+        consumption.grantId,
+        new InvalidGrant({ description: "authorization code was already used; its grant is revoked" })
+      )
+    }
+    const code = consumption.code
+    if (code.clientId !== client.clientId) {
+      return yield* revokeAnd(code.grantId, new InvalidGrant({ description: "authorization code was issued to another client" }))
+    }
+    const registered = client.metadata.redirect_uris
+    const redirectUri = request.redirectUri ?? (registered.length === 1 ? registered[0] : undefined)
+    if (redirectUri !== code.redirectUri) {
+      return yield* revokeAnd(code.grantId, new InvalidGrant({ description: "redirect_uri does not match the authorization request" }))
+    }
+    const crypto = yield* Crypto
+    if (!(yield* verifyPkce(request.codeVerifier, code.codeChallenge, crypto.timingSafeEqual))) {
+      return yield* revokeAnd(code.grantId, new InvalidGrant({ description: "PKCE verification failed" }))
+    }
+    if (request.resource !== undefined && request.resource !== code.resource) {
+      return yield* revokeAnd(code.grantId, new InvalidTarget({ description: "resource differs from the authorization request" }))
+    }
+    const grant = yield* store.getGrant(code.grantId)
+    if (Option.isNone(grant)) return yield* Effect.fail(grantGone())
+    if (code.authorizationId !== undefined) {
+      yield* (yield* ProviderTokenStore).migrateTokens(code.authorizationId, code.grantId)
+    }
+    const issued = yield* issuePair(client, grant.value, {
+      grantId: code.grantId,
+      clientId: code.clientId,
+      subject: code.subject,
+      scopes: code.scopes,
+      resource: code.resource
+    })
+    // A replay that raced this exchange revoked the grant: what was just issued must not survive it.
+    if (Option.isNone(yield* store.getGrant(code.grantId))) return yield* revokeAnd(code.grantId, grantGone())
+    return issued
+  }).pipe(Effect.withSpan("OAuth.exchangeCode"))
+
+/**
+ * Refresh: the client authenticates and must own the refresh token; the token
+ * is rotated atomically (`TokenStore.rotateRefreshToken`) for a successor
+ * generated here, issued with a new access token. The immediate predecessor
+ * replayed within the grace window gets the same pair again; any other reuse
+ * revokes the grant. The chain ends with the grant (its absolute lifetime).
+ */
+export const refreshTokens = (
+  request: RefreshTokenGrantRequest
+): Effect.Effect<IssuedTokens, TokenEndpointError | StoreError, TokenEndpointServices> =>
+  Effect.gen(function*() {
+    const config = yield* OAuthConfig
+    const client = yield* authenticateClient(request.client)
+    yield* mayUse(client, "refresh_token")
+    const presented = request.refreshToken
+    if (presented === undefined) return yield* Effect.fail(new InvalidRequest({ description: "refresh_token is required" }))
+    const store = yield* TokenStore
+    const found = yield* store.getRefreshToken(presented)
+    if (Option.isNone(found)) return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
+    const record = found.value
+    if (record.clientId !== client.clientId) {
+      return yield* Effect.fail(new InvalidGrant({ description: "refresh token was issued to another client" }))
+    }
+    const requested = parseScope(request.scope)
+    if (requested === undefined) return yield* Effect.fail(new InvalidScope({ description: "scope is malformed" }))
+    if (missingScopes(record.scopes, requested).length > 0) {
+      return yield* Effect.fail(new InvalidScope({ description: "scope exceeds the grant" }))
+    }
+    if (request.resource !== undefined && request.resource !== record.resource) {
+      return yield* Effect.fail(new InvalidTarget({ description: "resource differs from the grant's" }))
+    }
+    const grant = yield* store.getGrant(record.grantId)
+    if (Option.isNone(grant)) return yield* Effect.fail(grantGone())
+
+    const scopes = requested.length === 0 ? record.scopes : requested
+    const crypto = yield* Crypto
+    const successor = Redacted.make(yield* crypto.randomToken(32))
+    const access = yield* issueAccessToken({
+      grantId: record.grantId,
+      clientId: record.clientId,
+      subject: record.subject,
+      scopes,
+      resource: record.resource
+    }, grant.value.expiresAt)
+    const discardAccess = access.format === "opaque" ? store.revokeAccessToken(Redacted.value(access.token)) : Effect.void
+
+    const rotation = yield* store.rotateRefreshToken(presented, { refreshToken: successor, accessToken: access.token })
+    switch (rotation._tag) {
+      case "Rotated": {
+        if (Option.isNone(yield* store.getGrant(record.grantId))) return yield* revokeAnd(record.grantId, grantGone())
+        const issued: IssuedTokens = {
+          accessToken: access.token,
+          tokenType: "Bearer",
+          expiresIn: access.expiresIn,
+          refreshToken: successor,
+          scopes,
+          grantId: record.grantId
+        }
+        return issued
+      }
+      case "GraceReplay": {
+        yield* discardAccess
+        const now = yield* Clock.currentTimeMillis
+        const expiresAt = Math.min(rotation.current.createdAt + config.accessTokenTtl, grant.value.expiresAt)
+        const replayed: IssuedTokens = {
+          accessToken: rotation.pair.accessToken,
+          tokenType: "Bearer",
+          expiresIn: Math.max(0, Math.floor((expiresAt - now) / 1000)),
+          refreshToken: rotation.pair.refreshToken,
+          scopes: rotation.current.scopes,
+          grantId: record.grantId
+        }
+        return replayed
+      }
+      case "ReuseDetected":
+        yield* Effect.logWarning("refresh token reuse detected; grant revoked")
+        return yield* Effect.fail(new InvalidGrant({ description: "refresh token was already used; its grant is revoked" }))
+      case "NotFound":
+        yield* discardAccess
+        return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
+    }
+  }).pipe(Effect.withSpan("OAuth.refreshTokens"))
+
+/** A token request of any grant type, as the token endpoint receives it. */
+export interface TokenRequest extends AuthorizationCodeGrantRequest, Omit<RefreshTokenGrantRequest, "client"> {
+  readonly grantType?: string | undefined
+}
+
+/** The token endpoint: dispatch on `grant_type` (`authorization_code`, `refresh_token`). */
+export const token = (
+  request: TokenRequest
+): Effect.Effect<IssuedTokens, TokenEndpointError | StoreError, TokenEndpointServices> => {
+  switch (request.grantType) {
+    case "authorization_code":
+      return exchangeCode(request)
+    case "refresh_token":
+      return refreshTokens(request)
+    case undefined:
+      return Effect.fail(new InvalidRequest({ description: "grant_type is required" }))
+    default:
+      return Effect.fail(new UnsupportedGrantType({ description: "supported grant types: authorization_code, refresh_token" }))
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * `UpstreamTokenClient` over HTTP (`@effect/platform`'s `HttpClient`): a
+ * form-encoded `refresh_token` request to each provider's token endpoint
+ * (RFC 6749 §6), its answer parsed into a typed success or failure.
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { Duration, Effect, Layer, Redacted, Schema } from "effect"
+import {
+  UpstreamTokenClient,
+  UpstreamTokenError,
+  type UpstreamTokenResponse
+} from "../services/UpstreamTokenClient.ts"
+import { parseScope } from "./scopes.ts"
+
+/** One upstream OAuth provider's token endpoint and our credentials there. */
+export interface UpstreamProvider {
+  readonly tokenEndpoint: string
+  readonly clientId: string
+  readonly clientSecret?: Redacted.Redacted<string>
+  /** Default: `client_secret_basic` when there is a secret, else `none` (client_id in the form). */
+  readonly authMethod?: "client_secret_basic" | "client_secret_post" | "none"
+  /** Default: 10 seconds. */
+  readonly timeout?: Duration.DurationInput
+}
+
+const TokenResponseBody = Schema.Struct({
+  access_token: Schema.String,
+  token_type: Schema.optional(Schema.String),
+  expires_in: Schema.optional(Schema.NonNegative),
+  refresh_token: Schema.optional(Schema.String),
+  refresh_token_expires_in: Schema.optional(Schema.NonNegative),
+  refresh_expires_in: Schema.optional(Schema.NonNegative),
+  scope: Schema.optional(Schema.String)
+})
+const ErrorResponseBody = Schema.Struct({ error: Schema.String, error_description: Schema.optional(Schema.String) })
+const decodeToken = Schema.decodeUnknownOption(TokenResponseBody)
+const decodeError = Schema.decodeUnknownOption(ErrorResponseBody)
+
+/** Error codes that mean the refresh token is dead (GitHub says `bad_refresh_token`, with HTTP 200). */
+const DEAD_GRANT = new Set(["invalid_grant", "bad_refresh_token"])
+
+/** `application/x-www-form-urlencoded` encoding of one credential, as HTTP Basic client auth wants (RFC 6749 §2.3.1). */
+const formEncode = (value: string): string => encodeURIComponent(value).replace(/%20/g, "+")
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** Interpret a token endpoint's answer. Only error codes and short descriptions ever reach the error. */
+export const interpretTokenResponse = (
+  providerId: string,
+  status: number,
+  body: string
+): Effect.Effect<UpstreamTokenResponse, UpstreamTokenError> => {
+  const json = parseJson(body)
+  const failure = decodeError(json)
+  if (failure._tag === "Some") {
+    const { error, error_description } = failure.value
+    return Effect.fail(
+      new UpstreamTokenError({
+        providerId,
+        reason: DEAD_GRANT.has(error) ? "InvalidGrant" : status >= 500 ? "Unavailable" : "Rejected",
+        error: error.slice(0, 64),
+        status,
+        ...(error_description === undefined ? {} : { description: error_description.slice(0, 200) })
+      })
+    )
+  }
+  if (status >= 500 || status === 429) return Effect.fail(new UpstreamTokenError({ providerId, reason: "Unavailable", status }))
+  const success = status === 200 ? decodeToken(json) : undefined
+  if (success === undefined || success._tag === "None") {
+    return Effect.fail(
+      new UpstreamTokenError({ providerId, reason: "InvalidResponse", status, description: "not a token response" })
+    )
+  }
+  const token = success.value
+  const scopes = token.scope === undefined ? undefined : parseScope(token.scope)
+  const refreshExpiresIn = token.refresh_token_expires_in ?? token.refresh_expires_in
+  return Effect.succeed({
+    accessToken: Redacted.make(token.access_token),
+    ...(token.refresh_token === undefined ? {} : { refreshToken: Redacted.make(token.refresh_token) }),
+    ...(token.token_type === undefined ? {} : { tokenType: token.token_type }),
+    ...(token.expires_in === undefined ? {} : { expiresIn: token.expires_in }),
+    ...(refreshExpiresIn === undefined ? {} : { refreshExpiresIn }),
+    ...(scopes === undefined ? {} : { scopes })
+  })
+}
+
+/** Build the client over `HttpClient` for the given providers, by id. */
+export const make = (providers: Readonly<Record<string, UpstreamProvider>>) =>
+  Effect.gen(function*() {
+    const http = yield* HttpClient.HttpClient
+
+    const refresh = (providerId: string, refreshToken: Redacted.Redacted<string>) =>
+      Effect.gen(function*() {
+        const provider = Object.hasOwn(providers, providerId) ? providers[providerId] : undefined
+        if (provider === undefined) return yield* Effect.fail(new UpstreamTokenError({ providerId, reason: "UnknownProvider" }))
+        const method = provider.authMethod ?? (provider.clientSecret === undefined ? "none" : "client_secret_basic")
+        const secret = provider.clientSecret === undefined ? "" : Redacted.value(provider.clientSecret)
+        const form: Record<string, string> = { grant_type: "refresh_token", refresh_token: Redacted.value(refreshToken) }
+        if (method !== "client_secret_basic") form["client_id"] = provider.clientId
+        if (method === "client_secret_post") form["client_secret"] = secret
+        let request = HttpClientRequest.post(provider.tokenEndpoint).pipe(
+          HttpClientRequest.acceptJson,
+          HttpClientRequest.bodyUrlParams(form)
+        )
+        if (method === "client_secret_basic") {
+          const credentials = btoa(`${formEncode(provider.clientId)}:${formEncode(secret)}`)
+          request = HttpClientRequest.setHeader(request, "authorization", `Basic ${credentials}`)
+        }
+        const { body, status } = yield* http.execute(request).pipe(
+          Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, body: text }))),
+          Effect.scoped,
+          Effect.timeoutFail({
+            duration: provider.timeout ?? "10 seconds",
+            onTimeout: () => new UpstreamTokenError({ providerId, reason: "Unavailable", description: "token endpoint timed out" })
+          }),
+          // The request (and so the refresh token in its body) must not travel with the error: keep only its kind.
+          Effect.catchTag("RequestError", "ResponseError", (error) =>
+            Effect.fail(
+              new UpstreamTokenError({
+                providerId,
+                reason: "Unavailable",
+                description: `token endpoint unreachable (${error._tag} ${error.reason})`
+              })
+            ))
+        )
+        return yield* interpretTokenResponse(providerId, status, body)
+      }).pipe(Effect.withSpan("UpstreamTokenClient.refresh", { attributes: { providerId } }))
+
+    const service: UpstreamTokenClient.Service = { refresh }
+    return service
+  })
+
+/** The HTTP `UpstreamTokenClient` as a layer; needs an `HttpClient` (for example `FetchHttpClient.layer`). */
+export const layer = (
+  providers: Readonly<Record<string, UpstreamProvider>>
+): Layer.Layer<UpstreamTokenClient, never, HttpClient.HttpClient> => Layer.effect(UpstreamTokenClient, make(providers))
