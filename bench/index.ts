@@ -8,6 +8,7 @@ import { registered } from "./harness.ts"
 
 import "./memory.ts"
 import "./file.ts"
+import "./redis.ts"
 import "./sqlite.ts"
 import "./oauth.ts"
 

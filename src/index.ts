@@ -15,4 +15,6 @@ export * as FileStore from "./layers/file/index.ts"
 /** The OAuth engine: flows, verification, signing keys, upstream provider tokens (no HTTP). */
 export * from "./oauth/index.ts"
 export * as KvStore from "./layers/kv/index.ts"
+export * as Tiered from "./layers/tiered/index.ts"
 export * as SqliteStore from "./layers/sqlite/index.ts"
+export * as RedisStore from "./layers/redis/index.ts"
