@@ -11,6 +11,7 @@ import type { StoreError } from "../services/StoreError.ts"
 import { TokenStore } from "../services/TokenStore.ts"
 import { OAuthConfig } from "./config.ts"
 import { formatScope, parseScope, requireScopes } from "./scopes.ts"
+import { traced } from "../internal/traced.ts"
 
 /** Whom and what an access token is for. */
 export interface TokenSubject {
@@ -183,4 +184,4 @@ export const verifyAccessToken = (
     }
     if (options.requiredScopes !== undefined) yield* requireScopes(verified, options.requiredScopes)
     return verified
-  }).pipe(Effect.withSpan("OAuth.verifyAccessToken"))
+  }).pipe(traced("OAuth.verifyAccessToken"))

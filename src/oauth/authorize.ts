@@ -24,6 +24,7 @@ import { OAuthConfig } from "./config.ts"
 import { isCodeChallenge } from "./pkce.ts"
 import { matchRedirectUri } from "./redirectUris.ts"
 import { narrowScopes, parseScope } from "./scopes.ts"
+import { traced } from "../internal/traced.ts"
 
 /** An authorization request's parameters (RFC 6749 §4.1.1, RFC 7636, RFC 8707), as received. */
 export interface AuthorizationRequest {
@@ -182,7 +183,7 @@ export const authorize = (
       ttl: Duration.millis(config.transactionTtl)
     })
     return { transaction, client }
-  }).pipe(Effect.withSpan("OAuth.authorize"))
+  }).pipe(traced("OAuth.authorize"))
 
 /** A pending authorization, for the consent page: `None` when unknown or expired. Does not consume it. */
 export const pendingAuthorization = (
@@ -259,7 +260,7 @@ export const approve = (
     })
     const params = { code, ...(transaction.state === undefined ? {} : { state: transaction.state }), iss: config.issuer }
     return { grant, redirect: { redirectUri: transaction.redirectUri, params } }
-  }).pipe(Effect.withSpan("OAuth.approve"))
+  }).pipe(traced("OAuth.approve"))
 
 /** The user refused: take the transaction and send `access_denied` (with `state`) to the client. */
 export const deny = (

@@ -4,6 +4,7 @@ import { InvalidClient } from "../errors/OAuthError.ts"
 import type { RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
 import { ClientStore } from "../services/ClientStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
+import { traced } from "../internal/traced.ts"
 
 /**
  * What the client presented, as the HTTP layer found it: `client_secret_basic`
@@ -42,4 +43,4 @@ export const authenticateClient = (
     }
     const authenticated = yield* store.authenticate(credentials.clientId, Redacted.value(credentials.clientSecret))
     return Option.isSome(authenticated) ? authenticated.value : yield* Effect.fail(refused("client authentication failed"))
-  }).pipe(Effect.withSpan("OAuth.authenticateClient"))
+  }).pipe(traced("OAuth.authenticateClient"))

@@ -10,6 +10,7 @@ import { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 import { RefreshLock } from "../services/RefreshLock.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import { UpstreamTokenClient, UpstreamTokenError, type UpstreamTokenResponse } from "../services/UpstreamTokenClient.ts"
+import { traced } from "../internal/traced.ts"
 
 /**
  * The user must authorize with the provider again: there are no tokens for
@@ -133,7 +134,7 @@ export const makeProviderTokenRefresher = (options: ProviderTokenRefresherOption
         const next = mergeRefreshed(tokens, response, yield* Clock.currentTimeMillis)
         yield* store.storeTokens(authorizationId, providerId, next)
         return next
-      }).pipe(Effect.withSpan("ProviderTokenRefresher.refresh", { attributes: { providerId } }))
+      }).pipe(traced("ProviderTokenRefresher.refresh", { providerId }))
 
     /**
      * One refresh per process: take the lease and refresh, or wait while

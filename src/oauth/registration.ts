@@ -8,6 +8,7 @@ import type { StoreError } from "../services/StoreError.ts"
 import { OAuthConfig } from "./config.ts"
 import { redirectUriProblem } from "./redirectUris.ts"
 import { formatScope, parseScope } from "./scopes.ts"
+import { traced } from "../internal/traced.ts"
 
 /** The grant types a client may register: the authorization-code flow and refresh. */
 export const SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token"] as const
@@ -134,7 +135,7 @@ export const registerClient = (
         : { clientSecretExpiresAt: Math.floor((now + config.clientSecretTtl) / 1000) })
     })
     return { client, clientSecret: Option.map(Option.fromNullable(secret), Redacted.make) }
-  }).pipe(Effect.withSpan("OAuth.registerClient"))
+  }).pipe(traced("OAuth.registerClient"))
 
 /** The RFC 7591 §3.2.1 response body: the metadata as registered, the id, and the secret once. */
 export const registrationResponse = (registration: ClientRegistration): Record<string, unknown> => ({

@@ -9,6 +9,7 @@ import { verifyAccessToken, type VerifiedAccessToken } from "./accessTokens.ts"
 import { authenticateClient, type ClientCredentials } from "./clientAuth.ts"
 import { OAuthConfig } from "./config.ts"
 import { formatScope } from "./scopes.ts"
+import { traced } from "../internal/traced.ts"
 
 export interface RevocationRequest {
   readonly client: ClientCredentials
@@ -75,7 +76,7 @@ export const revoke = (
     for (const attempt of orderByHint(request.tokenTypeHint, asAccess, asRefresh)) {
       if (yield* attempt) return
     }
-  }).pipe(Effect.withSpan("OAuth.revoke"))
+  }).pipe(traced("OAuth.revoke"))
 
 export interface IntrospectionRequest {
   readonly token?: string | undefined
@@ -149,4 +150,4 @@ export const introspect = (
       if (Option.isSome(result)) return result.value
     }
     return inactive
-  }).pipe(Effect.withSpan("OAuth.introspect"))
+  }).pipe(traced("OAuth.introspect"))

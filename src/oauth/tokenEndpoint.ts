@@ -25,6 +25,7 @@ import { authenticateClient, type ClientCredentials } from "./clientAuth.ts"
 import { OAuthConfig } from "./config.ts"
 import { verifyPkce } from "./pkce.ts"
 import { formatScope, missingScopes, parseScope } from "./scopes.ts"
+import { traced } from "../internal/traced.ts"
 
 /** Tokens issued by the token endpoint, secrets still `Redacted`. */
 export interface IssuedTokens {
@@ -179,7 +180,7 @@ export const exchangeCode = (
     // A replay that raced this exchange revoked the grant: what was just issued must not survive it.
     if (Option.isNone(yield* store.getGrant(code.grantId))) return yield* revokeAnd(code.grantId, grantGone())
     return issued
-  }).pipe(Effect.withSpan("OAuth.exchangeCode"))
+  }).pipe(traced("OAuth.exchangeCode"))
 
 /**
  * Refresh: the client authenticates and must own the refresh token; the token
@@ -262,7 +263,7 @@ export const refreshTokens = (
         yield* discardAccess
         return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
     }
-  }).pipe(Effect.withSpan("OAuth.refreshTokens"))
+  }).pipe(traced("OAuth.refreshTokens"))
 
 /** A token request of any grant type, as the token endpoint receives it. */
 export interface TokenRequest extends AuthorizationCodeGrantRequest, Omit<RefreshTokenGrantRequest, "client"> {

@@ -11,6 +11,7 @@ import {
   type UpstreamTokenResponse
 } from "../services/UpstreamTokenClient.ts"
 import { parseScope } from "./scopes.ts"
+import { traced } from "../internal/traced.ts"
 
 /** One upstream OAuth provider's token endpoint and our credentials there. */
 export interface UpstreamProvider {
@@ -130,7 +131,7 @@ export const make = (providers: Readonly<Record<string, UpstreamProvider>>) =>
             ))
         )
         return yield* interpretTokenResponse(providerId, status, body)
-      }).pipe(Effect.withSpan("UpstreamTokenClient.refresh", { attributes: { providerId } }))
+      }).pipe(traced("UpstreamTokenClient.refresh", { providerId }))
 
     const service: UpstreamTokenClient.Service = { refresh }
     return service

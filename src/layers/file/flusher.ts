@@ -7,6 +7,7 @@
 import { Duration, Effect, Queue, type Scope } from "effect"
 import type { MemoryState } from "../memory/index.ts"
 import type { StoreError } from "../../services/StoreError.ts"
+import { traced } from "../../internal/traced.ts"
 
 /**
  * - `"every-write"`: a call that changed anything returns only once the file
@@ -69,7 +70,7 @@ export const makeFlusher = (
             bytes = written
           }),
           Effect.uninterruptible,
-          Effect.withSpan("FileStore.flush")
+          traced("FileStore.flush")
         )
       }))
 

@@ -5,6 +5,7 @@ import { RegisteredClient } from "../../schema/client.ts"
 import type { ClientStore } from "../../services/ClientStore.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { KvTier } from "./tier.ts"
+import { traced } from "../../internal/traced.ts"
 
 /** The KV `ClientStore`: one sealed client per `client:{id}`, secrets as lookup hashes, no expiry. */
 export const makeClientStore = (tier: KvTier, crypto: Crypto.Service): ClientStore.Service => {
@@ -16,13 +17,13 @@ export const makeClientStore = (tier: KvTier, crypto: Crypto.Service): ClientSto
         const client = yield* newClient(crypto, input, now)
         yield* tier.write("ClientStore.register", RegisteredClient, Keys.client(client.clientId), client, {})
         return client
-      }).pipe(Effect.withSpan("ClientStore.register")),
+      }).pipe(traced("ClientStore.register")),
 
     get: (clientId) => get("ClientStore.get", clientId),
 
     authenticate: (clientId, secret) =>
       Effect.flatMap(get("ClientStore.authenticate", clientId), (client) => authenticateClient(crypto, client, secret)).pipe(
-        Effect.withSpan("ClientStore.authenticate")
+        traced("ClientStore.authenticate")
       ),
 
     delete: (clientId) =>

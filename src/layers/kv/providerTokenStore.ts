@@ -12,6 +12,7 @@ import type { Crypto } from "../../services/Crypto.ts"
 import type { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 import { isLiveMeta } from "./namespace.ts"
 import type { KvTier } from "./tier.ts"
+import { traced } from "../../internal/traced.ts"
 
 /**
  * The KV `ProviderTokenStore`: one sealed envelope per (authorization,
@@ -62,12 +63,12 @@ export const makeProviderTokenStore = (
         const merged = mergeProviderTokens(previous, tokens)
         const sealed = yield* sealProviderTokens(crypto, authorizationId, providerId, merged, now, defaultTtl)
         yield* tier.put(method, key, sealed.envelope, { e: sealed.expiresAt })
-      })).pipe(Effect.withSpan("ProviderTokenStore.storeTokens"))
+      })).pipe(traced("ProviderTokenStore.storeTokens"))
     },
 
     getTokens: (authorizationId, providerId) =>
       getTokens("ProviderTokenStore.getTokens", authorizationId, providerId).pipe(
-        Effect.withSpan("ProviderTokenStore.getTokens")
+        traced("ProviderTokenStore.getTokens")
       ),
 
     deleteTokens: (authorizationId, providerId) =>
@@ -97,7 +98,7 @@ export const makeProviderTokenStore = (
             yield* tier.put(method, Keys.providerTokens(to, providerId), next.envelope, meta)
             yield* tier.delete(method, key)
           })), { discard: true })
-      }).pipe(Effect.withSpan("ProviderTokenStore.migrateTokens")),
+      }).pipe(traced("ProviderTokenStore.migrateTokens")),
 
     deleteAll
   }

@@ -17,6 +17,7 @@ import type { Crypto } from "../../services/Crypto.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import { isLiveMeta, type Meta } from "./namespace.ts"
 import type { KvTier, Listed } from "./tier.ts"
+import { traced } from "../../internal/traced.ts"
 
 /** KV accepts at most one write per second to one key: touches are never more frequent. */
 export const MIN_TOUCH_INTERVAL_MS = 1_000
@@ -162,7 +163,7 @@ export const makeSessionStore = (
           yield* tier.put(method, Keys.sessionOfKey(apiKeyHash, id), "", { e: session.absoluteExpiresAt })
           return { session, evicted }
         }))
-      }).pipe(Effect.withSpan("SessionStore.create")),
+      }).pipe(traced("SessionStore.create")),
 
     get: (id) =>
       Effect.gen(function*() {
@@ -181,7 +182,7 @@ export const makeSessionStore = (
           yield* writeSession(method, touched)
           return Option.some(touched)
         }))
-      }).pipe(Effect.withSpan("SessionStore.get")),
+      }).pipe(traced("SessionStore.get")),
 
     update: (id, patch) =>
       lock.withLock(Keys.session(id))(Effect.gen(function*() {

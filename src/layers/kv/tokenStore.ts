@@ -11,6 +11,7 @@ import type { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 import { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import type { KvTier } from "./tier.ts"
+import { traced } from "../../internal/traced.ts"
 
 /** Two independent KV calls at once (a record and its index key). */
 const both = <E>(a: Effect.Effect<void, E>, b: Effect.Effect<void, E>) =>
@@ -80,7 +81,7 @@ export const makeTokenStore = (
           e: transaction.expiresAt
         })
         return transaction
-      }).pipe(Effect.withSpan("TokenStore.saveTransaction")),
+      }).pipe(traced("TokenStore.saveTransaction")),
 
     getTransaction: (id) => tier.read("TokenStore.getTransaction", Transaction, Keys.transaction(id)),
 
@@ -90,7 +91,7 @@ export const makeTokenStore = (
         const transaction = yield* tier.read(method, Transaction, Keys.transaction(id))
         if (Option.isSome(transaction)) yield* tier.delete(method, Keys.transaction(id))
         return transaction
-      })).pipe(Effect.withSpan("TokenStore.takeTransaction")),
+      })).pipe(traced("TokenStore.takeTransaction")),
 
     saveCode: (code, input) =>
       Effect.gen(function*() {
@@ -103,7 +104,7 @@ export const makeTokenStore = (
           addMember(method, record.grantId, Keys.code(hash), record.expiresAt)
         )
         return record
-      }).pipe(Effect.withSpan("TokenStore.saveCode")),
+      }).pipe(traced("TokenStore.saveCode")),
 
     consumeCode: (code) =>
       Effect.gen(function*() {
@@ -117,7 +118,7 @@ export const makeTokenStore = (
           yield* tier.write(method, CodeEntry, key, { code: record, consumed: true }, { e: record.expiresAt })
           return { _tag: "Consumed", code: record } satisfies CodeConsumption
         }))
-      }).pipe(Effect.withSpan("TokenStore.consumeCode")),
+      }).pipe(traced("TokenStore.consumeCode")),
 
     saveAccessToken: (token, input) =>
       Effect.gen(function*() {
@@ -130,12 +131,12 @@ export const makeTokenStore = (
           addMember(method, record.grantId, Keys.accessToken(hash), record.expiresAt)
         )
         return record
-      }).pipe(Effect.withSpan("TokenStore.saveAccessToken")),
+      }).pipe(traced("TokenStore.saveAccessToken")),
 
     getAccessToken: (token) =>
       Effect.flatMap(crypto.hash(token), (hash) =>
         tier.read("TokenStore.getAccessToken", AccessTokenRecord, Keys.accessToken(hash))).pipe(
-          Effect.withSpan("TokenStore.getAccessToken")
+          traced("TokenStore.getAccessToken")
         ),
 
     revokeAccessToken: (token) =>
@@ -166,7 +167,7 @@ export const makeTokenStore = (
           addMember(method, record.grantId, Keys.refreshToken(hash), record.expiresAt)
         )
         return record
-      }).pipe(Effect.withSpan("TokenStore.saveRefreshToken")),
+      }).pipe(traced("TokenStore.saveRefreshToken")),
 
     getRefreshToken: (token) =>
       Effect.flatMap(crypto.hash(token), (hash) =>
@@ -216,7 +217,7 @@ export const makeTokenStore = (
             }
           }
         }))
-      }).pipe(Effect.withSpan("TokenStore.rotateRefreshToken")),
+      }).pipe(traced("TokenStore.rotateRefreshToken")),
 
     saveGrant: (input) =>
       Effect.gen(function*() {
@@ -228,6 +229,6 @@ export const makeTokenStore = (
 
     getGrant: (id) => tier.read("TokenStore.getGrant", Grant, Keys.grant(id)),
 
-    revokeGrant: (id) => revokeGrant(id).pipe(Effect.withSpan("TokenStore.revokeGrant"))
+    revokeGrant: (id) => revokeGrant(id).pipe(traced("TokenStore.revokeGrant"))
   }
 }

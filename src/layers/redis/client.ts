@@ -191,14 +191,5 @@ const fromPromise = <A>(method: string, evaluate: () => Promise<A>): Effect.Effe
     }
   })
 
-/** The tracer every runtime has unless the application installs one (its spans go nowhere). */
-const defaultTracer = Effect.runSync(Effect.tracer)
-
-/**
- * A span per public operation, when the application has installed a tracer.
- * With Effect's default tracer the span would be dropped anyway, and creating
- * one costs ~20 µs per call on the CI machines (more than the store's own
- * work); no stack trace is captured either way (~100 µs more).
- */
-export const traced = (name: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tracerWith((tracer) => tracer === defaultTracer ? self : Effect.withSpan(self, name, { captureStackTrace: false }))
+/** Spans for public operations: see `src/internal/traced.ts`. */
+export { traced } from "../../internal/traced.ts"

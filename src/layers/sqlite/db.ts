@@ -170,10 +170,5 @@ export const makeOwnedDb = (sql: SqlClient.SqlClient): Effect.Effect<Db, StoreEr
     } satisfies Db
   })
 
-/**
- * A span around a public operation, without the call-site stack trace
- * `Effect.withSpan` captures by default (an `Error` per call, measured at
- * more than half the cost of the span itself).
- */
-export const traced = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.withSpan(effect, name, { captureStackTrace: false })
+/** Spans for public operations: see `src/internal/traced.ts`. */
+export { traced } from "../../internal/traced.ts"

@@ -9,6 +9,7 @@ import type { CacheAdapter } from "../../services/CacheAdapter.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
+import { traced } from "../../internal/traced.ts"
 
 /** What the cache holds per session (sealed): the session as the durable store last returned it, and when. */
 const CachedSession = Schema.Struct({ session: Session, cachedAt: EpochMillis })
@@ -104,7 +105,7 @@ export const makeTieredSessionStore = (
         )
         yield* lock.withLock(created.session.id)(remember(created.session))
         return created
-      }).pipe(Effect.withSpan("TieredSessionStore.create")),
+      }).pipe(traced("TieredSessionStore.create")),
 
     get: (id) =>
       Effect.gen(function*() {
@@ -116,7 +117,7 @@ export const makeTieredSessionStore = (
           else if (cached.present) yield* writeFailed(forget(id), undefined)
           return found
         }))
-      }).pipe(Effect.withSpan("TieredSessionStore.get")),
+      }).pipe(traced("TieredSessionStore.get")),
 
     update: (id, patch) =>
       lock.withLock(id)(Effect.gen(function*() {
