@@ -327,10 +327,14 @@ export const tokenStoreContract = (backend: Backend) =>
         const secrets = {
           code: F.secret("code"),
           access: F.secret("access"),
-          refresh: F.secret("refresh")
+          refresh: F.secret("refresh"),
+          verifier: F.secret("upstream-pkce-verifier")
         }
         yield* store.saveGrant(F.grant("g1"))
-        yield* store.saveTransaction(F.transaction("tx-1"))
+        yield* store.saveTransaction({
+          ...F.transaction("tx-1"),
+          upstream: { state: "upstream-state", codeVerifier: Redacted.make(secrets.verifier) }
+        })
         yield* store.saveCode(secrets.code, F.code("g1"))
         yield* store.saveAccessToken(secrets.access, F.accessToken("g1"))
         yield* store.saveRefreshToken(secrets.refresh, F.refreshToken("g1"))

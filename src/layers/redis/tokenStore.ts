@@ -9,17 +9,17 @@ import { Transaction } from "../../schema/transaction.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
+import type { Redis } from "ioredis"
 import { type RedisClient, traced } from "./client.ts"
 import { array, corrupt, int, type JsonCodec, jsonCodec, refreshFields, refreshRecord, string } from "./codec.ts"
 import * as Lua from "./lua.ts"
 
-const transactions = jsonCodec(Transaction)
 const codes = jsonCodec(AuthorizationCode)
 const accessTokens = jsonCodec(AccessTokenRecord)
 const grants = jsonCodec(Grant)
 
 /**
- * The Redis `TokenStore`. Transactions and grants are JSON strings; codes,
+ * The Redis `TokenStore`. Transactions are sealed envelopes, grants JSON strings; codes,
  * access and refresh tokens are hashes under their lookup hash, indexed by
  * grant. `takeTransaction` is one `GETDEL`; `consumeCode`, rotation and grant
  * revocation are one Lua script each (see `lua.ts`).
@@ -57,6 +57,15 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       }
     }
 
+    /** Pending authorizations are sealed: they carry the upstream PKCE verifier. */
+    const readTransaction = (id: string, method: string, read: (redis: Redis) => Promise<string | null>) =>
+      Effect.flatMap(client.call(method, read), (envelope) =>
+        envelope === null ? Effect.succeed(Option.none<Transaction>()) : Effect.flatMap(
+          open(crypto, Transaction, envelope, Keys.transaction(id), method),
+          (transaction) =>
+            Effect.map(Clock.currentTimeMillis, (now) => isLive(transaction, now) ? Option.some(transaction) : Option.none())
+        ))
+
     const getGrant = (id: string) =>
       readJson(grants, "TokenStore.getGrant", client.call("TokenStore.getGrant", (r) => r.get(P + Keys.grant(id))))
 
@@ -66,24 +75,18 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
           const method = "TokenStore.saveTransaction"
           const now = yield* Clock.currentTimeMillis
           const transaction = stamp<Transaction>(input, now, options.transactionTtl)
-          const json = yield* transactions.encode(transaction, method)
-          yield* client.run(method, Lua.putString, [Keys.transaction(transaction.id), json, now, transaction.expiresAt])
+          const envelope = yield* seal(crypto, Transaction, transaction, Keys.transaction(transaction.id), method)
+          yield* client.run(method, Lua.putString, [Keys.transaction(transaction.id), envelope, now, transaction.expiresAt])
           return transaction
         }).pipe(traced("TokenStore.saveTransaction")),
 
       getTransaction: (id) =>
-        readJson(
-          transactions,
-          "TokenStore.getTransaction",
-          client.call("TokenStore.getTransaction", (r) => r.get(P + Keys.transaction(id)))
-        ),
+        readTransaction(id, "TokenStore.getTransaction", (r) => r.get(P + Keys.transaction(id))),
 
       takeTransaction: (id) =>
-        readJson(
-          transactions,
-          "TokenStore.takeTransaction",
-          client.call("TokenStore.takeTransaction", (r) => r.getdel(P + Keys.transaction(id)))
-        ).pipe(traced("TokenStore.takeTransaction")),
+        readTransaction(id, "TokenStore.takeTransaction", (r) => r.getdel(P + Keys.transaction(id))).pipe(
+          traced("TokenStore.takeTransaction")
+        ),
 
       // The hot paths are flatMap chains rather than generators (a few µs per call).
       saveCode: (code, input) =>
