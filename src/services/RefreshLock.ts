@@ -14,8 +14,9 @@ export interface Lease {
  * holder whose lease already expired cannot release the next holder's.
  *
  * The in-process implementation is `RefreshLockMemory` in `src/oauth`; a
- * shared backend (Redis: `SET key owner NX PX ttl`, release by a Lua
- * compare-and-delete) provides it for several instances.
+ * shared backend (the Redis layer: a key holding the owner token, with `PX`,
+ * taken and released by compare-and-delete in one Lua script each) provides
+ * it for several instances.
  */
 export class RefreshLock extends Context.Tag("mcp-oauth-store/RefreshLock")<RefreshLock, RefreshLock.Service>() {}
 

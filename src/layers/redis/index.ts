@@ -15,6 +15,10 @@
  * succeed again once Redis is back, without rebuilding the layer. Needs a
  * single Redis primary (replicas and Sentinel are fine; Redis Cluster is not:
  * scripts reach index keys they derive).
+ *
+ * It also provides the `RefreshLock` (a lease per key, taken and released by
+ * compare-and-delete in one script each), so the provider-token refresher
+ * refreshes once across every instance on this Redis.
  */
 import { Config, type ConfigError, Context, Effect, Layer, Option } from "effect"
 import {
@@ -30,6 +34,7 @@ import { ClientStore } from "../../services/ClientStore.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 import { RawStorage } from "../../services/RawStorage.ts"
+import { RefreshLock } from "../../services/RefreshLock.ts"
 import { SessionStore } from "../../services/SessionStore.ts"
 import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
@@ -39,6 +44,7 @@ import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRawStorage } from "./rawStorage.ts"
+import { makeRefreshLock } from "./refreshLock.ts"
 import { makeSessionStore } from "./sessionStore.ts"
 import { makeSigningKeyStore } from "./signingKeyStore.ts"
 import { forkRedisSweeper } from "./sweep.ts"
@@ -53,8 +59,15 @@ export interface RedisOptions extends RedisConnectionOptions, SweepOptions {
   readonly providerTokens?: ProviderTokenStoreOptions
 }
 
-/** Every store the Redis backend provides. */
-export type RedisStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
+/** Every store the Redis backend provides, and the cross-instance `RefreshLock`. */
+export type RedisStores =
+  | TokenStore
+  | SessionStore
+  | ProviderTokenStore
+  | ClientStore
+  | SigningKeyStore
+  | RawStorage
+  | RefreshLock
 
 /**
  * All the stores on one Redis connection, opened when the layer is built
@@ -69,13 +82,15 @@ export const layer = (options: RedisOptions = {}): Layer.Layer<RedisStores, Stor
     const sessions = yield* makeSessionStore(client, resolveSessionStoreOptions(options.sessions))
     const clients = yield* makeClientStore(client)
     const signingKeys = yield* makeSigningKeyStore(client)
+    const refreshLock = yield* makeRefreshLock(client)
     yield* forkRedisSweeper(client, resolveSweepInterval(options))
     return Context.make(TokenStore, tokens).pipe(
       Context.add(ProviderTokenStore, providerTokens),
       Context.add(SessionStore, sessions),
       Context.add(ClientStore, clients),
       Context.add(SigningKeyStore, signingKeys),
-      Context.add(RawStorage, makeRawStorage(client))
+      Context.add(RawStorage, makeRawStorage(client)),
+      Context.add(RefreshLock, refreshLock)
     )
   }))
 

@@ -398,6 +398,35 @@ end
 return #due
 `)
 
+/**
+ * ARGV: P, key, now, x, owner. Take a refresh lease: a hash of its owner
+ * token (`o`) and expiry (`x`), with `PX` as the safety net for a
+ * holder that crashed. Taken when nobody holds it: the key is absent (never
+ * taken, released, or dropped by `PX`) or its expiry has passed by
+ * Effect's `Clock`. 1 when taken, 0 when held.
+ */
+export const acquireLease = script("acquireLease", [], `
+local key, now, x = P .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local held = redis.call('HGET', key, 'x')
+if held and now < tonumber(held) then return 0 end
+redis.call('DEL', key)
+redis.call('HSET', key, 'o', ARGV[5], 'x', int(x))
+redis.call('PEXPIRE', key, ttl(x, now))
+return 1
+`)
+
+/**
+ * ARGV: P, key, owner. Release a lease by compare-and-delete: deleted only
+ * while it still carries `owner` (an expired lease taken over by another
+ * holder is theirs). 1 when it was ours.
+ */
+export const releaseLease = script("releaseLease", [], `
+local key = P .. ARGV[2]
+if redis.call('HGET', key, 'o') ~= ARGV[3] then return 0 end
+redis.call('DEL', key)
+return 1
+`)
+
 /** Every script, loaded when the layer connects. */
 export const all: ReadonlyArray<Script> = [
   putString,
@@ -418,5 +447,7 @@ export const all: ReadonlyArray<Script> = [
   deleteProviders,
   migrateProviders,
   compareAndSetKeys,
+  acquireLease,
+  releaseLease,
   sweep
 ]
