@@ -23,34 +23,16 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { NodeCrypto } from "../src/layers/crypto/index.ts"
 import * as FileStore from "../src/layers/file/index.ts"
-import type { AuthorizationCode } from "../src/schema/code.ts"
-import type { AccessTokenRecord } from "../src/schema/token.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
-import { type NewRecord, TokenStore } from "../src/services/TokenStore.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
 import { type Case, formatTable, register, type RunOptions, runCases } from "./harness.ts"
+import { accessTokenInput, codeInput } from "./fixtures.ts"
 
 const RECORDS = 1_000
 const SMALL = 10
 const options: RunOptions = { rounds: 7, roundMs: 300, warmupMs: 200 }
 
-const accessTokenInput = (n: number): NewRecord<AccessTokenRecord> => ({
-  grantId: `grant-${n}`,
-  clientId: "client-1",
-  subject: `user-${n}`,
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-})
 
-const codeInput: NewRecord<AuthorizationCode> = {
-  grantId: "grant-1",
-  clientId: "client-1",
-  subject: "user-1",
-  redirectUri: "https://app.example/callback",
-  codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-  codeChallengeMethod: "S256",
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-}
 
 /** The raw baseline: temp file, fsync, rename, fsync the folder. */
 const rawReplace = async (path: string, data: Buffer, temp = `${path}.tmp`): Promise<void> => {

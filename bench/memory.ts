@@ -19,8 +19,9 @@ import type { AuthorizationCode } from "../src/schema/code.ts"
 import type { Session } from "../src/schema/session.ts"
 import type { AccessTokenRecord } from "../src/schema/token.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
-import { type NewRecord, TokenStore } from "../src/services/TokenStore.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
 import { type Case, formatTable, register, type RunOptions, runCases } from "./harness.ts"
+import { accessTokenInput, at, codeInput, shuffled } from "./fixtures.ts"
 
 const SESSIONS = 10_000 // the default global session limit
 const ACCESS_TOKENS = 10_000 // the default RS token record limit
@@ -69,40 +70,9 @@ const randomId = (): string => randomBytes(32).toString("base64url")
 
 const DAY = 86_400_000
 
-const accessTokenInput = (n: number): NewRecord<AccessTokenRecord> => ({
-  grantId: `grant-${n}`,
-  clientId: "client-1",
-  subject: `user-${n}`,
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-})
 
-const codeInput = (n: number): NewRecord<AuthorizationCode> => ({
-  grantId: `grant-${n}`,
-  clientId: "client-1",
-  subject: `user-${n}`,
-  redirectUri: "https://app.example/callback",
-  codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-  codeChallengeMethod: "S256",
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-})
 
-/** Indices 0..n-1 in a fixed pseudo-random order, so lookups don't walk memory in insertion order. */
-const shuffled = (n: number): Array<number> => {
-  const out = Array.from({ length: n }, (_, i) => i)
-  let seed = 0x9e3779b9
-  for (let i = n - 1; i > 0; i--) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
-    const j = seed % (i + 1)
-    const tmp = out[i] as number
-    out[i] = out[j] as number
-    out[j] = tmp
-  }
-  return out
-}
 
-const at = <A>(items: ReadonlyArray<A>, i: number): A => items[i % items.length] as A
 
 // ---------------------------------------------------------------------------
 
@@ -152,7 +122,7 @@ const run = async (): Promise<string> => {
 
     // --- Codes: fresh code per pair; both sides bounded at 1,000 ---------------
     const rawCodes = new RawLru<{ readonly code: AuthorizationCode; consumed: boolean }>(CODES)
-    const codeRecord = codeInput(1)
+    const codeRecord = codeInput
     const codeSecret = (i: number) => `code-${i}-Jx1uQeVh2hU0pQnSx7gkY3tAc9b`
 
     const cases: Array<Case> = [

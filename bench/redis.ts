@@ -25,11 +25,11 @@ import { NodeCrypto } from "../src/layers/crypto/index.ts"
 import * as RedisStore from "../src/layers/redis/index.ts"
 import { clientOptions } from "../src/layers/redis/client.ts"
 import * as Lua from "../src/layers/redis/lua.ts"
-import type { AuthorizationCode } from "../src/schema/code.ts"
 import type { AccessTokenRecord, IssuedPair } from "../src/schema/token.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
-import { type NewRecord, TokenStore } from "../src/services/TokenStore.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
 import { type Case, formatTable, register, type RunOptions, runCases } from "./harness.ts"
+import { accessTokenInput, at, codeInput } from "./fixtures.ts"
 
 const SESSIONS = 10_000 // the default global session limit: creates run at capacity
 const READ_SESSIONS = 1_000
@@ -57,24 +57,7 @@ const rawSeal = (plaintext: string, aad: string): string => {
   return `v1.k.${iv.toString("base64url")}.${sealed.toString("base64url")}`
 }
 
-const accessTokenInput = (n: number): NewRecord<AccessTokenRecord> => ({
-  grantId: `grant-${n % 100}`,
-  clientId: "client-1",
-  subject: `user-${n}`,
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-})
 
-const codeInput: NewRecord<AuthorizationCode> = {
-  grantId: "grant-codes",
-  clientId: "client-1",
-  subject: "user-1",
-  redirectUri: "https://app.example/callback",
-  codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-  codeChallengeMethod: "S256",
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-}
 
 const pair = (label: string): IssuedPair => ({
   refreshToken: Redacted.make(`rt-${label}-${"x".repeat(24)}`),
@@ -83,7 +66,6 @@ const pair = (label: string): IssuedPair => ({
 
 const SESSION_FIELDS = ["d", "k", "i", "pv", "ci", "la", "ie", "ae"]
 
-const at = <A>(items: ReadonlyArray<A>, i: number): A => items[i % items.length] as A
 
 /** Run `n` async jobs with at most `width` at once. */
 const fill = async (n: number, width: number, job: (i: number) => Promise<unknown>): Promise<void> => {

@@ -24,8 +24,10 @@ import type { AuthorizationCode } from "../src/schema/code.ts"
 import type { Session } from "../src/schema/session.ts"
 import type { AccessTokenRecord, RefreshTokenRecord } from "../src/schema/token.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
-import { type NewRecord, type NewRefreshToken, TokenStore } from "../src/services/TokenStore.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
 import { type Case, formatTable, register, type RunOptions, runCases } from "./harness.ts"
+import { accessTokenInput, at, codeInput, refreshInput, shuffled } from "./fixtures.ts"
+import { COLUMNS, type SessionRow } from "../src/layers/sqlite/sessionStore.ts"
 
 const SESSIONS = 10_000 // the default global session limit
 const ACCESS_TOKENS = 10_000
@@ -54,68 +56,16 @@ const rawSeal = (plaintext: string, recordKey: string): string => {
   return `v1.kid00000.${iv.toString("base64url")}.${sealed.toString("base64url")}`
 }
 
-const accessTokenInput = (n: number): NewRecord<AccessTokenRecord> => ({
-  grantId: `grant-${n}`,
-  clientId: "client-1",
-  subject: `user-${n}`,
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-})
 
-const codeInput: NewRecord<AuthorizationCode> = {
-  grantId: "grant-1",
-  clientId: "client-1",
-  subject: "user-1",
-  redirectUri: "https://app.example/callback",
-  codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-  codeChallengeMethod: "S256",
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-}
 
-const refreshInput: NewRefreshToken = {
-  grantId: "grant-rot",
-  clientId: "client-1",
-  subject: "user-1",
-  scopes: ["read"],
-  resource: "https://mcp.example/mcp"
-}
 
-/** Indices 0..n-1 in a fixed pseudo-random order, so lookups don't walk the b-tree in insertion order. */
-const shuffled = (n: number): Array<number> => {
-  const out = Array.from({ length: n }, (_, i) => i)
-  let seed = 0x9e3779b9
-  for (let i = n - 1; i > 0; i--) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
-    const j = seed % (i + 1)
-    const tmp = out[i] as number
-    out[i] = out[j] as number
-    out[j] = tmp
-  }
-  return out
-}
 
-const at = <A>(items: ReadonlyArray<A>, i: number): A => items[i % items.length] as A
 
 const codeSecret = (side: string, i: number) => `code-${side}-${i}-Jx1uQeVh2hU0pQnSx7gkY3tAc9b`
 const refreshSecret = (side: string, i: number) => `rt-${side}-${i}-Pq8vL2mZx0cW4nB7tY1uE6rKdA`
 const accessSecret = (i: number) => `at-${i}-Mw3nR8bT1yQ6vX0cZ5kL9pJ2hF`
 
-interface SessionRow {
-  readonly id: string
-  readonly api_key_hash: string
-  readonly subject: string | null
-  readonly initialized: number
-  readonly protocol_version: string | null
-  readonly client_info: string | null
-  readonly created_at: number
-  readonly last_accessed_at: number
-  readonly idle_expires_at: number
-  readonly absolute_expires_at: number
-}
 
-const COLUMNS =
-  "id, api_key_hash, subject, initialized, protocol_version, client_info, created_at, last_accessed_at, idle_expires_at, absolute_expires_at"
 
 const toSession = (row: SessionRow): Session => ({
   id: row.id,

@@ -1,7 +1,7 @@
 /** Dynamic client registration (RFC 7591): validate the metadata, generate the credentials, store the client. */
 import { Clock, Effect, Option, Redacted, Schema } from "effect"
 import { InvalidClientMetadata, InvalidRedirectUri } from "../errors/OAuthError.ts"
-import { type ClientMetadata, type RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
+import { ClientMetadata, type RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
 import { ClientStore } from "../services/ClientStore.ts"
 import { Crypto } from "../services/Crypto.ts"
 import type { StoreError } from "../services/StoreError.ts"
@@ -15,20 +15,11 @@ export const SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token"] as 
 
 /** The registration request as it arrives (RFC 7591 §2): every member optional, types checked. */
 const RegistrationRequest = Schema.Struct({
+  ...ClientMetadata.omit("redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types").fields,
   redirect_uris: Schema.optional(Schema.Array(Schema.String)),
   token_endpoint_auth_method: Schema.optional(Schema.String),
   grant_types: Schema.optional(Schema.Array(Schema.String)),
-  response_types: Schema.optional(Schema.Array(Schema.String)),
-  client_name: Schema.optional(Schema.String),
-  client_uri: Schema.optional(Schema.String),
-  logo_uri: Schema.optional(Schema.String),
-  scope: Schema.optional(Schema.String),
-  contacts: Schema.optional(Schema.Array(Schema.String)),
-  tos_uri: Schema.optional(Schema.String),
-  policy_uri: Schema.optional(Schema.String),
-  jwks_uri: Schema.optional(Schema.String),
-  software_id: Schema.optional(Schema.String),
-  software_version: Schema.optional(Schema.String)
+  response_types: Schema.optional(Schema.Array(Schema.String))
 })
 
 const decodeRequest = Schema.decodeUnknown(RegistrationRequest, { onExcessProperty: "ignore" })

@@ -10,7 +10,7 @@ import { decodeRow } from "./json.ts"
 import type { Tables } from "./tables.ts"
 
 /** A session as its row holds it. */
-interface SessionRow {
+export interface SessionRow {
   readonly id: string
   readonly api_key_hash: string
   readonly subject: string | null
@@ -23,7 +23,7 @@ interface SessionRow {
   readonly absolute_expires_at: number
 }
 
-const COLUMNS =
+export const COLUMNS =
   "id, api_key_hash, subject, initialized, protocol_version, client_info, created_at, last_accessed_at, idle_expires_at, absolute_expires_at"
 
 /** Least recently accessed first; ties: the oldest, then the first inserted. */
