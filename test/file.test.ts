@@ -9,7 +9,6 @@ import { dirname, join } from "node:path"
 import { NodeCrypto } from "../src/layers/crypto/index.ts"
 import * as FileStore from "../src/layers/file/index.ts"
 import { decodeFile } from "../src/layers/file/format.ts"
-import type { SigningKeySet } from "../src/schema/signingKey.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
@@ -73,19 +72,6 @@ const eventually = <A>(read: Effect.Effect<A>, check: (a: A) => boolean) =>
     return yield* Effect.dieMessage("condition not reached")
   })
 
-const keySet = (version: number, label: string): SigningKeySet => ({
-  version,
-  keys: [{
-    kid: `kid-${label}`,
-    alg: "ES256",
-    status: "active",
-    publicJwk: { kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}` },
-    privateJwk: Redacted.make({ kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}`, d: `private-d-${label}-secret` }),
-    createdAt: 0,
-    activatedAt: 0
-  }]
-})
-
 /** Every secret `writeEverything` hands to the stores. */
 const secrets = {
   code: F.secret("code-kept"),
@@ -123,7 +109,7 @@ const writeEverything = Effect.gen(function*() {
   yield* providers.storeTokens("g1", "github", F.providerTokens("persisted"))
   const { session } = yield* sessions.create({ apiKey: secrets.apiKey, clientInfo: { name: "inspector", version: "1" } })
   yield* clients.register({ clientId: "c1", clientSecret: secrets.clientSecret, metadata: F.clientMetadata })
-  expect(yield* signingKeys.compareAndSet(undefined, keySet(1, "persisted"))).toBe(true)
+  expect(yield* signingKeys.compareAndSet(undefined, F.keySet(1, "persisted"))).toBe(true)
   return session.id
 })
 
@@ -157,7 +143,7 @@ describe("file backend: persistence", () => {
         expect(Option.isSome(yield* (yield* ClientStore).authenticate("c1", secrets.clientSecret))).toBe(true)
         const keys = Option.getOrThrow(yield* (yield* SigningKeyStore).get)
         expect(keys.keys.map((k) => Redacted.value(k.privateJwk)["d"])).toEqual([secrets.privateKey])
-        expect(yield* (yield* SigningKeyStore).compareAndSet(1, keySet(2, "next"))).toBe(true)
+        expect(yield* (yield* SigningKeyStore).compareAndSet(1, F.keySet(2, "next"))).toBe(true)
       }))
     }))
 

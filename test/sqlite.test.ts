@@ -11,7 +11,6 @@ import { createInterface } from "node:readline"
 import { Keys } from "../src/internal/keys.ts"
 import { generateKey, NodeCrypto } from "../src/layers/crypto/index.ts"
 import * as SqliteStore from "../src/layers/sqlite/index.ts"
-import type { SigningKeySet } from "../src/schema/signingKey.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
@@ -66,18 +65,6 @@ const rawContents = (filename: string): { readonly rows: string; readonly bytes:
   }
 }
 
-const keySet = (version: number, label: string): SigningKeySet => ({
-  version,
-  keys: [{
-    kid: `kid-${label}`,
-    alg: "ES256",
-    status: "active",
-    publicJwk: { kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}` },
-    privateJwk: Redacted.make({ kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}`, d: `private-d-${label}-secret` }),
-    createdAt: 0
-  }]
-})
-
 const storeErrorOf = <A, E>(exit: Exit.Exit<A, E>): StoreError | undefined => {
   if (Exit.isSuccess(exit)) return undefined
   const failure = Cause.failureOption(exit.cause)
@@ -108,7 +95,7 @@ describe("sqlite backend", () => {
         yield* providers.storeTokens("g-short", "github", F.providerTokens(2, { refreshExpiresAt: 60_000 }))
         const { session } = yield* (yield* SessionStore).create({ apiKey: secrets.apiKey, clientInfo: { name: "c", version: "1" } })
         yield* (yield* ClientStore).register({ clientId: "c1", clientSecret: secrets.clientSecret, metadata: F.clientMetadata })
-        expect(yield* (yield* SigningKeyStore).compareAndSet(undefined, keySet(1, "restart"))).toBe(true)
+        expect(yield* (yield* SigningKeyStore).compareAndSet(undefined, F.keySet(1, "restart"))).toBe(true)
         return session.id
       }))
 
@@ -211,7 +198,7 @@ describe("sqlite backend", () => {
         yield* (yield* ProviderTokenStore).storeTokens("g1", "github", F.providerTokens("raw"))
         yield* (yield* SessionStore).create({ apiKey: secrets.apiKey })
         yield* (yield* ClientStore).register({ clientId: "c1", clientSecret: secrets.clientSecret, metadata: F.clientMetadata })
-        yield* (yield* SigningKeyStore).compareAndSet(undefined, keySet(1, "raw"))
+        yield* (yield* SigningKeyStore).compareAndSet(undefined, F.keySet(1, "raw"))
         return yield* Effect.forEach([secrets.code, secrets.refresh, secrets.apiKey, secrets.clientSecret], crypto.hash)
       }))
       const { bytes, rows } = rawContents(filename)

@@ -2,6 +2,7 @@ import { Redacted } from "effect"
 import type { ClientMetadata } from "../../src/schema/client.ts"
 import type { AuthorizationCode } from "../../src/schema/code.ts"
 import type { ProviderTokens } from "../../src/schema/providerTokens.ts"
+import type { SigningKeySet } from "../../src/schema/signingKey.ts"
 import type { AccessTokenRecord, Grant, IssuedPair } from "../../src/schema/token.ts"
 import type { Transaction } from "../../src/schema/transaction.ts"
 import type { NewRecord, NewRefreshToken } from "../../src/services/TokenStore.ts"
@@ -81,3 +82,17 @@ export const clientMetadata: ClientMetadata = {
 export const secret = (label: string) => `${label}-${"s3cr3t".repeat(4)}`
 
 export type ProviderTokensValue = ProviderTokens
+
+/** A one-key signing key set whose private part carries a recognisable secret. */
+export const keySet = (version: number, label: string): SigningKeySet => ({
+  version,
+  keys: [{
+    kid: `kid-${label}`,
+    alg: "ES256",
+    status: "active",
+    publicJwk: { kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}` },
+    privateJwk: Redacted.make({ kty: "EC", crv: "P-256", x: `x-${label}`, y: `y-${label}`, d: `private-d-${label}-secret` }),
+    createdAt: 0,
+    activatedAt: 0
+  }]
+})
