@@ -1,0 +1,84 @@
+/**
+ * The authorization server's back-channel endpoints: `/register` (RFC 7591),
+ * `/token` (RFC 6749 §3.2), `/revoke` (RFC 7009) and `/introspect`
+ * (RFC 7662). Each reads its body, calls the engine, and answers JSON with
+ * `Cache-Control: no-store`; every failure is an RFC 6749 error response.
+ */
+import type { HttpServerRequest } from "@effect/platform"
+import { Effect } from "effect"
+import { InvalidRequest } from "../errors/OAuthError.ts"
+import { authenticateClient } from "../oauth/clientAuth.ts"
+import { registerClient, registrationResponse } from "../oauth/registration.ts"
+import { introspect, revoke } from "../oauth/revocation.ts"
+import { token, tokenResponse } from "../oauth/tokenEndpoint.ts"
+import { readForm, readJson } from "./body.ts"
+import { clientAuthContext, clientCredentials } from "./clientCredentials.ts"
+import { jsonResponse, orErrorResponse } from "./respond.ts"
+
+/** `POST /register`: dynamic client registration; 201 with the client (and its secret, once). */
+export const registerHandler = (request: HttpServerRequest.HttpServerRequest) =>
+  orErrorResponse(
+    Effect.gen(function*() {
+      const metadata = yield* readJson(request)
+      const registration = yield* registerClient(metadata)
+      yield* Effect.logInfo("client registered").pipe(
+        Effect.annotateLogs({
+          client_id: registration.client.clientId,
+          auth_method: registration.client.metadata.token_endpoint_auth_method
+        })
+      )
+      return jsonResponse(registrationResponse(registration), { status: 201, noStore: true })
+    })
+  )
+
+/** `POST /token`: the authorization_code and refresh_token grants. */
+export const tokenHandler = (request: HttpServerRequest.HttpServerRequest) =>
+  orErrorResponse(
+    Effect.gen(function*() {
+      const form = yield* readForm(request)
+      const client = yield* clientCredentials(request, form)
+      const issued = yield* token({
+        grantType: form["grant_type"],
+        client,
+        code: form["code"],
+        redirectUri: form["redirect_uri"],
+        codeVerifier: form["code_verifier"],
+        refreshToken: form["refresh_token"],
+        scope: form["scope"],
+        resource: form["resource"]
+      })
+      yield* Effect.logInfo("tokens issued").pipe(
+        Effect.annotateLogs({ grant_type: form["grant_type"] ?? "", client_id: client.clientId, grant_id: issued.grantId })
+      )
+      return jsonResponse(tokenResponse(issued), { noStore: true })
+    }),
+    clientAuthContext(request)
+  )
+
+/** `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2). */
+export const revokeHandler = (request: HttpServerRequest.HttpServerRequest) =>
+  orErrorResponse(
+    Effect.gen(function*() {
+      const form = yield* readForm(request)
+      const client = yield* clientCredentials(request, form)
+      yield* revoke({ client, token: form["token"], tokenTypeHint: form["token_type_hint"] })
+      return jsonResponse({}, { noStore: true })
+    }),
+    clientAuthContext(request)
+  )
+
+/**
+ * `POST /introspect`: the caller authenticates as a registered client and
+ * learns only about its own tokens (others' are reported inactive).
+ */
+export const introspectHandler = (request: HttpServerRequest.HttpServerRequest) =>
+  orErrorResponse(
+    Effect.gen(function*() {
+      const form = yield* readForm(request)
+      const client = yield* authenticateClient(yield* clientCredentials(request, form))
+      if (form["token"] === undefined) return yield* Effect.fail(new InvalidRequest({ description: "token is required" }))
+      const answer = yield* introspect({ token: form["token"], tokenTypeHint: form["token_type_hint"], clientId: client.clientId })
+      return jsonResponse(answer, { noStore: true })
+    }),
+    clientAuthContext(request)
+  )

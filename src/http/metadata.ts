@@ -1,0 +1,101 @@
+/**
+ * The discovery documents: authorization server metadata (RFC 8414),
+ * protected resource metadata (RFC 9728) for the MCP endpoint, and the JWKS.
+ */
+import { Effect, Schema } from "effect"
+import { Jwks } from "../services/Jwks.ts"
+import { Settings } from "../server/config.ts"
+import { formatScope } from "../oauth/scopes.ts"
+
+/** The MCP endpoint's path; its URL is the resource tokens are issued for. */
+export const MCP_PATH = "/mcp"
+
+/** Where the server's endpoints live, from its public URL. */
+export const endpointUrls = (publicUrl: string) => ({
+  issuer: publicUrl,
+  authorization: `${publicUrl}/authorize`,
+  token: `${publicUrl}/token`,
+  registration: `${publicUrl}/register`,
+  revocation: `${publicUrl}/revoke`,
+  introspection: `${publicUrl}/introspect`,
+  jwks: `${publicUrl}/.well-known/jwks.json`,
+  callback: `${publicUrl}/callback`,
+  mcp: `${publicUrl}${MCP_PATH}`,
+  resourceMetadata: `${publicUrl}/.well-known/oauth-protected-resource${MCP_PATH}`
+})
+
+const Strings = Schema.Array(Schema.String)
+
+/** RFC 8414 §2, the members this server publishes. */
+export const AuthorizationServerMetadata = Schema.Struct({
+  issuer: Schema.String,
+  authorization_endpoint: Schema.String,
+  token_endpoint: Schema.String,
+  registration_endpoint: Schema.String,
+  revocation_endpoint: Schema.String,
+  introspection_endpoint: Schema.String,
+  jwks_uri: Schema.String,
+  scopes_supported: Strings,
+  response_types_supported: Strings,
+  response_modes_supported: Strings,
+  grant_types_supported: Strings,
+  code_challenge_methods_supported: Strings,
+  token_endpoint_auth_methods_supported: Strings,
+  revocation_endpoint_auth_methods_supported: Strings,
+  introspection_endpoint_auth_methods_supported: Strings,
+  authorization_response_iss_parameter_supported: Schema.Boolean
+})
+
+/** RFC 9728 §2. */
+export const ProtectedResourceMetadata = Schema.Struct({
+  resource: Schema.String,
+  authorization_servers: Strings,
+  scopes_supported: Strings,
+  bearer_methods_supported: Strings,
+  resource_name: Schema.String
+})
+
+/** RFC 7517 §5: public keys only. */
+export const JwkSet = Schema.Struct({ keys: Schema.Array(Schema.Record({ key: Schema.String, value: Schema.Unknown })) })
+
+const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+export const authorizationServerMetadata = Effect.map(Settings, (settings): typeof AuthorizationServerMetadata.Type => {
+  const urls = endpointUrls(settings.publicUrl)
+  return {
+    issuer: urls.issuer,
+    authorization_endpoint: urls.authorization,
+    token_endpoint: urls.token,
+    registration_endpoint: urls.registration,
+    revocation_endpoint: urls.revocation,
+    introspection_endpoint: urls.introspection,
+    jwks_uri: urls.jwks,
+    scopes_supported: settings.scopes,
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    grant_types_supported: ["authorization_code", "refresh_token"],
+    code_challenge_methods_supported: ["S256"],
+    token_endpoint_auth_methods_supported: AUTH_METHODS,
+    revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+    introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+    authorization_response_iss_parameter_supported: true
+  }
+})
+
+/**
+ * The protected resource metadata at the `/mcp`-suffixed well-known path
+ * (`mcp`: the MCP endpoint) or at the root one (the server as a whole; tokens
+ * for it are accepted at `/mcp` too).
+ */
+export const protectedResourceMetadata = (which: "mcp" | "root") => Effect.map(Settings, (settings): typeof ProtectedResourceMetadata.Type => {
+  const urls = endpointUrls(settings.publicUrl)
+  return {
+    resource: which === "mcp" ? urls.mcp : urls.issuer,
+    authorization_servers: [urls.issuer],
+    scopes_supported: settings.scopes,
+    bearer_methods_supported: ["header"],
+    resource_name: `MCP server at ${urls.mcp} (scopes: ${formatScope(settings.scopes)})`
+  }
+})
+
+export const jwkSet = Effect.flatMap(Jwks, (jwks) => jwks.publicJwks)

@@ -1,0 +1,167 @@
+/**
+ * The server's settings, read from the environment. Every variable has a
+ * default that makes `npm start` work on a clean checkout; a value that cannot
+ * be used fails startup with a `ConfigError` naming the variable.
+ */
+import { Config, ConfigError, Context, Effect, Either, Option, Redacted } from "effect"
+import { isServerUrl } from "../oauth/config.ts"
+import { parseScope } from "../oauth/scopes.ts"
+
+/** The storage backends `STORE` may name. */
+export const STORE_KINDS = ["memory", "sqlite", "file", "redis"] as const
+export type StoreKind = typeof STORE_KINDS[number]
+
+/** A user of local mode and the API key that proves it is them (`API_KEYS`). */
+export interface ApiKeyUser {
+  readonly user: string
+  readonly apiKey: Redacted.Redacted<string>
+}
+
+/** Upstream federation (seed 002's orchestrated auth): `UPSTREAM_*`. */
+export interface UpstreamSettings {
+  readonly issuer: string
+  readonly clientId: string
+  readonly clientSecret: Option.Option<Redacted.Redacted<string>>
+  readonly scopes: ReadonlyArray<string>
+  /** Refresh the provider's access token this many seconds before it expires (seed 002's `skewSeconds`). */
+  readonly refreshSkewSeconds: number
+}
+
+export interface ServerSettings {
+  readonly port: number
+  readonly host: string
+  /** The issuer and the base of every URL the server publishes; no trailing slash. */
+  readonly publicUrl: string
+  readonly store: StoreKind
+  /** Where generated secrets (and, by default, the SQLite database) live. */
+  readonly dataDir: string
+  readonly apiKeys: ReadonlyArray<ApiKeyUser>
+  /** Development switch: approve every authorization as this user, without a page. Loopback hosts only. */
+  readonly devAutoApprove: Option.Option<string>
+  readonly upstream: Option.Option<UpstreamSettings>
+  /** The scopes the server knows (the tools' scopes). */
+  readonly scopes: ReadonlyArray<string>
+  readonly accessTokenTtlSeconds: number
+  readonly accessTokenFormat: "jwt" | "opaque"
+  readonly maxBodyBytes: number
+}
+
+/** The scope the `whoami` tool needs. */
+export const TOOLS_SCOPE = "mcp:tools"
+/** The scope the upstream tool needs. */
+export const UPSTREAM_SCOPE = "mcp:upstream"
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"])
+
+/** Whether a listen address only accepts connections from this machine. */
+export const isLoopbackHost = (host: string): boolean => LOOPBACK_HOSTS.has(host) || host.startsWith("127.")
+
+const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
+
+/** `user=key` pairs separated by commas; keys of at least 16 characters, users and keys unique. */
+export const parseApiKeys = (name: string, value: string): Either.Either<ReadonlyArray<ApiKeyUser>, ConfigError.ConfigError> => {
+  const users: Array<ApiKeyUser> = []
+  for (const entry of value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+    const at = entry.indexOf("=")
+    const user = at > 0 ? entry.slice(0, at).trim() : ""
+    const key = at > 0 ? entry.slice(at + 1).trim() : ""
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(user)) {
+      return Either.left(invalid(name, "expected user=key pairs separated by commas (user: letters, digits, . _ @ -)"))
+    }
+    if (key.length < 16) return Either.left(invalid(name, `the key of user ${user} is shorter than 16 characters`))
+    if (users.some((u) => u.user === user || Redacted.value(u.apiKey) === key)) {
+      return Either.left(invalid(name, `user ${user} or its key appears twice`))
+    }
+    users.push({ user, apiKey: Redacted.make(key) })
+  }
+  return Either.right(users)
+}
+
+const scopesConfig = (name: string, fallback: string) =>
+  Config.string(name).pipe(
+    Config.withDefault(fallback),
+    Config.mapOrFail((value) => {
+      const scopes = parseScope(value)
+      return scopes === undefined ? Either.left(invalid(name, "expected scopes separated by spaces")) : Either.right(scopes)
+    })
+  )
+
+const urlConfig = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((value) => {
+      const trimmed = value.replace(/\/+$/, "")
+      return isServerUrl(trimmed)
+        ? Either.right(trimmed)
+        : Either.left(invalid(name, "expected an https URL (http only on a loopback host)"))
+    })
+  )
+
+const positive = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+const upstreamConfig: Config.Config<Option.Option<UpstreamSettings>> = Config.all({
+  issuer: Config.option(urlConfig("UPSTREAM_ISSUER")),
+  clientId: Config.option(Config.nonEmptyString("UPSTREAM_CLIENT_ID")),
+  clientSecret: Config.option(Config.redacted("UPSTREAM_CLIENT_SECRET")),
+  scopes: scopesConfig("UPSTREAM_SCOPES", "openid"),
+  refreshSkewSeconds: Config.integer("UPSTREAM_REFRESH_SKEW_SECONDS").pipe(
+    Config.validate({ message: "expected a non-negative integer", validation: (n) => n >= 0 }),
+    Config.withDefault(60)
+  )
+}).pipe(
+  Config.mapOrFail(({ clientId, clientSecret, issuer, refreshSkewSeconds, scopes }) => {
+    if (Option.isNone(issuer)) return Either.right(Option.none())
+    if (Option.isNone(clientId)) return Either.left(invalid("UPSTREAM_CLIENT_ID", "required when UPSTREAM_ISSUER is set"))
+    return Either.right(Option.some({ issuer: issuer.value, clientId: clientId.value, clientSecret, scopes, refreshSkewSeconds }))
+  })
+)
+
+/** The settings from the environment (see README, "Configuration"). */
+export const serverConfig: Config.Config<ServerSettings> = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(8787)),
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
+  publicUrl: Config.option(urlConfig("PUBLIC_URL")),
+  store: Config.literal(...STORE_KINDS)("STORE").pipe(Config.withDefault("sqlite" as const)),
+  dataDir: Config.string("DATA_DIR").pipe(Config.withDefault("./data")),
+  apiKeys: Config.string("API_KEYS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((value) => parseApiKeys("API_KEYS", value))
+  ),
+  devAutoApprove: Config.option(Config.string("DEV_AUTO_APPROVE").pipe(
+    Config.validate({ message: "expected a user name", validation: (user) => /^[A-Za-z0-9._@-]{1,64}$/.test(user) })
+  )),
+  upstream: upstreamConfig,
+  scopes: scopesConfig("SCOPES", `${TOOLS_SCOPE} ${UPSTREAM_SCOPE}`),
+  accessTokenTtlSeconds: positive("ACCESS_TOKEN_TTL", 3600),
+  accessTokenFormat: Config.literal("jwt", "opaque")("ACCESS_TOKEN_FORMAT").pipe(Config.withDefault("jwt" as const)),
+  maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024)
+}).pipe(
+  Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
+    const urlHost = settings.host.includes(":") ? `[${settings.host}]` : settings.host
+    const loopback = isLoopbackHost(settings.host)
+    const publicUrl = Option.getOrElse(settings.publicUrl, () => `http://${loopback ? urlHost : "127.0.0.1"}:${settings.port}`)
+    if (Option.isSome(settings.devAutoApprove) && !loopback) {
+      return Either.left(invalid("DEV_AUTO_APPROVE", `refused on the non-loopback HOST ${settings.host}`))
+    }
+    if (Option.isSome(settings.devAutoApprove) && Option.isSome(settings.upstream)) {
+      return Either.left(invalid("DEV_AUTO_APPROVE", "cannot be combined with UPSTREAM_ISSUER: the upstream provider signs users in"))
+    }
+    if (Option.isNone(settings.publicUrl) && !loopback) {
+      return Either.left(invalid("PUBLIC_URL", `required when HOST (${settings.host}) is not a loopback address`))
+    }
+    return Either.right({ ...settings, publicUrl })
+  })
+)
+
+/** A configuration failure as the one line startup prints. */
+export const describeConfigError = (error: ConfigError.ConfigError): string =>
+  `invalid configuration: ${String(error).replace(/\s+/g, " ").trim()}`
+
+/** Read the settings; the failure is one line naming the variable. */
+export const loadServerSettings: Effect.Effect<ServerSettings, string> = Effect.mapError(serverConfig, describeConfigError)
+
+/** The server's settings as a service, for the handlers. */
+export class Settings extends Context.Tag("mcp-oauth-store/ServerSettings")<Settings, ServerSettings>() {}
