@@ -1,0 +1,189 @@
+/**
+ * `/authorize` in local mode. GET validates the request and saves it as a
+ * pending authorization, then either approves it at once (the development
+ * switch `DEV_AUTO_APPROVE`) or renders the consent page. POST is the consent
+ * form: CSRF-checked, then Deny, or Approve signed in with an API key and
+ * with the scopes the user left ticked. Failures before the client's redirect
+ * URI is verified are shown to the user; later ones go to the client.
+ *
+ * Wrong API keys are counted per pending authorization (in this process):
+ * the fifth refuses it with `access_denied`.
+ */
+import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Option } from "effect"
+import {
+  approve,
+  authorize,
+  deny,
+  type PendingAuthorization,
+  pendingAuthorization,
+  redirectLocation
+} from "../oauth/authorize.ts"
+import { OAuthConfig } from "../oauth/config.ts"
+import { formatScope } from "../oauth/scopes.ts"
+import type { ClientStore } from "../services/ClientStore.ts"
+import type { Crypto } from "../services/Crypto.ts"
+import type { TokenStore } from "../services/TokenStore.ts"
+import { Settings } from "../server/config.ts"
+import { authorizationFailure, authorizationRequestFrom } from "./authorizationRequest.ts"
+import { type FormParams, queryParams, readForm } from "./body.ts"
+import { authorizePath, checkCsrf, issueCsrf, withCsrfCookie } from "./consent/csrf.ts"
+import { consentPage, formActionSource, grantedScopesFrom } from "./consent/page.ts"
+import { MAX_SIGN_IN_FAILURES, SignIn } from "./consent/signIn.ts"
+import { errorPage } from "./pages.ts"
+import { htmlResponse, redirectResponse } from "./respond.ts"
+
+/** What the `/authorize` handlers need. */
+export type AuthorizeServices = Settings | SignIn | OAuthConfig | ClientStore | TokenStore | Crypto
+
+interface ConsentOptions {
+  readonly status?: number
+  readonly error?: string
+  readonly ticked?: ReadonlyArray<string>
+}
+
+/** The consent page for a pending authorization, with the CSRF cookie set. */
+const consentResponse = (
+  request: HttpServerRequest.HttpServerRequest,
+  pending: PendingAuthorization,
+  options: ConsentOptions = {}
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Settings | SignIn | OAuthConfig | Crypto> =>
+  Effect.gen(function*() {
+    const settings = yield* Settings
+    const config = yield* OAuthConfig
+    const signIn = yield* SignIn
+    const csrf = yield* issueCsrf(request, pending.transaction.id)
+    const html = consentPage({
+      client: pending.client,
+      transaction: pending.transaction,
+      csrf: csrf.token,
+      action: authorizePath(settings.publicUrl),
+      signInConfigured: signIn.configured,
+      error: options.error,
+      ticked: options.ticked
+    })
+    const redirectTarget = formActionSource(pending.transaction.redirectUri)
+    const response = htmlResponse(html, {
+      ...(options.status === undefined ? {} : { status: options.status }),
+      // The answer to the form redirects to the client; the form posts with an Origin (no-referrer would make it "null").
+      formActions: redirectTarget === undefined ? [] : [redirectTarget],
+      headers: { "referrer-policy": "same-origin" }
+    })
+    return withCsrfCookie(response, csrf.nonce, { publicUrl: settings.publicUrl, maxAgeMillis: config.transactionTtl })
+  })
+
+const userPage = (status: number, title: string, description: string): HttpServerResponse.HttpServerResponse =>
+  htmlResponse(errorPage(title, description), { status })
+
+const forgedForm = () =>
+  userPage(
+    403,
+    "Form not accepted",
+    "This consent form could not be verified as coming from this server (it may have expired, or been sent from another site). " +
+      "Go back to the application and start signing in again."
+  )
+
+const unknownTransaction = () =>
+  userPage(
+    400,
+    "Authorization request not found",
+    "This authorization request is unknown, has expired or was already decided. Go back to the application and start again."
+  )
+
+/**
+ * GET `/authorize`: validate the request (duplicate parameters refused) and
+ * save it as a pending authorization; then approve it as the
+ * `DEV_AUTO_APPROVE` user with every requested scope, or render the consent
+ * page with its CSRF cookie. Upstream mode is routed elsewhere.
+ */
+export const authorizeGet = (
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, AuthorizeServices> =>
+  Effect.gen(function*() {
+    const settings = yield* Settings
+    const params = yield* queryParams(request)
+    const pending = yield* authorize(authorizationRequestFrom(params))
+    if (Option.isNone(settings.devAutoApprove)) return yield* consentResponse(request, pending)
+    const user = settings.devAutoApprove.value
+    const approved = yield* approve({ transactionId: pending.transaction.id, subject: user })
+    yield* Effect.logInfo("authorization auto-approved").pipe(
+      Effect.annotateLogs({ user, client_id: pending.client.clientId, scope: formatScope(approved.grant.scopes) })
+    )
+    return redirectResponse(redirectLocation(approved.redirect))
+  }).pipe(Effect.catchAll(authorizationFailure))
+
+/** A wrong (or missing) API key: the page again (401), or after too many, the request refused. */
+const signInFailed = (
+  request: HttpServerRequest.HttpServerRequest,
+  pending: PendingAuthorization,
+  form: FormParams
+) =>
+  Effect.gen(function*() {
+    const signIn = yield* SignIn
+    const ticked = grantedScopesFrom(form, pending.transaction.scopes)
+    const transactionId = pending.transaction.id
+    const clientId = pending.client.clientId
+    if ((form["api_key"] ?? "") === "") {
+      return yield* consentResponse(request, pending, { status: 401, error: "Enter your API key to approve.", ticked })
+    }
+    const failures = yield* signIn.recordFailure(transactionId)
+    yield* Effect.logWarning("sign-in failed").pipe(Effect.annotateLogs({ client_id: clientId, failures }))
+    if (failures < MAX_SIGN_IN_FAILURES) {
+      const left = MAX_SIGN_IN_FAILURES - failures
+      const error = `That API key is not valid. ${left} ${left === 1 ? "attempt" : "attempts"} left.`
+      return yield* consentResponse(request, pending, { status: 401, error, ticked })
+    }
+    yield* signIn.forget(transactionId)
+    const denied = yield* deny(transactionId)
+    yield* Effect.logWarning("authorization refused after failed sign-ins").pipe(Effect.annotateLogs({ client_id: clientId }))
+    const params = { ...denied.params, error_description: "too many failed sign-in attempts" }
+    return redirectResponse(redirectLocation({ ...denied, params }))
+  })
+
+/**
+ * POST `/authorize`: the consent form (`application/x-www-form-urlencoded`).
+ * A foreign `Origin` or a CSRF token that does not match the cookie is 403 and
+ * leaves the pending authorization as it was. `action=deny` sends
+ * `access_denied` to the client; `action=approve` needs a configured API key
+ * (wrong: 401 and the page again, the request kept) and grants the scopes
+ * still ticked (`scope_<i>` fields), sending the code, `state` and `iss`.
+ */
+export const authorizePost = (
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, AuthorizeServices> =>
+  Effect.gen(function*() {
+    const settings = yield* Settings
+    const signIn = yield* SignIn
+    const form = yield* readForm(request)
+    const transactionId = form["transaction"]
+    if (transactionId === undefined || !(yield* checkCsrf(request, form, settings.publicUrl))) return forgedForm()
+    if (Option.isSome(settings.upstream)) {
+      return userPage(400, "Sign-in not available", "This server signs users in through its upstream provider, not with API keys.")
+    }
+    const found = yield* pendingAuthorization(transactionId)
+    if (Option.isNone(found)) return unknownTransaction()
+    const pending = found.value
+    const clientId = pending.client.clientId
+
+    const action = form["action"]
+    if (action === "deny") {
+      yield* signIn.forget(transactionId)
+      const denied = yield* deny(transactionId)
+      yield* Effect.logInfo("authorization denied").pipe(Effect.annotateLogs({ client_id: clientId }))
+      return redirectResponse(redirectLocation(denied))
+    }
+    if (action !== "approve") return userPage(400, "Authorization request refused", "Choose Approve or Deny.")
+    if (!signIn.configured) {
+      return yield* consentResponse(request, pending, { status: 403, error: "Sign-in is not configured on this server." })
+    }
+
+    const user = yield* signIn.userFor(form["api_key"] ?? "")
+    if (Option.isNone(user)) return yield* signInFailed(request, pending, form)
+    const grantedScopes = grantedScopesFrom(form, pending.transaction.scopes)
+    const approved = yield* approve({ transactionId, subject: user.value, grantedScopes })
+    yield* signIn.forget(transactionId)
+    yield* Effect.logInfo("authorization approved").pipe(
+      Effect.annotateLogs({ user: user.value, client_id: clientId, scope: formatScope(approved.grant.scopes) })
+    )
+    return redirectResponse(redirectLocation(approved.redirect))
+  }).pipe(Effect.catchAll(authorizationFailure))

@@ -1,0 +1,90 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Option, Redacted } from "effect"
+import { loadServerSettings } from "../../src/server/config.ts"
+
+/** The settings read from exactly these variables. */
+const load = (env: Record<string, string>) =>
+  loadServerSettings.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+
+/** The one-line failure for these variables. */
+const failure = (env: Record<string, string>) => Effect.flip(load(env))
+
+describe("server settings from the environment", () => {
+  it.effect("an empty environment gives the npm start defaults", () =>
+    Effect.gen(function*() {
+      const settings = yield* load({})
+      expect(settings).toMatchObject({
+        port: 8787,
+        host: "127.0.0.1",
+        publicUrl: "http://127.0.0.1:8787",
+        store: "sqlite",
+        dataDir: "./data",
+        apiKeys: [],
+        accessTokenFormat: "jwt"
+      })
+      expect(Option.isNone(settings.devAutoApprove)).toBe(true)
+      expect(Option.isNone(settings.upstream)).toBe(true)
+    }))
+
+  it.effect("API_KEYS gives users with redacted keys", () =>
+    Effect.gen(function*() {
+      const settings = yield* load({ API_KEYS: "alice=alice-key-0123456789, bob=bob-key-0123456789abc" })
+      expect(settings.apiKeys.map((u) => u.user)).toEqual(["alice", "bob"])
+      expect(settings.apiKeys.map((u) => Redacted.value(u.apiKey))).toEqual(["alice-key-0123456789", "bob-key-0123456789abc"])
+      expect(String(settings.apiKeys[0]?.apiKey)).not.toContain("alice-key")
+    }))
+
+  it.effect("DEV_AUTO_APPROVE is accepted on a loopback HOST", () =>
+    Effect.gen(function*() {
+      for (const host of ["127.0.0.1", "localhost", "::1", "127.0.0.2"]) {
+        const settings = yield* load({ HOST: host, DEV_AUTO_APPROVE: "dev-user" })
+        expect(settings.devAutoApprove).toEqual(Option.some("dev-user"))
+      }
+    }))
+
+  it.effect("DEV_AUTO_APPROVE is refused on a non-loopback HOST, even with a PUBLIC_URL", () =>
+    Effect.gen(function*() {
+      for (const host of ["0.0.0.0", "192.168.1.10", "::", "example.com"]) {
+        const message = yield* failure({ HOST: host, PUBLIC_URL: "https://auth.example", DEV_AUTO_APPROVE: "dev-user" })
+        expect(message).toContain("DEV_AUTO_APPROVE")
+        expect(message).toContain("non-loopback")
+        expect(message).not.toContain("\n")
+      }
+      const withoutDev = yield* load({ HOST: "0.0.0.0", PUBLIC_URL: "https://auth.example" })
+      expect(withoutDev.publicUrl).toBe("https://auth.example")
+    }))
+
+  it.effect("each unusable value fails with one line naming its variable", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ PORT: "abc" }, "PORT"],
+        [{ PORT: "70000" }, "PORT"],
+        [{ STORE: "nope" }, "STORE"],
+        [{ API_KEYS: "no-equals-sign" }, "API_KEYS"],
+        [{ API_KEYS: "alice=short" }, "API_KEYS"],
+        [{ API_KEYS: "alice=alice-key-0123456789,alice=other-key-0123456789" }, "API_KEYS"],
+        [{ API_KEYS: "bad user=alice-key-0123456789" }, "API_KEYS"],
+        [{ DEV_AUTO_APPROVE: "not a user!" }, "DEV_AUTO_APPROVE"],
+        [{ UPSTREAM_ISSUER: "https://idp.example" }, "UPSTREAM_CLIENT_ID"],
+        [{ UPSTREAM_ISSUER: "http://idp.example", UPSTREAM_CLIENT_ID: "c" }, "UPSTREAM_ISSUER"],
+        [{ PUBLIC_URL: "ftp://auth.example" }, "PUBLIC_URL"],
+        [{ HOST: "0.0.0.0" }, "PUBLIC_URL"],
+        [{ ACCESS_TOKEN_TTL: "0" }, "ACCESS_TOKEN_TTL"],
+        [{ MAX_BODY_BYTES: "-1" }, "MAX_BODY_BYTES"],
+        [{ UPSTREAM_ISSUER: "https://idp.example", UPSTREAM_CLIENT_ID: "c", UPSTREAM_REFRESH_SKEW_SECONDS: "-5" }, "UPSTREAM_REFRESH_SKEW_SECONDS"],
+        [{ ACCESS_TOKEN_FORMAT: "paseto" }, "ACCESS_TOKEN_FORMAT"],
+        [{ SCOPES: "a \"b\"" }, "SCOPES"]
+      ]
+      for (const [env, name] of cases) {
+        const message = yield* failure(env)
+        expect(message, JSON.stringify(env)).toContain(name)
+        expect(message).not.toContain("\n")
+      }
+    }))
+
+  it.effect("a malformed API_KEYS value is not echoed in the error", () =>
+    Effect.gen(function*() {
+      const message = yield* failure({ API_KEYS: "alice=secretish" })
+      expect(message).not.toContain("secretish")
+    }))
+})
