@@ -143,7 +143,8 @@ describe("redis: provider-token refresh across instances", () => {
             yield* Deferred.await(gate)
             const n = calls.length
             return { accessToken: Redacted.make(`at-${n}`), refreshToken: Redacted.make(`rt-${n}`), expiresIn: 3600 }
-          })
+          }),
+        exchangeCode: () => Effect.dieMessage("the refresher never exchanges codes")
       }
       let denied = 0
       const a = yield* refresherInstance(keyPrefix, crypto, upstream, () => denied++)

@@ -39,6 +39,8 @@ export interface AuthorizationRequest {
   readonly resource?: string | ReadonlyArray<string> | undefined
   /** The signed-in user, when the server already knows who it is. */
   readonly subject?: string | undefined
+  /** Upstream federation: the state and PKCE verifier of our request to the provider, kept with the transaction. */
+  readonly upstream?: Transaction["upstream"]
 }
 
 /** A response to send to the client's redirect URI: its parameters go in the query (RFC 6749 §4.1.2). */
@@ -180,6 +182,7 @@ export const authorize = (
       resource: validated.resource,
       ...(state === undefined ? {} : { state }),
       ...(request.subject === undefined ? {} : { subject: request.subject }),
+      ...(request.upstream === undefined ? {} : { upstream: request.upstream }),
       ttl: Duration.millis(config.transactionTtl)
     })
     return { transaction, client }
@@ -262,17 +265,22 @@ export const approve = (
     return { grant, redirect: { redirectUri: transaction.redirectUri, params } }
   }).pipe(traced("OAuth.approve"))
 
-/** The user refused: take the transaction and send `access_denied` (with `state`) to the client. */
+/**
+ * The user refused: take the transaction and send `access_denied` (with
+ * `state`) to the client. `error` sends another error instead (an upstream
+ * provider that failed, in federation).
+ */
 export const deny = (
-  transactionId: string
+  transactionId: string,
+  error?: OAuthError
 ): Effect.Effect<AuthorizationRedirect, InvalidRequest | StoreError, TokenStore | OAuthConfig> =>
   Effect.gen(function*() {
     const config = yield* OAuthConfig
     const taken = yield* (yield* TokenStore).takeTransaction(transactionId)
     if (Option.isNone(taken)) return yield* Effect.fail(unknownTransaction())
     const params = {
-      error: "access_denied",
-      error_description: "the user denied the request",
+      error: error?.error ?? "access_denied",
+      error_description: error === undefined ? "the user denied the request" : error.description ?? error.error,
       ...(taken.value.state === undefined ? {} : { state: taken.value.state }),
       iss: config.issuer
     }

@@ -8,6 +8,8 @@
  *   `approve` / `deny`, `token` (`exchangeCode`, `refreshTokens`), `revoke`,
  *   `introspect`.
  * - The resource server: `verifyAccessToken`, `requireScopes` (tool-level scopes).
+ * - Upstream federation (seed 002's orchestrated auth): `Federation.layer(options)`,
+ *   `startUpstreamAuthorization`, `completeUpstreamAuthorization`.
  * - Upstream provider tokens: `ProviderTokenRefresher` over an
  *   `UpstreamTokenClient` (`UpstreamHttp.layer(providers)`) and a
  *   `RefreshLock` (`RefreshLockMemory.layer` in one process).
@@ -16,6 +18,7 @@ export * from "./accessTokens.ts"
 export * from "./authorize.ts"
 export * from "./clientAuth.ts"
 export * from "./config.ts"
+export * from "./federation.ts"
 export * from "./pkce.ts"
 export * from "./providerTokenRefresher.ts"
 export * from "./redirectUris.ts"

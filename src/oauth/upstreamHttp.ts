@@ -1,11 +1,13 @@
 /**
  * `UpstreamTokenClient` over HTTP (`@effect/platform`'s `HttpClient`): a
- * form-encoded `refresh_token` request to each provider's token endpoint
- * (RFC 6749 §6), its answer parsed into a typed success or failure.
+ * form-encoded `refresh_token` (RFC 6749 §6) or `authorization_code`
+ * (RFC 6749 §4.1.3, RFC 7636 §4.5) request to each provider's token endpoint,
+ * its answer parsed into a typed success or failure.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Duration, Effect, Layer, Redacted, Schema } from "effect"
 import {
+  type UpstreamCodeGrant,
   UpstreamTokenClient,
   UpstreamTokenError,
   type UpstreamTokenResponse
@@ -15,7 +17,8 @@ import { traced } from "../internal/traced.ts"
 
 /** One upstream OAuth provider's token endpoint and our credentials there. */
 export interface UpstreamProvider {
-  readonly tokenEndpoint: string
+  /** The token endpoint, or how to find it (for example through the provider's discovery document). */
+  readonly tokenEndpoint: string | Effect.Effect<string, UpstreamTokenError>
   readonly clientId: string
   readonly clientSecret?: Redacted.Redacted<string>
   /** Default: `client_secret_basic` when there is a secret, else `none` (client_id in the form). */
@@ -96,31 +99,33 @@ export const make = (providers: Readonly<Record<string, UpstreamProvider>>) =>
   Effect.gen(function*() {
     const http = yield* HttpClient.HttpClient
 
-    const refresh = (providerId: string, refreshToken: Redacted.Redacted<string>) =>
+    /** POST `form` to the provider's token endpoint, authenticated as configured, and interpret the answer. */
+    const tokenRequest = (providerId: string, form: Record<string, string>) =>
       Effect.gen(function*() {
         const provider = Object.hasOwn(providers, providerId) ? providers[providerId] : undefined
         if (provider === undefined) return yield* Effect.fail(new UpstreamTokenError({ providerId, reason: "UnknownProvider" }))
+        const endpoint = typeof provider.tokenEndpoint === "string" ? provider.tokenEndpoint : yield* provider.tokenEndpoint
         const method = provider.authMethod ?? (provider.clientSecret === undefined ? "none" : "client_secret_basic")
         const secret = provider.clientSecret === undefined ? "" : Redacted.value(provider.clientSecret)
-        const form: Record<string, string> = { grant_type: "refresh_token", refresh_token: Redacted.value(refreshToken) }
-        if (method !== "client_secret_basic") form["client_id"] = provider.clientId
-        if (method === "client_secret_post") form["client_secret"] = secret
-        let request = HttpClientRequest.post(provider.tokenEndpoint).pipe(
+        const body: Record<string, string> = { ...form }
+        if (method !== "client_secret_basic") body["client_id"] = provider.clientId
+        if (method === "client_secret_post") body["client_secret"] = secret
+        let request = HttpClientRequest.post(endpoint).pipe(
           HttpClientRequest.acceptJson,
-          HttpClientRequest.bodyUrlParams(form)
+          HttpClientRequest.bodyUrlParams(body)
         )
         if (method === "client_secret_basic") {
           const credentials = btoa(`${formEncode(provider.clientId)}:${formEncode(secret)}`)
           request = HttpClientRequest.setHeader(request, "authorization", `Basic ${credentials}`)
         }
-        const { body, status } = yield* http.execute(request).pipe(
+        const { body: text, status } = yield* http.execute(request).pipe(
           Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, body: text }))),
           Effect.scoped,
           Effect.timeoutFail({
             duration: provider.timeout ?? "10 seconds",
             onTimeout: () => new UpstreamTokenError({ providerId, reason: "Unavailable", description: "token endpoint timed out" })
           }),
-          // The request (and so the refresh token in its body) must not travel with the error: keep only its kind.
+          // The request (and so the refresh token or code in its body) must not travel with the error: keep only its kind.
           Effect.catchTag("RequestError", "ResponseError", (error) =>
             Effect.fail(
               new UpstreamTokenError({
@@ -130,10 +135,23 @@ export const make = (providers: Readonly<Record<string, UpstreamProvider>>) =>
               })
             ))
         )
-        return yield* interpretTokenResponse(providerId, status, body)
-      }).pipe(traced("UpstreamTokenClient.refresh", { providerId }))
+        return yield* interpretTokenResponse(providerId, status, text)
+      })
 
-    const service: UpstreamTokenClient.Service = { refresh }
+    const refresh = (providerId: string, refreshToken: Redacted.Redacted<string>) =>
+      tokenRequest(providerId, { grant_type: "refresh_token", refresh_token: Redacted.value(refreshToken) }).pipe(
+        traced("UpstreamTokenClient.refresh", { providerId })
+      )
+
+    const exchangeCode = (providerId: string, grant: UpstreamCodeGrant) =>
+      tokenRequest(providerId, {
+        grant_type: "authorization_code",
+        code: Redacted.value(grant.code),
+        redirect_uri: grant.redirectUri,
+        code_verifier: Redacted.value(grant.codeVerifier)
+      }).pipe(traced("UpstreamTokenClient.exchangeCode", { providerId }))
+
+    const service: UpstreamTokenClient.Service = { refresh, exchangeCode }
     return service
   })
 

@@ -14,9 +14,18 @@ export interface UpstreamTokenResponse {
   readonly scopes?: ReadonlyArray<string>
 }
 
+/** An authorization code returned by the provider, with what the token request must repeat (RFC 6749 §4.1.3, RFC 7636 §4.5). */
+export interface UpstreamCodeGrant {
+  readonly code: Redacted.Redacted<string>
+  /** The redirect URI sent in the authorization request. */
+  readonly redirectUri: string
+  /** The PKCE verifier of the authorization request. */
+  readonly codeVerifier: Redacted.Redacted<string>
+}
+
 /**
  * Why an upstream token request failed:
- * - `InvalidGrant`: the provider refused the refresh token (`invalid_grant`): the user must authorize again;
+ * - `InvalidGrant`: the provider refused the refresh token or code (`invalid_grant`): the user must authorize again;
  * - `Rejected`: any other OAuth error response from the provider (`error` says which);
  * - `Unavailable`: the provider could not be reached, timed out, or answered 5xx (retryable);
  * - `InvalidResponse`: the provider answered something that is not a token response;
@@ -46,7 +55,8 @@ export class UpstreamTokenError extends Schema.TaggedError<UpstreamTokenError>()
 /**
  * The token endpoints of upstream OAuth providers (seed 002's orchestrated
  * mode): what the provider-token refresher calls when a provider access token
- * is about to expire.
+ * is about to expire, and what upstream federation calls to redeem the
+ * provider's authorization code.
  */
 export class UpstreamTokenClient extends Context.Tag("mcp-oauth-store/UpstreamTokenClient")<
   UpstreamTokenClient,
@@ -59,6 +69,11 @@ export declare namespace UpstreamTokenClient {
     readonly refresh: (
       providerId: string,
       refreshToken: Redacted.Redacted<string>
+    ) => Effect.Effect<UpstreamTokenResponse, UpstreamTokenError>
+    /** Redeem a provider authorization code for tokens (`grant_type=authorization_code`, with PKCE). */
+    readonly exchangeCode: (
+      providerId: string,
+      grant: UpstreamCodeGrant
     ) => Effect.Effect<UpstreamTokenResponse, UpstreamTokenError>
   }
 }

@@ -36,7 +36,8 @@ const setup = (respond: Respond = rotating, options: ProviderTokenRefresherOptio
           calls.push(Redacted.value(refreshToken))
           if (gated) yield* Deferred.await(gate)
           return yield* respond(calls.length, Redacted.value(refreshToken))
-        })
+        }),
+      exchangeCode: () => Effect.dieMessage("the refresher never exchanges codes")
     }
     const base = yield* Layer.build(
       Layer.mergeAll(RefreshLockMemory.layer, Layer.succeed(UpstreamTokenClient, upstream)).pipe(Layer.provideMerge(stores()))

@@ -1,0 +1,34 @@
+/**
+ * `GET /authorize` in upstream mode: the request is validated and saved like
+ * any other (the engine's `authorize`, with our PKCE verifier and state for
+ * the upstream), then the user goes to the upstream provider to sign in.
+ */
+import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { Federation, startUpstreamAuthorization } from "../../oauth/federation.ts"
+import { authorizationFailure, authorizationRequestFrom } from "../authorizationRequest.ts"
+import { queryParams } from "../body.ts"
+import { jsonResponse, redirectResponse } from "../respond.ts"
+
+/** 404 when the server is not in upstream mode (no `Federation` service). */
+export const notInUpstreamMode = (): HttpServerResponse.HttpServerResponse =>
+  jsonResponse({ error: "not_found", error_description: "upstream federation is not configured" }, { status: 404 })
+
+/**
+ * Validate the authorization request and redirect (302) to the upstream's
+ * authorization endpoint. A bad client or redirect URI is shown to the user;
+ * any later refusal (and an upstream that cannot be discovered) is redirected
+ * to the client.
+ */
+export const upstreamAuthorize = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.flatMap(Effect.serviceOption(Federation), (federation) =>
+    Option.isNone(federation)
+      ? Effect.succeed(notInUpstreamMode())
+      : Effect.gen(function*() {
+        const params = yield* queryParams(request)
+        const started = yield* startUpstreamAuthorization(authorizationRequestFrom(params))
+        return redirectResponse(started.url)
+      }).pipe(
+        Effect.provideService(Federation, federation.value),
+        Effect.catchAll(authorizationFailure)
+      ))
