@@ -1,52 +1,36 @@
 /**
- * `npm start`. Until the HTTP server lands (issue 6), this checks the runtime's
- * configuration and exercises the configured stores once: a bad
- * `RS_TOKENS_ENC_KEY` stops it with one line naming the variable.
+ * `npm start`: read the configuration, open the chosen store, and serve the
+ * OAuth authorization server and the MCP endpoint until SIGINT/SIGTERM
+ * (then: stop accepting, finish in-flight requests, close the store).
+ * Logs are JSON lines on stdout; a startup failure is one line naming what is wrong.
  */
-import { Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
-import * as MemoryStore from "./layers/memory/index.ts"
-import { NodeCrypto } from "./layers/crypto/index.ts"
-import { SessionStore } from "./services/SessionStore.ts"
-import { TokenStore } from "./services/TokenStore.ts"
+import { NodeRuntime } from "@effect/platform-node"
+import { Cause, Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { serverLayer } from "./http/server.ts"
+import { describeConfigError, loadServerSettings, Settings } from "./server/config.ts"
+import { serviceLayer } from "./server/services.ts"
+import { describeStartupFailure } from "./server/startup.ts"
 
-const CryptoLive = Layer.unwrapEffect(
-  Effect.map(Config.option(Config.string("RS_TOKENS_ENC_KEY")), (key) =>
-    Option.isSome(key)
-      ? NodeCrypto.layerConfig
-      : Layer.effectDiscard(Effect.logWarning("RS_TOKENS_ENC_KEY is not set: using a key that lives only as long as this process"))
-        .pipe(Layer.provideMerge(NodeCrypto.layerEphemeral)))
-)
-
-const selfCheck = Effect.gen(function*() {
-  const tokens = yield* TokenStore
-  const sessions = yield* SessionStore
-  const code = `self-check-${Math.random().toString(36).slice(2)}`
-  yield* tokens.saveCode(code, {
-    grantId: "self-check",
-    clientId: "self-check",
-    subject: "self-check",
-    redirectUri: "http://127.0.0.1/callback",
-    codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-    codeChallengeMethod: "S256",
-    scopes: []
-  })
-  const first = yield* tokens.consumeCode(code)
-  const replay = yield* tokens.consumeCode(code)
-  const { session } = yield* sessions.create({ apiKey: "self-check" })
-  yield* Effect.logInfo("store runtime ready").pipe(
-    Effect.annotateLogs({ store: "memory", consume: first._tag, replay: replay._tag, session: session.initialized ? "initialized" : "created" })
+const main = Effect.gen(function*() {
+  const settings = yield* loadServerSettings
+  const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info), Effect.mapError(describeConfigError))
+  const app = serverLayer(settings).pipe(
+    Layer.provide(serviceLayer(settings)),
+    Layer.provide(Layer.succeed(Settings, settings)),
+    // Built once the server listens, so released first: the line comes as shutdown begins.
+    (server) => Layer.provideMerge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo("shutting down: finishing in-flight requests"))), server)
   )
-})
-
-const main = selfCheck.pipe(
-  Effect.provide(MemoryStore.layer().pipe(Layer.provide(CryptoLive))),
-  Effect.provide(Logger.logFmt),
-  Logger.withMinimumLogLevel(LogLevel.Info)
+  yield* Layer.launch(app).pipe(
+    Logger.withMinimumLogLevel(level),
+    Effect.onInterrupt(() => Effect.logInfo("stopped")),
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(
+        describeStartupFailure(Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause)), settings)
+      ))
+  )
+}).pipe(
+  Effect.tapError((line) => Effect.logError(line)),
+  Effect.provide(Logger.json)
 )
 
-Effect.runPromiseExit(main).then((exit) => {
-  if (exit._tag === "Failure") {
-    process.stderr.write(`startup failed: ${exit.cause._tag === "Fail" ? String(exit.cause.error) : "unexpected error"}\n`)
-    process.exitCode = 1
-  }
-})
+NodeRuntime.runMain(main, { disableErrorReporting: true, disablePrettyLogger: true })

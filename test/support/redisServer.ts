@@ -28,7 +28,8 @@ export interface RedisServer {
 /** Whether `redis-server` is on PATH. */
 export const hasRedisServer: boolean = spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0
 
-const freePort = (): Promise<number> =>
+/** A free TCP port on the loopback interface. */
+export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = createServer()
     server.once("error", reject)
