@@ -34,7 +34,7 @@ const OAuthLive = HttpApiBuilder.group(ServerApi, "oauth", (handlers) =>
       .handleRaw("register", ({ request }) => registerHandler(request))
       .handleRaw("authorize", ({ request }) => upstream ? upstreamAuthorize(request) : authorizeGet(request))
       .handleRaw("consent", ({ request }) => upstream ? Effect.succeed(notFound()) : authorizePost(request))
-      .handleRaw("upstreamCallback", ({ request }) => upstream ? upstreamCallback(request) : Effect.succeed(notFound()))
+      .handleRaw("upstreamCallback", ({ request }) => upstreamCallback(request))
       .handleRaw("token", ({ request }) => tokenHandler(request))
       .handleRaw("revoke", ({ request }) => revokeHandler(request))
       .handleRaw("introspect", ({ request }) => introspectHandler(request))

@@ -1,6 +1,6 @@
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpServerRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { authorizeGet, authorizePost } from "../../src/http/authorize.ts"
 import { CSRF_COOKIE, csrfToken } from "../../src/http/consent/csrf.ts"
 import { formActionSource, grantedScopesFrom, redirectHost } from "../../src/http/consent/page.ts"
@@ -9,6 +9,7 @@ import { type ServerSettings, Settings } from "../../src/server/config.ts"
 import { token } from "../../src/oauth/tokenEndpoint.ts"
 import { TokenStore } from "../../src/services/TokenStore.ts"
 import { type EngineOptions, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE } from "../oauth/fixtures.ts"
+import { type Answer, answer, captureLogs } from "../support/http.ts"
 
 const ALICE_KEY = "alice-key-0123456789abcdef"
 const BOB_KEY = "bob-key-0123456789abcdef"
@@ -34,10 +35,7 @@ interface Setup {
 }
 
 /** Log lines written while a test runs: message and annotations, as text. */
-const logLines: Array<string> = []
-const capturingLogger = Logger.make(({ annotations, message }) => {
-  logLines.push(`${String(message)} ${JSON.stringify(Object.fromEntries(annotations))}`)
-})
+const { captured, lines: logLines } = captureLogs()
 
 /** Run a test body over fresh memory stores, the engine and the server settings. */
 const using = (setup: Setup = {}) =>
@@ -46,23 +44,8 @@ const using = (setup: Setup = {}) =>
   const services = SignInLive.pipe(
     Layer.provideMerge(Layer.mergeAll(Layer.succeed(Settings, settings), engine(setup.engine)))
   )
-  logLines.length = 0
-  return Effect.scoped(Effect.provide(body, Layer.fresh(services))).pipe(
-    Effect.provide(Logger.replace(Logger.defaultLogger, capturingLogger))
-  ) as Effect.Effect<A, unknown, never>
+  return captured(Effect.scoped(Effect.provide(body, Layer.fresh(services)))) as Effect.Effect<A, unknown, never>
 }
-
-interface Answer {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: string
-}
-
-const answer = (response: HttpServerResponse.HttpServerResponse) =>
-  Effect.promise(async (): Promise<Answer> => {
-    const web = HttpServerResponse.toWeb(response)
-    return { status: web.status, headers: web.headers, body: await web.text() }
-  })
 
 const authorizeQuery = (clientId: string, overrides: Record<string, string> = {}) =>
   new URLSearchParams({

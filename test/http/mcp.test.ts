@@ -4,9 +4,9 @@
  * the memory stores, an ephemeral `NodeCrypto`, real signing keys and real
  * tokens issued by the engine's code flow.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpServerRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Redacted, TestClock } from "effect"
+import { Effect, Layer, Option, Redacted, TestClock } from "effect"
 import { mcpDelete, mcpGet, mcpPost } from "../../src/http/mcp/endpoint.ts"
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../../src/http/mcp/session.ts"
 import { McpTools, type McpTool } from "../../src/http/mcp/tool.ts"
@@ -20,6 +20,7 @@ import { type ServerSettings, Settings, TOOLS_SCOPE, UPSTREAM_SCOPE } from "../.
 import { SessionStore } from "../../src/services/SessionStore.ts"
 import { StoreError } from "../../src/services/StoreError.ts"
 import { authorizationRequest, credentials, pkce, REDIRECT, stores } from "../oauth/fixtures.ts"
+import { answer, captureLogs } from "../support/http.ts"
 
 const PUBLIC_URL = "http://127.0.0.1:8787"
 const MCP_URL = `${PUBLIC_URL}/mcp`
@@ -111,21 +112,6 @@ const request = (method: string, body: string | undefined, call: Call) =>
       ...(body === undefined ? {} : { body })
     })
   )
-
-interface Answer {
-  readonly status: number
-  readonly headers: Headers
-  readonly text: string
-  /** The parsed body; `any` so assertions can walk JSON-RPC replies without a cast at every step. */
-  readonly json: any
-}
-
-const answer = (response: HttpServerResponse.HttpServerResponse) =>
-  Effect.promise(async (): Promise<Answer> => {
-    const web = HttpServerResponse.toWeb(response)
-    const text = await web.text()
-    return { status: web.status, headers: web.headers, text, json: text === "" ? undefined : JSON.parse(text) }
-  })
 
 const post = (body: unknown, call: Call = {}) =>
   Effect.flatMap(mcpPost(request("POST", typeof body === "string" ? body : JSON.stringify(body), call)), answer)
@@ -251,7 +237,7 @@ describe("/mcp: sessions", () => {
       const session = yield* open(token)
       const reply = yield* post({ jsonrpc: "2.0", method: "notifications/initialized" }, { token, session })
       expect(reply.status).toBe(202)
-      expect(reply.text).toBe("")
+      expect(reply.body).toBe("")
       expect(Option.getOrThrow(yield* (yield* SessionStore).get(session)).initialized).toBe(true)
     })))
 
@@ -301,11 +287,8 @@ describe("/mcp: sessions", () => {
 
   it.effect("the sixth session of a principal evicts its least recently used one, logged without secrets", () =>
     Effect.gen(function*() {
-      const lines: Array<string> = []
-      const collect = Logger.make(({ annotations, message }) => {
-        lines.push(`${Array.isArray(message) ? message.join(" ") : String(message)} ${JSON.stringify([...annotations])}`)
-      })
-      yield* run()(Effect.gen(function*() {
+      const { captured, lines } = captureLogs()
+      yield* captured(run()(Effect.gen(function*() {
         const token = yield* tokenFor("alice")
         const ids: Array<string> = []
         for (let i = 0; i < 6; i++) {
@@ -321,7 +304,7 @@ describe("/mcp: sessions", () => {
           expect(line).not.toContain(token)
           for (const id of ids) expect(line).not.toContain(id)
         }
-      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, collect))))
+      })))
     }))
 
   it.effect("initialize must come alone and without a session id", () =>
@@ -421,7 +404,7 @@ describe("/mcp: methods and tools", () => {
       const defect = yield* post(rpc(4, "tools/call", { name: "explode" }), { token, session })
       expect(defect.status).toBe(200)
       expect(defect.json.error).toEqual({ code: -32603, message: "Internal error" })
-      expect(defect.text).not.toContain("secret detail")
+      expect(defect.body).not.toContain("secret detail")
     })))
 })
 
@@ -476,7 +459,7 @@ describe("/mcp: JSON-RPC framing", () => {
         result: {}
       }], { token, session })
       expect(notes.status).toBe(202)
-      expect(notes.text).toBe("")
+      expect(notes.body).toBe("")
     })))
 
   it.effect("content type, Accept and MCP-Protocol-Version are checked", () =>
@@ -529,7 +512,7 @@ describe("/mcp: JSON-RPC framing", () => {
         expect(reply.status).toBe(503)
         expect(reply.json.error).toBe("temporarily_unavailable")
         expect(reply.headers.get("retry-after")).toBe("5")
-        expect(reply.text).not.toContain("10.0.0.1")
+        expect(reply.body).not.toContain("10.0.0.1")
       }
     })))
 })

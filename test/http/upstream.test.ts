@@ -5,9 +5,9 @@
  * `upstream_userinfo` tool with the token our code exchange issued. Nothing
  * secret may reach a log line.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpServerRequest } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { upstreamAuthorize } from "../../src/http/upstream/authorize.ts"
 import { upstreamCallback } from "../../src/http/upstream/callback.ts"
 import type { ToolContext } from "../../src/http/mcp/tool.ts"
@@ -21,6 +21,7 @@ import { UPSTREAM_SCOPE } from "../../src/server/config.ts"
 import { CALLBACK, federationEngine } from "../support/federation.ts"
 import { displayName, driveInteraction, type OidcProvider, startOidcProvider } from "../support/oidcProvider.ts"
 import { credentials, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE, tokensFor } from "../oauth/fixtures.ts"
+import { answer, captureLogs } from "../support/http.ts"
 
 let upstream: OidcProvider
 beforeAll(async () => {
@@ -28,31 +29,13 @@ beforeAll(async () => {
 })
 afterAll(() => upstream.close())
 
-const logLines: Array<string> = []
-const capturingLogger = Logger.make(({ annotations, message }) => {
-  logLines.push(`${String(message)} ${JSON.stringify(Object.fromEntries(annotations))}`)
-})
+const { captured, lines: logLines } = captureLogs()
 
 /** Fresh engine with federation to the oidc-provider; log lines captured. */
 const federated = <A, E, R>(body: Effect.Effect<A, E, R>) => {
-  logLines.length = 0
   const layer = federationEngine({ issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret })
-  return Effect.scoped(Effect.provide(body, Layer.fresh(layer))).pipe(
-    Effect.provide(Logger.replace(Logger.defaultLogger, capturingLogger))
-  ) as Effect.Effect<A, unknown, never>
+  return captured(Effect.scoped(Effect.provide(body, Layer.fresh(layer)))) as Effect.Effect<A, unknown, never>
 }
-
-interface Answer {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: string
-}
-
-const answer = (response: HttpServerResponse.HttpServerResponse) =>
-  Effect.promise(async (): Promise<Answer> => {
-    const web = HttpServerResponse.toWeb(response)
-    return { status: web.status, headers: web.headers, body: await web.text() }
-  })
 
 const request = (url: string) => HttpServerRequest.fromWeb(new Request(url))
 

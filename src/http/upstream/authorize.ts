@@ -15,20 +15,26 @@ export const notInUpstreamMode = (): HttpServerResponse.HttpServerResponse =>
   jsonResponse({ error: "not_found", error_description: "upstream federation is not configured" }, { status: 404 })
 
 /**
+ * Run a handler of upstream mode with the `Federation`; 404 without it.
+ * Every failure is answered as the front channel answers them.
+ */
+export const inUpstreamMode = <E, R>(
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | Federation>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Exclude<R, Federation>> =>
+  Effect.flatMap(Effect.serviceOption(Federation), (federation) =>
+    Option.isNone(federation)
+      ? Effect.succeed(notInUpstreamMode())
+      : handler.pipe(Effect.provideService(Federation, federation.value), Effect.catchAll(authorizationFailure)))
+
+/**
  * Validate the authorization request and redirect (302) to the upstream's
  * authorization endpoint. A bad client or redirect URI is shown to the user;
  * any later refusal (and an upstream that cannot be discovered) is redirected
  * to the client.
  */
 export const upstreamAuthorize = (request: HttpServerRequest.HttpServerRequest) =>
-  Effect.flatMap(Effect.serviceOption(Federation), (federation) =>
-    Option.isNone(federation)
-      ? Effect.succeed(notInUpstreamMode())
-      : Effect.gen(function*() {
-        const params = yield* queryParams(request)
-        const started = yield* startUpstreamAuthorization(authorizationRequestFrom(params))
-        return redirectResponse(started.url)
-      }).pipe(
-        Effect.provideService(Federation, federation.value),
-        Effect.catchAll(authorizationFailure)
-      ))
+  inUpstreamMode(Effect.gen(function*() {
+    const params = yield* queryParams(request)
+    const started = yield* startUpstreamAuthorization(authorizationRequestFrom(params))
+    return redirectResponse(started.url)
+  }))

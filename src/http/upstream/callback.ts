@@ -5,13 +5,12 @@
  * goes on to the client with our code (or the client's error).
  */
 import type { HttpServerRequest } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { redirectLocation } from "../../oauth/authorize.ts"
-import { completeUpstreamAuthorization, Federation } from "../../oauth/federation.ts"
-import { authorizationFailure } from "../authorizationRequest.ts"
+import { completeUpstreamAuthorization } from "../../oauth/federation.ts"
 import { queryParams } from "../body.ts"
 import { redirectResponse } from "../respond.ts"
-import { notInUpstreamMode } from "./authorize.ts"
+import { inUpstreamMode } from "./authorize.ts"
 
 /**
  * Redirect (302) to the client with our code, or with the error that ended
@@ -19,19 +18,13 @@ import { notInUpstreamMode } from "./authorize.ts"
  * match gets a page (400): there is no client it could safely go to.
  */
 export const upstreamCallback = (request: HttpServerRequest.HttpServerRequest) =>
-  Effect.flatMap(Effect.serviceOption(Federation), (federation) =>
-    Option.isNone(federation)
-      ? Effect.succeed(notInUpstreamMode())
-      : Effect.gen(function*() {
-        const params = yield* queryParams(request)
-        const redirect = yield* completeUpstreamAuthorization({
-          state: params["state"],
-          code: params["code"],
-          error: params["error"],
-          iss: params["iss"]
-        })
-        return redirectResponse(redirectLocation(redirect))
-      }).pipe(
-        Effect.provideService(Federation, federation.value),
-        Effect.catchAll(authorizationFailure)
-      ))
+  inUpstreamMode(Effect.gen(function*() {
+    const params = yield* queryParams(request)
+    const redirect = yield* completeUpstreamAuthorization({
+      state: params["state"],
+      code: params["code"],
+      error: params["error"],
+      iss: params["iss"]
+    })
+    return redirectResponse(redirectLocation(redirect))
+  }))
