@@ -11,6 +11,7 @@ import "./file.ts"
 import "./redis.ts"
 import "./sqlite.ts"
 import "./oauth.ts"
+import "./load.ts"
 
 const only = process.argv.slice(2)
 const selected = registered().filter((module) => only.length === 0 || only.includes(module.name))

@@ -1,0 +1,630 @@
+/**
+ * The server under HTTP load (issue 6): autocannon in this process drives
+ * our server (`src/main.ts`, `STORE=memory`, its default logging, in its own
+ * process) and, in the same run, a plain `node:http` baseline doing the same
+ * JWT work with `jose` (bench/loadBaseline.ts, its own process).
+ *
+ * Scenarios:
+ * - `tools/call whoami`: `POST /mcp` with a valid bearer JWT and an
+ *   initialized session (both obtained the way a client does: register,
+ *   authorize through the development switch, token, initialize,
+ *   notifications/initialized). Baseline: verify the same bearer against our
+ *   published JWKS with `jwtVerify`, answer a result of the same shape.
+ * - `/token refresh`: every connection chains its own refresh token (each
+ *   response's `refresh_token` is the next request's), so every request is a
+ *   real rotation, never a replay; one grant per connection, issued fresh
+ *   before each run. Baseline: parse the form, sign a new RS256 JWT, answer a
+ *   token response of the same shape.
+ *
+ * The two sides never run at once: warmup (baseline, ours), then rounds of
+ * baseline then ours; the ratio is taken per round, the table shows medians.
+ * Every response of ours must be a 200 with the expected body, or the bench
+ * fails. Settings: `LOAD_SECONDS` (per run, default 10), `LOAD_WARMUP_SECONDS`
+ * (default 2), `LOAD_ROUNDS` (default 2), `LOAD_CONNECTIONS` (default 10);
+ * `LOAD_CPU_PROF=<dir>` has our server write a CPU profile there; `LOAD_LOG_LEVEL`
+ * sets its `LOG_LEVEL` (default: its own default, info: one line per request).
+ */
+import autocannon, { type AutocannonRequest, type Client, type Options, type Result } from "autocannon"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { median, register } from "./harness.ts"
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url))
+const HOST = "127.0.0.1"
+
+const setting = (name: string, fallback: number): number => {
+  const raw = process.env[name]
+  const value = raw === undefined ? fallback : Number(raw)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
+  return value
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+interface Child {
+  readonly process: ChildProcess
+  readonly url: string
+  readonly logFile: string
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, HOST, () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const logTail = (file: string): string => {
+  try {
+    return readFileSync(file, "utf8").split("\n").slice(-20).join("\n")
+  } catch {
+    return "(no log)"
+  }
+}
+
+/** Variables our server reads; the bench sets its own and inherits none of them. */
+const SERVER_VARIABLES = /^(PORT|HOST|PUBLIC_URL|STORE|DATA_DIR|API_KEYS|DEV_AUTO_APPROVE|UPSTREAM_.*|SCOPES|ACCESS_TOKEN_.*|MAX_BODY_BYTES|REDIS_URL|RS_TOKENS_ENC_KEY|LOG_LEVEL)$/
+
+const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) if (!SERVER_VARIABLES.test(name)) env[name] = value
+  return { ...env, ...extra }
+}
+
+/** Spawn `node --import tsx <script>` with stdout and stderr going to a file (never a pipe we must drain). */
+const spawnNode = (
+  script: string,
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  stdout: "file" | "pipe",
+  nodeOptions: ReadonlyArray<string> = []
+): ChildProcess => {
+  const fd = openSync(logFile, "a")
+  try {
+    return spawn(process.execPath, [...nodeOptions, "--import", "tsx", script], {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", stdout === "file" ? fd : "pipe", fd]
+    })
+  } finally {
+    closeSync(fd)
+  }
+}
+
+const exited = (child: ChildProcess): Promise<void> =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once("exit", () => resolve()))
+
+const stopChild = async (child: ChildProcess): Promise<void> => {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill("SIGTERM")
+  const done = await Promise.race([exited(child).then(() => true), sleep(5_000).then(() => false)])
+  if (!done) {
+    child.kill("SIGKILL")
+    await exited(child)
+  }
+}
+
+/** `LOAD_CPU_PROF=<dir>`: our server writes a V8 CPU profile there when it stops (open it in Chrome DevTools). */
+const cpuProfileOptions = (): ReadonlyArray<string> => {
+  const dir = process.env["LOAD_CPU_PROF"]
+  return dir === undefined || dir === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
+}
+
+/** `LOAD_LOG_LEVEL`: our server's `LOG_LEVEL` (default: unset, the server's default, which logs every request). */
+const serverLogLevel = (): string | undefined => {
+  const level = process.env["LOAD_LOG_LEVEL"]
+  return level === undefined || level === "" ? undefined : level
+}
+
+/** Our server on a free port, memory store, development auto-approval; resolves once its metadata answers. */
+const startOurs = async (dataDir: string): Promise<Child> => {
+  const port = await freePort()
+  const logFile = join(dataDir, "server.log")
+  const child = spawnNode("src/main.ts", cleanEnv({
+    STORE: "memory",
+    PORT: String(port),
+    HOST,
+    DEV_AUTO_APPROVE: "bench",
+    DATA_DIR: dataDir,
+    ...(serverLogLevel() === undefined ? {} : { LOG_LEVEL: serverLogLevel() as string })
+  }), logFile, "file", cpuProfileOptions())
+  const url = `http://${HOST}:${port}`
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`our server exited (${child.exitCode ?? child.signalCode}) before answering:\n${logTail(logFile)}`)
+    }
+    try {
+      const response = await fetch(`${url}/.well-known/oauth-authorization-server`)
+      if (response.status === 200) return { process: child, url, logFile }
+    } catch {
+      // not listening yet
+    }
+    await sleep(200)
+  }
+  await stopChild(child)
+  throw new Error(`our server did not answer /.well-known/oauth-authorization-server within 60 s:\n${logTail(logFile)}`)
+}
+
+/** The baseline server; it prints its port as one JSON line. */
+const startBaseline = async (dataDir: string, env: Record<string, string>): Promise<Child> => {
+  const logFile = join(dataDir, "baseline.log")
+  const child = spawnNode("bench/loadBaseline.ts", cleanEnv(env), logFile, "pipe")
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffer = ""
+    const timer = setTimeout(() => reject(new Error(`baseline did not start:\n${logTail(logFile)}`)), 30_000)
+    child.stdout?.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString("utf8")
+      const line = buffer.split("\n")[0]
+      if (buffer.includes("\n") && line !== undefined) {
+        clearTimeout(timer)
+        resolve((JSON.parse(line) as { port: number }).port)
+      }
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`baseline exited (${code}):\n${logTail(logFile)}`))
+    })
+  })
+  return { process: child, url: `http://${HOST}:${port}`, logFile }
+}
+
+// ---------------------------------------------------------------------------
+// The OAuth client side, over HTTP, as a client does it
+
+interface Metadata {
+  readonly issuer: string
+  readonly authorization_endpoint: string
+  readonly token_endpoint: string
+  readonly registration_endpoint: string
+  readonly jwks_uri?: string
+}
+
+interface Tokens {
+  readonly access_token: string
+  readonly refresh_token: string
+  readonly scope?: string
+}
+
+const REDIRECT_URI = "http://127.0.0.1:9/cb"
+const SCOPE = "mcp:tools"
+const PROTOCOL_VERSION = "2025-06-18"
+
+const expectStatus = async (response: Response, status: number, what: string): Promise<string> => {
+  const body = await response.text()
+  if (response.status !== status) throw new Error(`${what}: expected ${status}, got ${response.status}: ${body.slice(0, 500)}`)
+  return body
+}
+
+const getJson = async <A>(url: string, what: string): Promise<A> => JSON.parse(await expectStatus(await fetch(url), 200, what)) as A
+
+const registerClient = async (metadata: Metadata): Promise<string> => {
+  const response = await fetch(metadata.registration_endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      client_name: "load bench",
+      redirect_uris: [REDIRECT_URI],
+      token_endpoint_auth_method: "none",
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      scope: SCOPE
+    })
+  })
+  return (JSON.parse(await expectStatus(response, 201, "POST /register")) as { client_id: string }).client_id
+}
+
+/** One grant: authorize (auto-approved: a 302 with the code), then the code exchange. */
+const issueTokens = async (metadata: Metadata, clientId: string): Promise<Tokens> => {
+  const verifier = randomBytes(32).toString("base64url")
+  const challenge = createHash("sha256").update(verifier).digest("base64url")
+  const state = randomBytes(8).toString("base64url")
+  const authorize = new URL(metadata.authorization_endpoint)
+  for (const [name, value] of Object.entries({
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: REDIRECT_URI,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+    state,
+    scope: SCOPE
+  })) authorize.searchParams.set(name, value)
+  const redirect = await fetch(authorize, { redirect: "manual" })
+  await redirect.arrayBuffer()
+  const location = redirect.headers.get("location")
+  if (redirect.status !== 302 || location === null) {
+    throw new Error(`GET /authorize: expected a 302 to the client (DEV_AUTO_APPROVE), got ${redirect.status}`)
+  }
+  const back = new URL(location, metadata.issuer)
+  const code = back.searchParams.get("code")
+  if (code === null || back.searchParams.get("state") !== state) throw new Error(`GET /authorize: redirect without code or state: ${back.search}`)
+  const response = await fetch(metadata.token_endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: clientId })
+  })
+  const tokens = JSON.parse(await expectStatus(response, 200, "POST /token (authorization_code)")) as Tokens
+  if (typeof tokens.access_token !== "string" || typeof tokens.refresh_token !== "string") {
+    throw new Error("POST /token (authorization_code): no access_token or refresh_token")
+  }
+  return tokens
+}
+
+/** A JSON-RPC body answered as JSON or as one SSE event. */
+const rpcMessage = (body: string): { result?: unknown; error?: unknown } => {
+  const trimmed = body.trim()
+  if (trimmed.startsWith("{")) return JSON.parse(trimmed) as { result?: unknown }
+  const data = trimmed.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim()).join("")
+  return JSON.parse(data) as { result?: unknown }
+}
+
+const mcpHeaders = (accessToken: string, sessionId?: string): Record<string, string> => ({
+  authorization: `Bearer ${accessToken}`,
+  accept: "application/json, text/event-stream",
+  "content-type": "application/json",
+  ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId, "mcp-protocol-version": PROTOCOL_VERSION })
+})
+
+/** `initialize` + `notifications/initialized`: the session id. */
+const initializeSession = async (mcpUrl: string, accessToken: string): Promise<string> => {
+  const response = await fetch(mcpUrl, {
+    method: "POST",
+    headers: mcpHeaders(accessToken),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "load-bench", version: "0" } }
+    })
+  })
+  const body = await expectStatus(response, 200, "POST /mcp initialize")
+  const sessionId = response.headers.get("mcp-session-id")
+  if (sessionId === null) throw new Error("POST /mcp initialize: no Mcp-Session-Id")
+  if (rpcMessage(body).result === undefined) throw new Error(`POST /mcp initialize: no result: ${body.slice(0, 300)}`)
+  const initialized = await fetch(mcpUrl, {
+    method: "POST",
+    headers: mcpHeaders(accessToken, sessionId),
+    body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })
+  })
+  await initialized.arrayBuffer()
+  if (initialized.status !== 202 && initialized.status !== 200) {
+    throw new Error(`POST /mcp notifications/initialized: expected 202, got ${initialized.status}`)
+  }
+  return sessionId
+}
+
+const WHOAMI_BODY = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "whoami", arguments: {} } })
+
+/** A successful tool result (not a JSON-RPC error, not a tool error). */
+const isToolResult = (body: string): boolean => body.includes("\"result\"") && !body.includes("\"isError\":true")
+
+// ---------------------------------------------------------------------------
+// Runs
+
+type Side = "ours" | "baseline"
+
+interface RunResult {
+  readonly side: Side
+  readonly reqPerSec: number
+  readonly p50: number
+  readonly p99: number
+  /** autocannon's own histogram percentiles (1 ms resolution). */
+  readonly histogramP50: number
+  readonly histogramP99: number
+  readonly requests: number
+  readonly bytesPerResponse: number
+  readonly non2xx: number
+}
+
+/** The `q` quantile (nearest rank) of sorted samples. */
+const quantile = (sorted: Float64Array, q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number
+
+interface Scenario {
+  readonly name: string
+  /** autocannon options for a run against `url` (fresh per run: it may issue tokens). */
+  readonly options: (side: Side, url: string) => Promise<{ readonly options: Options; readonly failures: () => ReadonlyArray<string> }>
+}
+
+/** One autocannon run; every response time is kept (autocannon's histogram rounds to 1 ms). */
+const runOnce = async (scenario: Scenario, side: Side, url: string, seconds: number): Promise<RunResult> => {
+  const { failures, options } = await scenario.options(side, url)
+  const times: Array<number> = []
+  const instance = autocannon({ ...options, duration: seconds })
+  instance.on("response", (_client, _status, _bytes, responseTime) => {
+    times.push(responseTime)
+  })
+  const result: Result = await instance
+  const problems = [
+    ...(result.errors > 0 ? [`${result.errors} connection errors (${result.timeouts} timeouts)`] : []),
+    ...(result.non2xx > 0 ? [`${result.non2xx} non-2xx responses: ${JSON.stringify(result.statusCodeStats)}`] : []),
+    ...(result.mismatches > 0 ? [`${result.mismatches} responses without the expected body`] : []),
+    ...(result.requests.total === 0 ? ["no request completed"] : []),
+    ...failures()
+  ]
+  if (problems.length > 0) {
+    throw new Error(`load bench: ${scenario.name}, ${side}: ${problems.join("; ")}`)
+  }
+  const sorted = Float64Array.from(times).sort()
+  return {
+    side,
+    reqPerSec: result.requests.total / result.duration,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    histogramP50: result.latency.p50,
+    histogramP99: result.latency.p99,
+    requests: result.requests.total,
+    bytesPerResponse: result.throughput.total / Math.max(1, result.requests.total),
+    non2xx: result.non2xx
+  }
+}
+
+interface ScenarioResult {
+  readonly name: string
+  readonly runs: ReadonlyArray<RunResult>
+  readonly ratios: ReadonlyArray<number>
+  /** Requests our server answered during the warmup. */
+  readonly warmupRequests: number
+}
+
+const runScenario = async (
+  scenario: Scenario,
+  urls: Record<Side, string>,
+  settings: { readonly seconds: number; readonly warmup: number; readonly rounds: number }
+): Promise<ScenarioResult> => {
+  const order: ReadonlyArray<Side> = ["baseline", "ours"]
+  let warmupRequests = 0
+  for (const side of order) {
+    const warmup = await runOnce(scenario, side, urls[side], settings.warmup)
+    if (side === "ours") warmupRequests += warmup.requests
+  }
+  const runs: Array<RunResult> = []
+  const ratios: Array<number> = []
+  for (let round = 0; round < settings.rounds; round++) {
+    const perRound: Partial<Record<Side, RunResult>> = {}
+    for (const side of order) {
+      const run = await runOnce(scenario, side, urls[side], settings.seconds)
+      perRound[side] = run
+      runs.push(run)
+    }
+    ratios.push((perRound.ours as RunResult).reqPerSec / (perRound.baseline as RunResult).reqPerSec)
+  }
+  return { name: scenario.name, runs, ratios, warmupRequests }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+const whoamiScenario = (connections: number, ours: { readonly accessToken: string; readonly sessionId: string }): Scenario => ({
+  name: "tools/call whoami (POST /mcp)",
+  options: (_side, url) =>
+    Promise.resolve({
+      options: {
+        url: `${url}/mcp`,
+        connections,
+        method: "POST",
+        headers: mcpHeaders(ours.accessToken, ours.sessionId),
+        body: WHOAMI_BODY,
+        verifyBody: isToolResult
+      },
+      failures: () => []
+    })
+})
+
+const refreshScenario = (
+  connections: number,
+  clientId: string,
+  freshRefreshTokens: (side: Side, count: number) => Promise<Array<string>>
+): Scenario => ({
+  name: "refresh_token grant (POST /token, rotation)",
+  options: async (side, url) => {
+    const pool = await freshRefreshTokens(side, connections)
+    const failures: Array<string> = []
+    const setupClient = (client: Client): void => {
+      const refreshToken = pool.pop()
+      if (refreshToken === undefined) throw new Error("more connections than refresh tokens")
+      // This connection's chain: each response's refresh token is the next request's.
+      const chain = { refreshToken, broken: false }
+      const request: AutocannonRequest = {
+        method: "POST",
+        path: "/token",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        setupRequest: (template) => ({
+          ...template,
+          body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(chain.refreshToken)}&client_id=${encodeURIComponent(clientId)}`
+        }),
+        onResponse: (status, body) => {
+          if (chain.broken) return
+          const next = status === 200 ? (JSON.parse(body) as { refresh_token?: unknown; access_token?: unknown }) : undefined
+          if (next !== undefined && typeof next.refresh_token === "string" && typeof next.access_token === "string") {
+            chain.refreshToken = next.refresh_token
+          } else {
+            chain.broken = true
+            failures.push(`a refresh chain broke: ${status} ${body.slice(0, 200)}`)
+          }
+        }
+      }
+      client.setRequests([request])
+    }
+    return { options: { url, connections, setupClient }, failures: () => failures }
+  }
+})
+
+// ---------------------------------------------------------------------------
+// Report
+
+const rate = (n: number): string => Math.round(n).toLocaleString("en-US")
+const ms = (n: number): string => n >= 10 ? n.toFixed(1) : n.toFixed(2)
+const ratio = (n: number): string => n.toFixed(2)
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): Array<string> => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((cells) => (cells[i] as string).length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    `| ${cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)).join(" | ")} |`
+  const separator = `|${widths.map((w, i) => i === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`).join("|")}|`
+  return [line(header), separator, ...rows.map(line)]
+}
+
+const summary = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
+  const of = (result: ScenarioResult, side: Side) => result.runs.filter((run) => run.side === side)
+  const cells = (runs: ReadonlyArray<RunResult>) => [
+    rate(median(runs.map((r) => r.reqPerSec))),
+    ms(median(runs.map((r) => r.p50))),
+    ms(median(runs.map((r) => r.p99)))
+  ]
+  return table(
+    [
+      "scenario",
+      "ours req/s",
+      "ours p50 ms",
+      "ours p99 ms",
+      "baseline req/s",
+      "baseline p50 ms",
+      "baseline p99 ms",
+      "ratio (ours/baseline req/s)",
+      "ratio min–max",
+      "ours non-2xx"
+    ],
+    results.map((result) => [
+      result.name,
+      ...cells(of(result, "ours")),
+      ...cells(of(result, "baseline")),
+      ratio(median(result.ratios)),
+      `${ratio(Math.min(...result.ratios))}–${ratio(Math.max(...result.ratios))}`,
+      String(of(result, "ours").reduce((sum, run) => sum + run.non2xx, 0))
+    ])
+  )
+}
+
+const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
+  table(
+    ["run", "side", "requests", "req/s", "p50 ms", "p99 ms", "autocannon p50/p99 ms", "bytes/response"],
+    results.flatMap((result) =>
+      result.runs.map((run, i) => [
+        `${result.name} #${Math.floor(i / 2) + 1}`,
+        run.side,
+        rate(run.requests),
+        rate(run.reqPerSec),
+        ms(run.p50),
+        ms(run.p99),
+        `${run.histogramP50}/${run.histogramP99}`,
+        String(Math.round(run.bytesPerResponse))
+      ])
+    )
+  )
+
+const countLines = (file: string): number => {
+  try {
+    return readFileSync(file, "utf8").split("\n").filter((line) => line.length > 0).length
+  } catch {
+    return 0
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+const run = async (): Promise<string> => {
+  const settings = {
+    seconds: setting("LOAD_SECONDS", 10),
+    warmup: setting("LOAD_WARMUP_SECONDS", 2),
+    rounds: Math.max(1, Math.floor(setting("LOAD_ROUNDS", 2)))
+  }
+  const connections = Math.max(1, Math.floor(setting("LOAD_CONNECTIONS", 10)))
+  const dataDir = mkdtempSync(join(tmpdir(), "load-bench-"))
+  const children: Array<Child> = []
+  try {
+    const ours = await startOurs(dataDir)
+    children.push(ours)
+    const metadata = await getJson<Metadata>(`${ours.url}/.well-known/oauth-authorization-server`, "metadata")
+    const jwks = await getJson<{ keys: Array<{ alg?: string }> }>(metadata.jwks_uri ?? `${ours.url}/.well-known/jwks.json`, "JWKS")
+    const clientId = await registerClient(metadata)
+    const first = await issueTokens(metadata, clientId)
+    const mcpUrl = `${ours.url}/mcp`
+    const sessionId = await initializeSession(mcpUrl, first.access_token)
+
+    // The token's own claims tell the baseline what to check (no guessing the audience).
+    const [headerPart, payloadPart] = first.access_token.split(".")
+    if (headerPart === undefined || payloadPart === undefined) throw new Error("the access token is not a JWT (ACCESS_TOKEN_FORMAT=jwt expected)")
+    const header = JSON.parse(Buffer.from(headerPart, "base64url").toString()) as { alg: string }
+    const claims = JSON.parse(Buffer.from(payloadPart, "base64url").toString()) as { iss: string; aud: string | Array<string> }
+    const audience = Array.isArray(claims.aud) ? claims.aud[0] ?? "" : claims.aud
+
+    // One probe call each way, so a broken endpoint fails here with its body, not as a count.
+    const probe = await fetch(mcpUrl, { method: "POST", headers: mcpHeaders(first.access_token, sessionId), body: WHOAMI_BODY })
+    const probeBody = await expectStatus(probe, 200, "POST /mcp tools/call whoami")
+    if (!isToolResult(probeBody)) throw new Error(`POST /mcp tools/call whoami: not a tool result: ${probeBody.slice(0, 300)}`)
+
+    const baseline = await startBaseline(dataDir, {
+      BASELINE_JWKS: JSON.stringify(jwks),
+      BASELINE_ISSUER: claims.iss,
+      BASELINE_AUDIENCE: audience,
+      BASELINE_ALG: header.alg
+    })
+    children.push(baseline)
+    const baselineProbe = await fetch(`${baseline.url}/mcp`, { method: "POST", headers: mcpHeaders(first.access_token, sessionId), body: WHOAMI_BODY })
+    const baselineProbeBody = await expectStatus(baselineProbe, 200, "baseline tools/call")
+    if (!isToolResult(baselineProbeBody)) throw new Error(`baseline tools/call: ${baselineProbeBody.slice(0, 300)}`)
+
+    const freshRefreshTokens = async (side: Side, count: number): Promise<Array<string>> => {
+      const tokens: Array<string> = []
+      for (let i = 0; i < count; i++) {
+        tokens.push(side === "ours" ? (await issueTokens(metadata, clientId)).refresh_token : randomBytes(32).toString("base64url"))
+      }
+      return tokens
+    }
+
+    const linesBefore = countLines(ours.logFile)
+    const results: Array<ScenarioResult> = []
+    const urls = { ours: ours.url, baseline: baseline.url }
+    results.push(await runScenario(whoamiScenario(connections, { accessToken: first.access_token, sessionId }), urls, settings))
+    results.push(await runScenario(refreshScenario(connections, clientId, freshRefreshTokens), urls, settings))
+    const oursRequests = results.reduce(
+      (sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0),
+      0
+    )
+    const logLines = countLines(ours.logFile) - linesBefore
+
+    return [
+      `## Load: our server vs a plain node:http + jose server (autocannon, ${connections} connections)`,
+      "",
+      ...summary(results),
+      "",
+      `Each side in its own process, never both at once: warmup ${settings.warmup} s per side, then ${settings.rounds} rounds of ` +
+      `baseline ${settings.seconds} s, ours ${settings.seconds} s; medians over rounds, ratio = median of per-round ratios (> 1: ours faster). ` +
+      "p50/p99: autocannon's per-request response times (its histogram rounds to 1 ms; its figures are in the runs table).",
+      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, ${serverLogLevel() === undefined ? "default logging" : `LOG_LEVEL=${serverLogLevel()}`} ` +
+      `(it wrote ${rate(logLines)} JSON log lines, to a file, while serving ${rate(oursRequests)} load requests, warmups included), ` +
+      `${header.alg} JWT access tokens. Every response of ours was checked: ` +
+      "200 with a tool result, or 200 with a new refresh token that the connection's next request used.",
+      "Baseline (bench/loadBaseline.ts) does only the JWT work: tools/call verifies the same bearer against our published JWKS " +
+      "(jose createLocalJWKSet + jwtVerify, issuer and audience, the signature checked on every request) and echoes the claims; " +
+      "refresh parses the form and signs a new JWT. It has NO store (no session lookup, no grant, no client lookup), " +
+      "NO refresh-token rotation or replay detection, no scope check, no logging. Ours verifies through its cache of verified tokens " +
+      "(the same bearer every request) and reads the grant and the session from the store; each refresh of ours is a real rotation " +
+      "(consume the old token, store the new one, sign a JWT).",
+      "",
+      "Runs:",
+      "",
+      ...details(results)
+    ].join("\n")
+  } finally {
+    for (const child of children.reverse()) await stopChild(child.process)
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+register({ name: "load", run })
