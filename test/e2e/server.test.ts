@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { type ServerProcess, startServer } from "../support/server.ts"
@@ -157,6 +159,25 @@ describe("startup and shutdown", () => {
     expect(errors).toHaveLength(1)
     expect(errors[0]).toContain(variable)
     expect(errors[0]).not.toContain("not-a-key")
+  })
+
+  it("refuses a corrupt SQLite file and a wrong key for an existing store, touching neither", { timeout: 90_000 }, async () => {
+    const corruptDir = mkdtempSync(join(tmpdir(), "mcp-corrupt-"))
+    writeFileSync(join(corruptDir, "store.db"), "this is not a database, and it must still be here afterwards")
+    const corrupt = await startServer({ env: { STORE: "sqlite", DATA_DIR: corruptDir } }).then(() => "", (error: Error) => error.message)
+    expect(corrupt).toMatch(/exited with 1 before listening/)
+    expect(corrupt).toMatch(/the store could not be opened: StoreError reason=Corrupt/)
+    expect(readFileSync(join(corruptDir, "store.db"), "utf8")).toBe("this is not a database, and it must still be here afterwards")
+
+    const first = await startServer({ env: { STORE: "sqlite" } })
+    expect(await first.stop()).toBe(0)
+    const before = readFileSync(join(first.dataDir, "store.db"))
+    const otherKey = randomBytes(32).toString("base64url")
+    const wrongKey = await startServer({ env: { STORE: "sqlite", DATA_DIR: first.dataDir, RS_TOKENS_ENC_KEY: otherKey } })
+      .then(() => "", (error: Error) => error.message)
+    expect(wrongKey).toMatch(/the store could not be opened: StoreError reason=DecryptFailed/)
+    expect(wrongKey).not.toContain(otherKey)
+    expect(readFileSync(join(first.dataDir, "store.db")).equals(before)).toBe(true)
   })
 
   it("stops on SIGTERM: logs shutdown, exits 0", { timeout: 60_000 }, async () => {
