@@ -26,12 +26,22 @@
  */
 import autocannon, { type AutocannonRequest, type Client, type Options, type Result } from "autocannon"
 import { type ChildProcess, spawn } from "node:child_process"
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import {
+  callToolRequest,
+  expectStatus,
+  grantTokens,
+  initializeSession,
+  mcpHeaders,
+  registerPublicClient,
+  send,
+  toolCallBody
+} from "../test/support/oauthFlow.ts"
+import { startServer } from "../test/support/server.ts"
 import { median, register } from "./harness.ts"
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
@@ -48,21 +58,10 @@ const setting = (name: string, fallback: number): number => {
 // Child processes
 
 interface Child {
-  readonly process: ChildProcess
   readonly url: string
-  readonly logFile: string
+  /** Send a signal; resolves once the process has exited. */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<unknown>
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, HOST, () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -74,7 +73,7 @@ const logTail = (file: string): string => {
   }
 }
 
-/** Variables our server reads; the bench sets its own and inherits none of them. */
+/** Variables our server reads; the baseline inherits none of them. */
 const SERVER_VARIABLES = /^(PORT|HOST|PUBLIC_URL|STORE|DATA_DIR|API_KEYS|DEV_AUTO_APPROVE|UPSTREAM_.*|SCOPES|ACCESS_TOKEN_.*|MAX_BODY_BYTES|REDIS_URL|RS_TOKENS_ENC_KEY|LOG_LEVEL)$/
 
 const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
@@ -83,39 +82,10 @@ const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
   return { ...env, ...extra }
 }
 
-/** Spawn `node --import tsx <script>` with stdout and stderr going to a file (never a pipe we must drain). */
-const spawnNode = (
-  script: string,
-  env: NodeJS.ProcessEnv,
-  logFile: string,
-  stdout: "file" | "pipe",
-  nodeOptions: ReadonlyArray<string> = []
-): ChildProcess => {
-  const fd = openSync(logFile, "a")
-  try {
-    return spawn(process.execPath, [...nodeOptions, "--import", "tsx", script], {
-      cwd: ROOT,
-      env,
-      stdio: ["ignore", stdout === "file" ? fd : "pipe", fd]
-    })
-  } finally {
-    closeSync(fd)
-  }
-}
-
-const exited = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once("exit", () => resolve()))
-
-const stopChild = async (child: ChildProcess): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill("SIGTERM")
-  const done = await Promise.race([exited(child).then(() => true), sleep(5_000).then(() => false)])
-  if (!done) {
-    child.kill("SIGKILL")
-    await exited(child)
-  }
+/** SIGTERM, then SIGKILL if the process is still there after 5 s. */
+const stopChild = async (child: Child): Promise<void> => {
+  const done = await Promise.race([child.stop("SIGTERM").then(() => true), sleep(5_000).then(() => false)])
+  if (!done) await child.stop("SIGKILL")
 }
 
 /** `LOAD_CPU_PROF=<dir>`: our server writes a V8 CPU profile there when it stops (open it in Chrome DevTools). */
@@ -130,40 +100,20 @@ const serverLogLevel = (): string | undefined => {
   return level === undefined || level === "" ? undefined : level
 }
 
-/** Our server on a free port, memory store, development auto-approval; resolves once its metadata answers. */
-const startOurs = async (dataDir: string): Promise<Child> => {
-  const port = await freePort()
-  const logFile = join(dataDir, "server.log")
-  const child = spawnNode("src/main.ts", cleanEnv({
-    STORE: "memory",
-    PORT: String(port),
-    HOST,
-    DEV_AUTO_APPROVE: "bench",
-    DATA_DIR: dataDir,
-    ...(serverLogLevel() === undefined ? {} : { LOG_LEVEL: serverLogLevel() as string })
-  }), logFile, "file", cpuProfileOptions())
-  const url = `http://${HOST}:${port}`
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`our server exited (${child.exitCode ?? child.signalCode}) before answering:\n${logTail(logFile)}`)
-    }
-    try {
-      const response = await fetch(`${url}/.well-known/oauth-authorization-server`)
-      if (response.status === 200) return { process: child, url, logFile }
-    } catch {
-      // not listening yet
-    }
-    await sleep(200)
-  }
-  await stopChild(child)
-  throw new Error(`our server did not answer /.well-known/oauth-authorization-server within 60 s:\n${logTail(logFile)}`)
-}
-
-/** The baseline server; it prints its port as one JSON line. */
+/**
+ * The baseline server (`node --import tsx bench/loadBaseline.ts`, not test/support/server.ts: it is
+ * not our server and reports its port as one JSON line on stdout); stderr goes to a file.
+ */
 const startBaseline = async (dataDir: string, env: Record<string, string>): Promise<Child> => {
   const logFile = join(dataDir, "baseline.log")
-  const child = spawnNode("bench/loadBaseline.ts", cleanEnv(env), logFile, "pipe")
+  const fd = openSync(logFile, "a")
+  let child: ChildProcess
+  try {
+    child = spawn(process.execPath, ["--import", "tsx", "bench/loadBaseline.ts"], { cwd: ROOT, env: cleanEnv(env), stdio: ["ignore", "pipe", fd] })
+  } finally {
+    closeSync(fd)
+  }
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   const port = await new Promise<number>((resolve, reject) => {
     let buffer = ""
     const timer = setTimeout(() => reject(new Error(`baseline did not start:\n${logTail(logFile)}`)), 30_000)
@@ -180,134 +130,25 @@ const startBaseline = async (dataDir: string, env: Record<string, string>): Prom
       reject(new Error(`baseline exited (${code}):\n${logTail(logFile)}`))
     })
   })
-  return { process: child, url: `http://${HOST}:${port}`, logFile }
+  return {
+    url: `http://${HOST}:${port}`,
+    stop: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
 // The OAuth client side, over HTTP, as a client does it
 
 interface Metadata {
-  readonly issuer: string
-  readonly authorization_endpoint: string
-  readonly token_endpoint: string
-  readonly registration_endpoint: string
   readonly jwks_uri?: string
 }
 
-interface Tokens {
-  readonly access_token: string
-  readonly refresh_token: string
-  readonly scope?: string
-}
+const getJson = async <A>(url: string, what: string): Promise<A> => JSON.parse(expectStatus(await send(url), 200, what).body) as A
 
-const REDIRECT_URI = "http://127.0.0.1:9/cb"
-const SCOPE = "mcp:tools"
-const PROTOCOL_VERSION = "2025-06-18"
-
-const expectStatus = async (response: Response, status: number, what: string): Promise<string> => {
-  const body = await response.text()
-  if (response.status !== status) throw new Error(`${what}: expected ${status}, got ${response.status}: ${body.slice(0, 500)}`)
-  return body
-}
-
-const getJson = async <A>(url: string, what: string): Promise<A> => JSON.parse(await expectStatus(await fetch(url), 200, what)) as A
-
-const registerClient = async (metadata: Metadata): Promise<string> => {
-  const response = await fetch(metadata.registration_endpoint, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      client_name: "load bench",
-      redirect_uris: [REDIRECT_URI],
-      token_endpoint_auth_method: "none",
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      scope: SCOPE
-    })
-  })
-  return (JSON.parse(await expectStatus(response, 201, "POST /register")) as { client_id: string }).client_id
-}
-
-/** One grant: authorize (auto-approved: a 302 with the code), then the code exchange. */
-const issueTokens = async (metadata: Metadata, clientId: string): Promise<Tokens> => {
-  const verifier = randomBytes(32).toString("base64url")
-  const challenge = createHash("sha256").update(verifier).digest("base64url")
-  const state = randomBytes(8).toString("base64url")
-  const authorize = new URL(metadata.authorization_endpoint)
-  for (const [name, value] of Object.entries({
-    response_type: "code",
-    client_id: clientId,
-    redirect_uri: REDIRECT_URI,
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-    state,
-    scope: SCOPE
-  })) authorize.searchParams.set(name, value)
-  const redirect = await fetch(authorize, { redirect: "manual" })
-  await redirect.arrayBuffer()
-  const location = redirect.headers.get("location")
-  if (redirect.status !== 302 || location === null) {
-    throw new Error(`GET /authorize: expected a 302 to the client (DEV_AUTO_APPROVE), got ${redirect.status}`)
-  }
-  const back = new URL(location, metadata.issuer)
-  const code = back.searchParams.get("code")
-  if (code === null || back.searchParams.get("state") !== state) throw new Error(`GET /authorize: redirect without code or state: ${back.search}`)
-  const response = await fetch(metadata.token_endpoint, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: clientId })
-  })
-  const tokens = JSON.parse(await expectStatus(response, 200, "POST /token (authorization_code)")) as Tokens
-  if (typeof tokens.access_token !== "string" || typeof tokens.refresh_token !== "string") {
-    throw new Error("POST /token (authorization_code): no access_token or refresh_token")
-  }
-  return tokens
-}
-
-/** A JSON-RPC body answered as JSON or as one SSE event. */
-const rpcMessage = (body: string): { result?: unknown; error?: unknown } => {
-  const trimmed = body.trim()
-  if (trimmed.startsWith("{")) return JSON.parse(trimmed) as { result?: unknown }
-  const data = trimmed.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim()).join("")
-  return JSON.parse(data) as { result?: unknown }
-}
-
-const mcpHeaders = (accessToken: string, sessionId?: string): Record<string, string> => ({
-  authorization: `Bearer ${accessToken}`,
-  accept: "application/json, text/event-stream",
-  "content-type": "application/json",
-  ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId, "mcp-protocol-version": PROTOCOL_VERSION })
-})
-
-/** `initialize` + `notifications/initialized`: the session id. */
-const initializeSession = async (mcpUrl: string, accessToken: string): Promise<string> => {
-  const response = await fetch(mcpUrl, {
-    method: "POST",
-    headers: mcpHeaders(accessToken),
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "load-bench", version: "0" } }
-    })
-  })
-  const body = await expectStatus(response, 200, "POST /mcp initialize")
-  const sessionId = response.headers.get("mcp-session-id")
-  if (sessionId === null) throw new Error("POST /mcp initialize: no Mcp-Session-Id")
-  if (rpcMessage(body).result === undefined) throw new Error(`POST /mcp initialize: no result: ${body.slice(0, 300)}`)
-  const initialized = await fetch(mcpUrl, {
-    method: "POST",
-    headers: mcpHeaders(accessToken, sessionId),
-    body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })
-  })
-  await initialized.arrayBuffer()
-  if (initialized.status !== 202 && initialized.status !== 200) {
-    throw new Error(`POST /mcp notifications/initialized: expected 202, got ${initialized.status}`)
-  }
-  return sessionId
-}
-
-const WHOAMI_BODY = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "whoami", arguments: {} } })
+const WHOAMI_BODY = toolCallBody("whoami")
 
 /** A successful tool result (not a JSON-RPC error, not a tool error). */
 const isToolResult = (body: string): boolean => body.includes("\"result\"") && !body.includes("\"isError\":true")
@@ -527,14 +368,6 @@ const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
     )
   )
 
-const countLines = (file: string): number => {
-  try {
-    return readFileSync(file, "utf8").split("\n").filter((line) => line.length > 0).length
-  } catch {
-    return 0
-  }
-}
-
 // ---------------------------------------------------------------------------
 
 const run = async (): Promise<string> => {
@@ -547,14 +380,20 @@ const run = async (): Promise<string> => {
   const dataDir = mkdtempSync(join(tmpdir(), "load-bench-"))
   const children: Array<Child> = []
   try {
-    const ours = await startOurs(dataDir)
+    const level = serverLogLevel()
+    // Our server on a free port, memory store, development auto-approval; its log goes to a file.
+    const ours = await startServer({
+      env: { STORE: "memory", DEV_AUTO_APPROVE: "bench", DATA_DIR: dataDir, ...(level === undefined ? {} : { LOG_LEVEL: level }) },
+      logFile: join(dataDir, "server.log"),
+      nodeOptions: cpuProfileOptions(),
+      timeout: 60_000
+    })
     children.push(ours)
     const metadata = await getJson<Metadata>(`${ours.url}/.well-known/oauth-authorization-server`, "metadata")
     const jwks = await getJson<{ keys: Array<{ alg?: string }> }>(metadata.jwks_uri ?? `${ours.url}/.well-known/jwks.json`, "JWKS")
-    const clientId = await registerClient(metadata)
-    const first = await issueTokens(metadata, clientId)
-    const mcpUrl = `${ours.url}/mcp`
-    const sessionId = await initializeSession(mcpUrl, first.access_token)
+    const clientId = await registerPublicClient(ours.url)
+    const first = await grantTokens(ours.url, clientId)
+    const sessionId = await initializeSession(ours.url, first.access_token)
 
     // The token's own claims tell the baseline what to check (no guessing the audience).
     const [headerPart, payloadPart] = first.access_token.split(".")
@@ -564,8 +403,7 @@ const run = async (): Promise<string> => {
     const audience = Array.isArray(claims.aud) ? claims.aud[0] ?? "" : claims.aud
 
     // One probe call each way, so a broken endpoint fails here with its body, not as a count.
-    const probe = await fetch(mcpUrl, { method: "POST", headers: mcpHeaders(first.access_token, sessionId), body: WHOAMI_BODY })
-    const probeBody = await expectStatus(probe, 200, "POST /mcp tools/call whoami")
+    const probeBody = expectStatus(await callToolRequest(ours.url, first.access_token, sessionId, "whoami"), 200, "POST /mcp tools/call whoami").body
     if (!isToolResult(probeBody)) throw new Error(`POST /mcp tools/call whoami: not a tool result: ${probeBody.slice(0, 300)}`)
 
     const baseline = await startBaseline(dataDir, {
@@ -575,19 +413,18 @@ const run = async (): Promise<string> => {
       BASELINE_ALG: header.alg
     })
     children.push(baseline)
-    const baselineProbe = await fetch(`${baseline.url}/mcp`, { method: "POST", headers: mcpHeaders(first.access_token, sessionId), body: WHOAMI_BODY })
-    const baselineProbeBody = await expectStatus(baselineProbe, 200, "baseline tools/call")
+    const baselineProbeBody = expectStatus(await callToolRequest(baseline.url, first.access_token, sessionId, "whoami"), 200, "baseline tools/call").body
     if (!isToolResult(baselineProbeBody)) throw new Error(`baseline tools/call: ${baselineProbeBody.slice(0, 300)}`)
 
     const freshRefreshTokens = async (side: Side, count: number): Promise<Array<string>> => {
       const tokens: Array<string> = []
       for (let i = 0; i < count; i++) {
-        tokens.push(side === "ours" ? (await issueTokens(metadata, clientId)).refresh_token : randomBytes(32).toString("base64url"))
+        tokens.push(side === "ours" ? (await grantTokens(ours.url, clientId)).refresh_token : randomBytes(32).toString("base64url"))
       }
       return tokens
     }
 
-    const linesBefore = countLines(ours.logFile)
+    const linesBefore = ours.lines().length
     const results: Array<ScenarioResult> = []
     const urls = { ours: ours.url, baseline: baseline.url }
     results.push(await runScenario(whoamiScenario(connections, { accessToken: first.access_token, sessionId }), urls, settings))
@@ -596,7 +433,7 @@ const run = async (): Promise<string> => {
       (sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0),
       0
     )
-    const logLines = countLines(ours.logFile) - linesBefore
+    const logLines = ours.lines().length - linesBefore
 
     return [
       `## Load: our server vs a plain node:http + jose server (autocannon, ${connections} connections)`,
@@ -606,7 +443,7 @@ const run = async (): Promise<string> => {
       `Each side in its own process, never both at once: warmup ${settings.warmup} s per side, then ${settings.rounds} rounds of ` +
       `baseline ${settings.seconds} s, ours ${settings.seconds} s; medians over rounds, ratio = median of per-round ratios (> 1: ours faster). ` +
       "p50/p99: autocannon's per-request response times (its histogram rounds to 1 ms; its figures are in the runs table).",
-      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, ${serverLogLevel() === undefined ? "default logging" : `LOG_LEVEL=${serverLogLevel()}`} ` +
+      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, ${level === undefined ? "default logging" : `LOG_LEVEL=${level}`} ` +
       `(it wrote ${rate(logLines)} JSON log lines, to a file, while serving ${rate(oursRequests)} load requests, warmups included), ` +
       `${header.alg} JWT access tokens. Every response of ours was checked: ` +
       "200 with a tool result, or 200 with a new refresh token that the connection's next request used.",
@@ -622,7 +459,7 @@ const run = async (): Promise<string> => {
       ...details(results)
     ].join("\n")
   } finally {
-    for (const child of children.reverse()) await stopChild(child.process)
+    for (const child of children.reverse()) await stopChild(child)
     rmSync(dataDir, { recursive: true, force: true })
   }
 }

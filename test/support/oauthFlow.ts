@@ -29,7 +29,8 @@ export const send = async (url: string | URL, init: RequestInit = {}): Promise<R
   return { status: response.status, headers: response.headers, body: await response.text() }
 }
 
-const expectStatus = (reply: Reply, status: number, what: string): Reply => {
+/** `reply` if its status is `status`; otherwise throws with `what` and the start of the body. */
+export const expectStatus = (reply: Reply, status: number, what: string): Reply => {
   if (reply.status !== status) throw new Error(`${what}: expected ${status}, got ${reply.status}: ${reply.body.slice(0, 500)}`)
   return reply
 }
@@ -97,11 +98,16 @@ export const tokensOf = (reply: Reply, what = "POST /token"): Tokens => {
   return tokens
 }
 
+/** A fresh grant's tokens for a registered client (authorize, exchange). */
+export const grantTokens = async (baseUrl: string, clientId: string, scope = "mcp:tools"): Promise<Tokens> => {
+  const { code, verifier } = await authorizeHeadless(baseUrl, clientId, scope)
+  return tokensOf(await exchangeCodeRequest(baseUrl, clientId, code, verifier), "POST /token (authorization_code)")
+}
+
 /** A client and a fresh grant's tokens (register, authorize, exchange). */
 export const issueTokens = async (baseUrl: string, scope = "mcp:tools") => {
   const clientId = await registerPublicClient(baseUrl, scope)
-  const { code, verifier } = await authorizeHeadless(baseUrl, clientId, scope)
-  return { clientId, tokens: tokensOf(await exchangeCodeRequest(baseUrl, clientId, code, verifier), "POST /token (authorization_code)") }
+  return { clientId, tokens: await grantTokens(baseUrl, clientId, scope) }
 }
 
 export const mcpHeaders = (accessToken: string, sessionId?: string): Record<string, string> => ({
@@ -141,10 +147,10 @@ export const initializeSession = async (baseUrl: string, accessToken: string): P
   return sessionId
 }
 
+/** The JSON-RPC body of a `tools/call` without arguments. */
+export const toolCallBody = (name: string): string =>
+  JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name, arguments: {} } })
+
 /** `tools/call`, as sent. */
 export const callToolRequest = (baseUrl: string, accessToken: string, sessionId: string, name: string): Promise<Reply> =>
-  send(`${baseUrl}/mcp`, {
-    method: "POST",
-    headers: mcpHeaders(accessToken, sessionId),
-    body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name, arguments: {} } })
-  })
+  send(`${baseUrl}/mcp`, { method: "POST", headers: mcpHeaders(accessToken, sessionId), body: toolCallBody(name) })
