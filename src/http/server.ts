@@ -3,11 +3,12 @@
  * (request log, body size limit, a last answer for defects and unknown
  * routes), served by `@effect/platform-node` on the configured address.
  */
-import { HttpApiBuilder, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Clock, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
+import { tracerInstalled } from "../internal/traced.ts"
 import { Settings } from "../server/config.ts"
 import { ServerApi } from "./api.ts"
 import { authorizeGet, authorizePost } from "./authorize.ts"
@@ -102,7 +103,11 @@ const logListening = Effect.gen(function*() {
 
 /** The server on the configured host and port; needs the settings and every service the handlers use. */
 export const serverLayer = (settings: { readonly host: string; readonly port: number; readonly maxBodyBytes: number }) =>
-  HttpApiBuilder.serve(serverMiddleware(settings.maxBodyBytes)).pipe(
+  Layer.unwrapEffect(Effect.map(tracerInstalled, (traced) =>
+    // The platform opens a span per request; with no tracer installed it goes nowhere and costs
+    // tens of microseconds (see src/internal/traced.ts), so it is skipped then.
+    HttpMiddleware.withTracerDisabledWhen(HttpApiBuilder.serve(serverMiddleware(settings.maxBodyBytes)), () => !traced)
+  )).pipe(
     Layer.provide(answerEverything),
     Layer.provide(ApiLive),
     Layer.tap(() => logListening),
