@@ -11,6 +11,7 @@ import { createServer } from "node:http"
 import { tracerInstalled } from "../internal/traced.ts"
 import { Settings } from "../server/config.ts"
 import { ServerApi } from "./api.ts"
+import { allowAnyOrigin, isCorsPath, preflight } from "./cors.ts"
 import { authorizeGet, authorizePost } from "./authorize.ts"
 import { introspectHandler, registerHandler, revokeHandler, tokenHandler } from "./backChannel.ts"
 import { authorizationServerMetadata, jwkSet, protectedResourceMetadata } from "./metadata.ts"
@@ -57,24 +58,32 @@ const pathOf = (url: string): string => {
 }
 
 /**
- * Inside the API, around every handler: an answer for what no handler
- * answered (404 for an unknown route, an opaque 500 for a defect, logged by
- * kind only), so that nothing reaches the platform's empty default responses.
+ * Inside the API, around every handler (the platform writes the response as
+ * soon as the API returns it, so anything that changes a response lives
+ * here): CORS where a browser client needs it, and an answer for what no
+ * handler answered (404 for an unknown route, an opaque 500 for a defect,
+ * logged by kind only), so that nothing reaches the platform's empty default
+ * responses.
  */
 const answerEverything = HttpApiBuilder.middleware((app) =>
-  Effect.catchAllCause(app, (cause) => {
-    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-    const failure = Cause.squash(cause)
-    if (typeof failure === "object" && failure !== null && "_tag" in failure && failure._tag === "RouteNotFound") {
-      return Effect.succeed(notFound())
-    }
-    return errorResponse(failure)
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const cors = isCorsPath(pathOf(request.url))
+    if (cors && request.method === "OPTIONS") return Effect.succeed(preflight())
+    return Effect.catchAllCause(app, (cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+      const failure = Cause.squash(cause)
+      if (typeof failure === "object" && failure !== null && "_tag" in failure && failure._tag === "RouteNotFound") {
+        return Effect.succeed(notFound())
+      }
+      return errorResponse(failure)
+    }).pipe(Effect.map((response) => cors ? allowAnyOrigin(response) : response))
   }) as HttpApp.Default
 )
 
 /**
- * Around every request: the body size limit and one log line (method, path,
- * status, duration; never the query, headers or body).
+ * Around every request: the body size limit, and one log line once the
+ * response is written (method, path, status, duration; never the query,
+ * headers or body).
  */
 export const serverMiddleware = (maxBodyBytes: number) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function*() {

@@ -113,6 +113,23 @@ describe("the server on the wire", () => {
     expect(reply.result.structuredContent).toMatchObject({ subject: "alice", scopes: ["mcp:tools"] })
   })
 
+  it("answers CORS for discovery, registration and token, and not for /authorize or /mcp", async () => {
+    const pre = await fetch(`${server.url}/token`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type" }
+    })
+    expect(pre.status).toBe(204)
+    expect(pre.headers.get("access-control-allow-origin")).toBe("*")
+    expect(pre.headers.get("access-control-allow-headers")).toContain("content-type")
+    const refused = await post("/token", "grant_type=authorization_code", "application/x-www-form-urlencoded", { origin: "https://app.example" })
+    expect(refused.headers.get("access-control-allow-origin")).toBe("*")
+    const metadata = await fetch(`${server.url}/.well-known/oauth-authorization-server`, { headers: { origin: "https://app.example" } })
+    expect(metadata.headers.get("access-control-allow-origin")).toBe("*")
+    expect((await fetch(`${server.url}/authorize`, { method: "OPTIONS" })).status).toBe(404)
+    const mcp = await post("/mcp", "{}", "application/json", { origin: "https://app.example" })
+    expect(mcp.headers.get("access-control-allow-origin")).toBeNull()
+  })
+
   it("answers unknown routes with a JSON 404", async () => {
     const response = await fetch(`${server.url}/nope`)
     expect(response.status).toBe(404)
