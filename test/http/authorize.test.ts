@@ -8,7 +8,7 @@ import { MAX_SIGN_IN_FAILURES, SignInLive } from "../../src/http/consent/signIn.
 import { type ServerSettings, Settings } from "../../src/server/config.ts"
 import { token } from "../../src/oauth/tokenEndpoint.ts"
 import { TokenStore } from "../../src/services/TokenStore.ts"
-import { type EngineOptions, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE } from "../oauth/fixtures.ts"
+import { authorizeQuery, CLIENT_STATE, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE, type EngineOptions } from "../oauth/fixtures.ts"
 import { type Answer, answer, captureLogs } from "../support/http.ts"
 
 const ALICE_KEY = "alice-key-0123456789abcdef"
@@ -46,19 +46,6 @@ const using = (setup: Setup = {}) =>
   )
   return captured(Effect.scoped(Effect.provide(body, Layer.fresh(services)))) as Effect.Effect<A, unknown, never>
 }
-
-const authorizeQuery = (clientId: string, overrides: Record<string, string> = {}) =>
-  new URLSearchParams({
-    response_type: "code",
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: "read write",
-    state: "state-123",
-    code_challenge: pkce().challenge,
-    code_challenge_method: "S256",
-    resource: RESOURCE,
-    ...overrides
-  }).toString()
 
 const get = (query: string, headers: Record<string, string> = {}) =>
   Effect.flatMap(
@@ -198,7 +185,7 @@ describe("GET /authorize: the consent page", () => {
       const to = location(plain)
       expect(to.origin + to.pathname).toBe(REDIRECT)
       expect(to.searchParams.get("error")).toBe("invalid_request")
-      expect(to.searchParams.get("state")).toBe("state-123")
+      expect(to.searchParams.get("state")).toBe(CLIENT_STATE)
     })))
 
   it.effect("without API_KEYS the page says sign-in is not configured and offers only Deny; approving is refused", () =>
@@ -259,7 +246,7 @@ describe("POST /authorize: sign-in and decision", () => {
       const approved = yield* post({ ...form, action: "approve", api_key: BOB_KEY, scope_0: "read", scope_1: "write" }, { cookie })
       const to = location(approved)
       expect(to.origin + to.pathname).toBe(REDIRECT)
-      expect(to.searchParams.get("state")).toBe("state-123")
+      expect(to.searchParams.get("state")).toBe(CLIENT_STATE)
       expect(to.searchParams.get("iss")).toBe(ISSUER)
       expect(approved.headers.get("cache-control")).toBe("no-store")
       const issued = yield* exchange(client.clientId, to.searchParams.get("code") ?? "")
@@ -308,7 +295,7 @@ describe("POST /authorize: sign-in and decision", () => {
       for (let i = 1; i < MAX_SIGN_IN_FAILURES; i++) expect((yield* post(wrong, { cookie })).status).toBe(401)
       const to = location(yield* post(wrong, { cookie }))
       expect(to.searchParams.get("error")).toBe("access_denied")
-      expect(to.searchParams.get("state")).toBe("state-123")
+      expect(to.searchParams.get("state")).toBe(CLIENT_STATE)
       expect(Option.isNone(yield* (yield* TokenStore).getTransaction(form.transaction))).toBe(true)
       const late = yield* post({ ...form, action: "approve", api_key: ALICE_KEY }, { cookie })
       expect(late.status).toBe(400)
@@ -320,7 +307,7 @@ describe("POST /authorize: sign-in and decision", () => {
       const to = location(yield* post({ ...form, action: "deny" }, { cookie }))
       expect(to.origin + to.pathname).toBe(REDIRECT)
       expect(to.searchParams.get("error")).toBe("access_denied")
-      expect(to.searchParams.get("state")).toBe("state-123")
+      expect(to.searchParams.get("state")).toBe(CLIENT_STATE)
       expect(to.searchParams.get("iss")).toBe(ISSUER)
       const again = yield* post({ ...form, action: "deny" }, { cookie })
       expect(again.status).toBe(400)
@@ -356,7 +343,7 @@ describe("DEV_AUTO_APPROVE", () => {
       const response = yield* get(authorizeQuery(client.clientId))
       const to = location(response)
       expect(response.headers.get("set-cookie")).toBeNull()
-      expect(to.searchParams.get("state")).toBe("state-123")
+      expect(to.searchParams.get("state")).toBe(CLIENT_STATE)
       expect(to.searchParams.get("iss")).toBe(ISSUER)
       const code = to.searchParams.get("code") ?? ""
       const issued = yield* exchange(client.clientId, code)

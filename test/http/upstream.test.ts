@@ -20,7 +20,7 @@ import { ProviderTokenStore } from "../../src/services/ProviderTokenStore.ts"
 import { UPSTREAM_SCOPE } from "../../src/server/config.ts"
 import { CALLBACK, federationEngine } from "../support/federation.ts"
 import { displayName, driveInteraction, type OidcProvider, startOidcProvider } from "../support/oidcProvider.ts"
-import { credentials, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE, tokensFor } from "../oauth/fixtures.ts"
+import { authorizeQuery, CLIENT_STATE, credentials, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE, tokensFor } from "../oauth/fixtures.ts"
 import { answer, captureLogs } from "../support/http.ts"
 
 let upstream: OidcProvider
@@ -38,19 +38,6 @@ const federated = <A, E, R>(body: Effect.Effect<A, E, R>) => {
 }
 
 const request = (url: string) => HttpServerRequest.fromWeb(new Request(url))
-
-const authorizeQuery = (clientId: string, overrides: Record<string, string> = {}) =>
-  new URLSearchParams({
-    response_type: "code",
-    client_id: clientId,
-    redirect_uri: REDIRECT,
-    scope: "read write",
-    state: "client-state",
-    code_challenge: pkce().challenge,
-    code_challenge_method: "S256",
-    resource: RESOURCE,
-    ...overrides
-  }).toString()
 
 const session: Session = {
   id: "session-1",
@@ -79,7 +66,7 @@ describe("upstream mode: /authorize and /callback", () => {
       expect(back.status).toBe(302)
       const toClient = new URL(back.headers.get("location") ?? "")
       expect(`${toClient.origin}${toClient.pathname}`).toBe(REDIRECT)
-      expect(toClient.searchParams.get("state")).toBe("client-state")
+      expect(toClient.searchParams.get("state")).toBe(CLIENT_STATE)
       expect(toClient.searchParams.get("iss")).toBe(ISSUER)
       const code = toClient.searchParams.get("code") ?? ""
 
@@ -108,7 +95,7 @@ describe("upstream mode: /authorize and /callback", () => {
       const back = yield* Effect.flatMap(upstreamCallback(request(callbackUrl)), answer)
       expect(back.status).toBe(302)
       const toClient = new URL(back.headers.get("location") ?? "")
-      expect(Object.fromEntries(toClient.searchParams)).toMatchObject({ error: "access_denied", state: "client-state", iss: ISSUER })
+      expect(Object.fromEntries(toClient.searchParams)).toMatchObject({ error: "access_denied", state: CLIENT_STATE, iss: ISSUER })
     })))
 
   it.live("bad requests are shown to the user: an unknown client at /authorize, a forged or repeated callback", () =>

@@ -49,6 +49,23 @@ export const pkce = (seed = "a") => {
   return { verifier, challenge }
 }
 
+/** The state the authorization requests of `authorizeQuery` carry. */
+export const CLIENT_STATE = "client-state"
+
+/** The query of an authorization request (scopes "read write", PKCE S256, the resource), with overrides. */
+export const authorizeQuery = (clientId: string, overrides: Record<string, string> = {}): string =>
+  new URLSearchParams({
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    scope: "read write",
+    state: CLIENT_STATE,
+    code_challenge: pkce().challenge,
+    code_challenge_method: "S256",
+    resource: RESOURCE,
+    ...overrides
+  }).toString()
+
 export const publicClientMetadata = {
   redirect_uris: [REDIRECT],
   token_endpoint_auth_method: "none",
