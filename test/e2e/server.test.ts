@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
@@ -195,6 +196,36 @@ describe("startup and shutdown", () => {
     expect(wrongKey).toMatch(/the store could not be opened: StoreError reason=DecryptFailed/)
     expect(wrongKey).not.toContain(otherKey)
     expect(readFileSync(join(first.dataDir, "store.db")).equals(before)).toBe(true)
+  })
+
+  it("finishes a request in flight when SIGTERM arrives, then exits 0", { timeout: 60_000 }, async () => {
+    const running = await startServer({ env: { STORE: "memory" } })
+    const body = JSON.stringify({ client_name: "in flight", redirect_uris: ["http://127.0.0.1:9/cb"], token_endpoint_auth_method: "none" })
+    const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${running.url}/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+      }, (res) => {
+        let text = ""
+        res.on("data", (chunk: Buffer) => text += chunk.toString("utf8"))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }))
+      })
+      req.on("error", reject)
+      // Half the body now: the request is in flight, its handler waiting for the rest.
+      req.write(body.slice(0, 20))
+      void sleep(500).then(() => {
+        const stopped = running.stop("SIGTERM")
+        void sleep(700).then(() => req.end(body.slice(20)))
+        return stopped
+      })
+    })
+    const answered = await reply
+    expect(answered.status).toBe(201)
+    expect(JSON.parse(answered.body)).toMatchObject({ client_name: "in flight" })
+    expect(await running.exited).toBe(0)
+    const messages = running.lines().map((l) => (JSON.parse(l) as { message: string }).message)
+    expect(messages.indexOf("shutting down: finishing in-flight requests")).toBeLessThan(messages.lastIndexOf("request"))
+    expect(messages.at(-1)).toBe("stopped")
   })
 
   it("stops on SIGTERM: logs shutdown, exits 0", { timeout: 60_000 }, async () => {
