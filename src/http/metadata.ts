@@ -10,6 +10,10 @@ import { formatScope } from "../oauth/scopes.ts"
 /** The MCP endpoint's path; its URL is the resource tokens are issued for. */
 export const MCP_PATH = "/mcp"
 
+/** The RFC 9728 metadata URL of the resource at `resourcePath`: the path-suffixed well-known form. */
+export const resourceMetadataUrl = (publicUrl: string, resourcePath: string = MCP_PATH): string =>
+  `${publicUrl}/.well-known/oauth-protected-resource${resourcePath}`
+
 /** Where the server's endpoints live, from its public URL. */
 export const endpointUrls = (publicUrl: string) => ({
   issuer: publicUrl,
@@ -21,7 +25,7 @@ export const endpointUrls = (publicUrl: string) => ({
   jwks: `${publicUrl}/.well-known/jwks.json`,
   callback: `${publicUrl}/callback`,
   mcp: `${publicUrl}${MCP_PATH}`,
-  resourceMetadata: `${publicUrl}/.well-known/oauth-protected-resource${MCP_PATH}`
+  resourceMetadata: resourceMetadataUrl(publicUrl)
 })
 
 const Strings = Schema.Array(Schema.String)

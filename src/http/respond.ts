@@ -22,6 +22,10 @@ export const jsonResponse = (
     headers: { ...(options.noStore === true ? NO_STORE : {}), ...options.headers }
   })
 
+/** A JSON 404 in the shape of every other error. */
+export const notFoundResponse = (description = "no such endpoint"): HttpServerResponse.HttpServerResponse =>
+  jsonResponse({ error: "not_found", error_description: description }, { status: 404 })
+
 /** An OAuth error as its RFC 6749/6750 response. */
 export const renderedError = (error: OAuthError, context?: RenderContext): HttpServerResponse.HttpServerResponse => {
   const rendered = renderOAuthError(error, context)

@@ -16,7 +16,7 @@ import { authorizeGet, authorizePost } from "./authorize.ts"
 import { introspectHandler, registerHandler, revokeHandler, tokenHandler } from "./backChannel.ts"
 import { authorizationServerMetadata, jwkSet, protectedResourceMetadata } from "./metadata.ts"
 import { mcpDelete, mcpGet, mcpPost } from "./mcp/endpoint.ts"
-import { errorResponse, jsonResponse } from "./respond.ts"
+import { errorResponse, notFoundResponse } from "./respond.ts"
 import { upstreamAuthorize } from "./upstream/authorize.ts"
 import { upstreamCallback } from "./upstream/callback.ts"
 
@@ -27,15 +27,13 @@ const DiscoveryLive = HttpApiBuilder.group(ServerApi, "discovery", (handlers) =>
     .handle("protectedResourceMcp", () => protectedResourceMetadata("mcp"))
     .handle("jwks", () => jwkSet.pipe(Effect.map((set) => HttpServerResponse.unsafeJson(set)))))
 
-const notFound = () => jsonResponse({ error: "not_found", error_description: "no such endpoint" }, { status: 404 })
-
 const OAuthLive = HttpApiBuilder.group(ServerApi, "oauth", (handlers) =>
   Effect.map(Settings, (settings) => {
     const upstream = Option.isSome(settings.upstream)
     return handlers
       .handleRaw("register", ({ request }) => registerHandler(request))
       .handleRaw("authorize", ({ request }) => upstream ? upstreamAuthorize(request) : authorizeGet(request))
-      .handleRaw("consent", ({ request }) => upstream ? Effect.succeed(notFound()) : authorizePost(request))
+      .handleRaw("consent", ({ request }) => authorizePost(request))
       .handleRaw("upstreamCallback", ({ request }) => upstreamCallback(request))
       .handleRaw("token", ({ request }) => tokenHandler(request))
       .handleRaw("revoke", ({ request }) => revokeHandler(request))
@@ -73,7 +71,7 @@ const answerEverything = HttpApiBuilder.middleware((app) =>
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
       const failure = Cause.squash(cause)
       if (typeof failure === "object" && failure !== null && "_tag" in failure && failure._tag === "RouteNotFound") {
-        return Effect.succeed(notFound())
+        return Effect.succeed(notFoundResponse())
       }
       return errorResponse(failure)
     }).pipe(Effect.map((response) => cors ? allowAnyOrigin(response) : response))

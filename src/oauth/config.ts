@@ -4,6 +4,7 @@
  * custom-claims hook.
  */
 import { type Config, type ConfigError, Context, Data, Duration, Effect, Layer } from "effect"
+import { isLoopbackHost } from "./loopback.ts"
 
 /** What the custom-claims hook (seed 002's `tokenClaims`) is told about the token being issued. */
 export interface TokenClaimsContext {
@@ -95,9 +96,6 @@ export class InvalidOAuthOptions extends Data.TaggedError("InvalidOAuthOptions")
     return this.description
   }
 }
-
-const isLoopbackHost = (hostname: string): boolean =>
-  hostname === "localhost" || hostname === "127.0.0.1" || hostname === "[::1]"
 
 /** Whether `value` is an absolute https URL (or http on a loopback host) without a fragment. */
 export const isServerUrl = (value: string): boolean => {

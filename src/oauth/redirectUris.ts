@@ -1,6 +1,6 @@
 /** Redirect URI rules: what a client may register (RFC 7591, OAuth 2.1 §2.3) and how a request must match. */
 
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"])
+import { isLoopbackHost } from "./loopback.ts"
 
 /**
  * Why `uri` cannot be registered as a redirect URI, or `undefined` when it
@@ -13,7 +13,7 @@ export const redirectUriProblem = (uri: string): string | undefined => {
   if (uri.includes("#")) return "has a fragment"
   if (url.username !== "" || url.password !== "") return "has user info"
   if (url.protocol === "https:") return undefined
-  if (url.protocol === "http:") return LOOPBACK_HOSTS.has(url.hostname) ? undefined : "uses http on a host that is not loopback"
+  if (url.protocol === "http:") return isLoopbackHost(url.hostname) ? undefined : "uses http on a host that is not loopback"
   return "must use https, or http on a loopback address"
 }
 

@@ -5,6 +5,7 @@
  */
 import { Config, ConfigError, Context, Effect, Either, Option, Redacted } from "effect"
 import { isServerUrl } from "../oauth/config.ts"
+import { isLoopbackHost } from "../oauth/loopback.ts"
 import { parseScope } from "../oauth/scopes.ts"
 
 /** The storage backends `STORE` may name. */
@@ -50,11 +51,6 @@ export interface ServerSettings {
 export const TOOLS_SCOPE = "mcp:tools"
 /** The scope the upstream tool needs. */
 export const UPSTREAM_SCOPE = "mcp:upstream"
-
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"])
-
-/** Whether a listen address only accepts connections from this machine. */
-export const isLoopbackHost = (host: string): boolean => LOOPBACK_HOSTS.has(host) || host.startsWith("127.")
 
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 

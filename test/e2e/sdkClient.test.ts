@@ -17,6 +17,12 @@ const TTL_SECONDS = 2
 /** The parsed JSON log lines of a server. */
 const logs = (lines: ReadonlyArray<string>) => lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>)
 
+/** The key ids the server publishes. */
+const kids = async (url: string) => {
+  const jwks = await (await fetch(`${url}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string }> }
+  return jwks.keys.map((k) => k.kid).sort()
+}
+
 const whoami = async (client: Awaited<ReturnType<typeof authorizeAndConnect>>["client"]) => {
   const result = await client.callTool({ name: "whoami", arguments: {} })
   expect(result.isError ?? false).toBe(false)
@@ -47,6 +53,7 @@ describe("MCP SDK client against the server on SQLite", () => {
       expect(refreshed?.refresh_token).not.toBe(issued?.refresh_token)
 
       // Restart on the same data directory (SQLite file + generated key file).
+      const keysBefore = await kids(first.url)
       expect(await first.stop("SIGTERM")).toBe(0)
       expect(logs(first.lines()).some((l) => l["message"] === "stopped")).toBe(true)
       const keyFile = statSync(join(first.dataDir, "encryption.key"))
@@ -56,6 +63,8 @@ describe("MCP SDK client against the server on SQLite", () => {
       const second = await startServer({ env: { ...env, PORT: String(first.port), DATA_DIR: first.dataDir } })
       try {
         expect(logs(second.lines()).some((l) => String(l["message"]).includes("generated"))).toBe(false)
+        // The signing keys were persisted (sealed in the store), not generated again.
+        expect(await kids(second.url)).toEqual(keysBefore)
         // The same client, the same session: the session lives in the store, not in the old process.
         // (The access token may have expired during the restart: then this call refreshes already.)
         expect((await whoami(client))["subject"]).toBe("alice")

@@ -15,12 +15,8 @@ import { Settings } from "../../server/config.ts"
 import type { Jwks } from "../../services/Jwks.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
-import { MCP_PATH } from "../metadata.ts"
+import { resourceMetadataUrl } from "../metadata.ts"
 import { orErrorResponse } from "../respond.ts"
-
-/** The RFC 9728 metadata URL of the resource at `resourcePath`: the path-suffixed well-known form. */
-export const resourceMetadataUrl = (publicUrl: string, resourcePath: string = MCP_PATH): string =>
-  `${publicUrl}/.well-known/oauth-protected-resource${resourcePath}`
 
 /** What the `Authorization` header presents: no bearer token, a malformed one, or a token. */
 export type PresentedBearer =

@@ -8,11 +8,7 @@ import { Effect, Option } from "effect"
 import { Federation, startUpstreamAuthorization } from "../../oauth/federation.ts"
 import { authorizationFailure, authorizationRequestFrom } from "../authorizationRequest.ts"
 import { queryParams } from "../body.ts"
-import { jsonResponse, redirectResponse } from "../respond.ts"
-
-/** 404 when the server is not in upstream mode (no `Federation` service). */
-export const notInUpstreamMode = (): HttpServerResponse.HttpServerResponse =>
-  jsonResponse({ error: "not_found", error_description: "upstream federation is not configured" }, { status: 404 })
+import { notFoundResponse, redirectResponse } from "../respond.ts"
 
 /**
  * Run a handler of upstream mode with the `Federation`; 404 without it.
@@ -23,7 +19,7 @@ export const inUpstreamMode = <E, R>(
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Exclude<R, Federation>> =>
   Effect.flatMap(Effect.serviceOption(Federation), (federation) =>
     Option.isNone(federation)
-      ? Effect.succeed(notInUpstreamMode())
+      ? Effect.succeed(notFoundResponse("upstream federation is not configured"))
       : handler.pipe(Effect.provideService(Federation, federation.value), Effect.catchAll(authorizationFailure)))
 
 /**
