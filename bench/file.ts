@@ -21,8 +21,8 @@ import * as fs from "node:fs/promises"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
-import * as FileStore from "../src/layers/file/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import { FileStore } from "../src/exports/file.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { type Case, formatTable, register, type RunOptions, runCases } from "./harness.ts"
@@ -53,7 +53,7 @@ const rawReplace = async (path: string, data: Buffer, temp = `${path}.tmp`): Pro
 }
 
 interface Opened {
-  readonly runtime: ManagedRuntime.ManagedRuntime<TokenStore | SessionStore | FileStore.FileStore, unknown>
+  readonly runtime: ManagedRuntime.ManagedRuntime<TokenStore | SessionStore | FileStore.StoreFile, unknown>
   readonly path: string
 }
 
@@ -74,7 +74,7 @@ const open = async (folder: string, name: string, flush: FileStore.FlushPolicy, 
       yield* tokens.saveAccessToken(`prefill-${i}-${"t".repeat(32)}`, accessTokenInput(i))
       yield* sessions.create({ apiKey: `api-key-${i}`, initialized: true, protocolVersion: "2025-06-18" })
     }
-    yield* Effect.flatMap(FileStore.FileStore, (control) => control.flush)
+    yield* Effect.flatMap(FileStore.StoreFile, (control) => control.flush)
   }))
   return { runtime: runtime as Opened["runtime"], path }
 }
@@ -148,7 +148,7 @@ const run = async (): Promise<string> => {
     ]
 
     const rows = await runCases(cases, options)
-    const stats = await batched.runtime.runPromise(Effect.flatMap(FileStore.FileStore, (control) => control.stats))
+    const stats = await batched.runtime.runPromise(Effect.flatMap(FileStore.StoreFile, (control) => control.stats))
     return [
       formatTable("File store: one ManagedRuntime, runPromise per op, vs temp file + fsync + rename + fsync folder of the same bytes", rows, options),
       "",

@@ -13,7 +13,7 @@
  */
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { createHmac, createSecretKey, randomBytes } from "node:crypto"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import * as MemoryStore from "../src/layers/memory/index.ts"
 import type { AuthorizationCode } from "../src/schema/code.ts"
 import type { Session } from "../src/schema/session.ts"

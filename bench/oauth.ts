@@ -20,7 +20,7 @@
 import { Effect, Exit, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted, Scope } from "effect"
 import { importJWK, type JWK, jwtVerify, SignJWT } from "jose"
 import { createPublicKey, type JsonWebKey, type KeyObject, verify as nodeVerify } from "node:crypto"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import * as MemoryStore from "../src/layers/memory/index.ts"
 import { verifyAccessToken } from "../src/oauth/accessTokens.ts"
 import { OAuthConfig } from "../src/oauth/config.ts"

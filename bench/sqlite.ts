@@ -18,7 +18,7 @@ import { createCipheriv, createHmac, createSecretKey, randomBytes } from "node:c
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import * as SqliteStore from "../src/layers/sqlite/index.ts"
 import type { AuthorizationCode } from "../src/schema/code.ts"
 import type { Session } from "../src/schema/session.ts"

@@ -1,5 +1,7 @@
 import { Effect, Layer, Option } from "effect"
-import { MemoryStore, NodeCrypto, SessionStore, TokenStore } from "mcp-oauth-store"
+import { SessionStore, TokenStore } from "mcp-oauth-store"
+import { NodeCrypto } from "mcp-oauth-store/crypto/node"
+import { MemoryStore } from "mcp-oauth-store/memory"
 
 // Code written against the services: no backend named here.
 const program = Effect.gen(function*() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, type Layer, Redacted } from "effect"
+import { ConfigError, ConfigProvider, Effect, Redacted } from "effect"
 import { build } from "esbuild"
 import { createCipheriv, createHash, createHmac, randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
@@ -7,14 +7,10 @@ import { isBuiltin } from "node:module"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { decodeBase64Url, encodeBase64Url } from "../src/internal/base64url.ts"
-import {
-  type KeyringOptions,
-  LOOKUP_HASH_INFO,
-  makeKeyring,
-  NodeCrypto,
-  parseEnvelope,
-  WebCrypto
-} from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import { WebCrypto } from "../src/exports/crypto/web.ts"
+import { parseEnvelope } from "../src/layers/crypto/envelope.ts"
+import { type KeyringOptions, LOOKUP_HASH_INFO, makeKeyring } from "../src/layers/crypto/keyring.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 
@@ -62,11 +58,7 @@ const flipBit = (envelope: string, index: 2 | 3, at: number): string => {
 // ---------------------------------------------------------------------------
 // Harness
 
-interface Implementation {
-  readonly layer: (options: KeyringOptions) => Layer.Layer<Crypto, ConfigError.ConfigError>
-  readonly layerConfig: Layer.Layer<Crypto, ConfigError.ConfigError>
-  readonly layerEphemeral: Layer.Layer<Crypto>
-}
+type Implementation = typeof NodeCrypto | typeof WebCrypto
 
 const implementations: ReadonlyArray<readonly [string, Implementation]> = [
   ["node", NodeCrypto],
@@ -79,7 +71,7 @@ const withEnv = (env: Record<string, string>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
 const serviceFromEnv = (impl: Implementation, env: Record<string, string>) =>
-  Effect.provide(Crypto, impl.layerConfig).pipe(withEnv(env))
+  Effect.provide(Crypto, impl.layerConfig()).pipe(withEnv(env))
 
 const expectDecryptFailed = <A, R>(effect: Effect.Effect<A, StoreError, R>) =>
   Effect.gen(function*() {

@@ -13,18 +13,16 @@ import {
   InvalidTarget,
   InvalidToken,
   isOAuthError,
-  logDetail,
   OAuthError,
   OAuthErrorClasses,
   OAuthErrorCodes,
   OAuthErrorTags,
-  renderOAuthError,
   ServerError,
   TemporarilyUnavailable,
-  toOAuthError,
   UnauthorizedClient,
   UnsupportedGrantType
-} from "../src/errors/index.ts"
+} from "../src/errors/OAuthError.ts"
+import { logDetail, renderOAuthError, toOAuthError } from "../src/errors/render.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 
 const RFC6749_4_1_2_1 = "https://datatracker.ietf.org/doc/html/rfc6749#section-4.1.2.1"

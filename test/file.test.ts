@@ -6,9 +6,11 @@ import { randomBytes } from "node:crypto"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
-import * as FileStore from "../src/layers/file/index.ts"
-import { decodeFile } from "../src/layers/file/format.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import { FileStore } from "../src/exports/file.ts"
+import { pathConfig } from "../src/layers/file/config.ts"
+import { decodeFile, FORMAT, FORMAT_VERSION } from "../src/layers/file/format.ts"
+import { lockPathOf } from "../src/layers/file/lock.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
@@ -206,7 +208,7 @@ describe("file backend: persistence", () => {
       const path = freshPath()
       yield* opened(path)(writeEverything)
       const bytes = readFileSync(path).toString("latin1")
-      expect(bytes.startsWith(`{"format":"${FileStore.FORMAT}","version":${FileStore.FORMAT_VERSION},"snapshot":"`)).toBe(true)
+      expect(bytes.startsWith(`{"format":"${FORMAT}","version":${FORMAT_VERSION},"snapshot":"`)).toBe(true)
       for (const value of Object.values(secrets)) expect(bytes).not.toContain(value)
       // Not only the secrets: nothing of the content is readable without the key.
       // (Needles of 6+ characters: a shorter one turns up in any long base64 text by chance.)
@@ -224,9 +226,9 @@ describe("file backend: persistence", () => {
         yield* tokens.saveGrant(F.grant("g-durable"))
         const onDisk = yield* decodeFile(crypto, path, readFileSync(path))
         expect(onDisk.tokens.grants.map((g) => g.id)).toEqual(["g-durable"])
-        const before = (yield* (yield* FileStore.FileStore).stats).flushes
+        const before = (yield* (yield* FileStore.StoreFile).stats).flushes
         yield* tokens.getGrant("g-durable") // a read writes nothing
-        expect((yield* (yield* FileStore.FileStore).stats).flushes).toBe(before)
+        expect((yield* (yield* FileStore.StoreFile).stats).flushes).toBe(before)
       }))
     }))
 
@@ -236,7 +238,7 @@ describe("file backend: persistence", () => {
       yield* opened(path)(Effect.gen(function*() {
         const tokens = yield* TokenStore
         yield* Effect.all(Array.from({ length: 100 }, (_, i) => tokens.saveGrant(F.grant(`g-${i}`))), { concurrency: "unbounded" })
-        const stats = yield* (yield* FileStore.FileStore).stats
+        const stats = yield* (yield* FileStore.StoreFile).stats
         expect(stats.pending).toBe(false)
         expect(stats.flushes).toBeLessThan(10)
         const onDisk = yield* decodeFile(yield* Crypto, path, readFileSync(path))
@@ -250,7 +252,7 @@ describe("file backend: persistence", () => {
       const batched = { flush: { batched: { maxDelay: "1 second" } } } as const
       yield* opened(path, batched)(Effect.gen(function*() {
         const tokens = yield* TokenStore
-        const control = yield* FileStore.FileStore
+        const control = yield* FileStore.StoreFile
         for (let i = 0; i < 200; i++) yield* tokens.saveGrant(F.grant(`g-${i}`))
         expect(yield* control.stats).toMatchObject({ flushes: 0, pending: true })
         expect(existsSync(path)).toBe(false)
@@ -278,7 +280,7 @@ describe("file backend: persistence", () => {
       try {
         yield* opened(path)(Effect.gen(function*() {
           yield* (yield* TokenStore).saveGrant(F.grant("g1"))
-          expect(statSync(FileStore.lockPathOf(path)).mode & 0o777).toBe(0o600)
+          expect(statSync(lockPathOf(path)).mode & 0o777).toBe(0o600)
         }))
       } finally {
         process.umask(previous)
@@ -305,13 +307,13 @@ describe("file backend: persistence", () => {
     Effect.gen(function*() {
       const path = freshPath()
       const provider = (map: Map<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(map))
-      expect(yield* Effect.provide(FileStore.pathConfig, provider(new Map()))).toBe("./data/tokens.enc")
+      expect(yield* Effect.provide(pathConfig, provider(new Map()))).toBe("./data/tokens.enc")
       const layer = FileStore.layerConfig().pipe(
         Layer.provideMerge(cryptoWith(keyA)),
         Layer.provide(provider(new Map([["RS_TOKENS_FILE", path]])))
       )
       yield* Effect.provide(Effect.flatMap(TokenStore, (tokens) => tokens.saveGrant(F.grant("g1"))), layer)
-      yield* Effect.flatMap(FileStore.FileStore, (control) => Effect.sync(() => expect(control.path).toBe(path))).pipe(
+      yield* Effect.flatMap(FileStore.StoreFile, (control) => Effect.sync(() => expect(control.path).toBe(path))).pipe(
         Effect.provide(layer)
       )
       expect(existsSync(path)).toBe(true)
@@ -341,7 +343,7 @@ describe("file backend: a file that does not open fails at startup and is left u
       expect(error.message).toMatch(description)
       for (const key of [keyA, keyB]) expect(error.message).not.toContain(key)
       expect(readFileSync(path).equals(before)).toBe(true)
-      expect(existsSync(FileStore.lockPathOf(path))).toBe(false)
+      expect(existsSync(lockPathOf(path))).toBe(false)
       expect(readdirSync(dirname(path))).toEqual(["tokens.enc"])
       return error
     })
@@ -387,7 +389,7 @@ describe("file backend: a file that does not open fails at startup and is left u
       const header = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>
       writeFileSync(path, `${JSON.stringify({ ...header, version: 99 })}\n`)
       const error = yield* expectUntouchedFailure(path, "Corrupt", /format version 99 is not supported/)
-      expect(error.message).toContain(`reads version ${FileStore.FORMAT_VERSION}`)
+      expect(error.message).toContain(`reads version ${FORMAT_VERSION}`)
     }))
 })
 
@@ -400,11 +402,11 @@ describe("file backend: one writer", () => {
         expect(error.reason).toBe("Conflict")
         expect(error.method).toBe("FileStore.lock")
         expect(error.message).toContain(`pid ${process.pid} on host ${hostname()}`)
-        expect(error.message).toContain(FileStore.lockPathOf(path))
-        const holder = JSON.parse(readFileSync(FileStore.lockPathOf(path), "utf8")) as unknown
+        expect(error.message).toContain(lockPathOf(path))
+        const holder = JSON.parse(readFileSync(lockPathOf(path), "utf8")) as unknown
         expect(holder).toEqual({ pid: process.pid, hostname: hostname() })
       }))
-      expect(existsSync(FileStore.lockPathOf(path))).toBe(false)
+      expect(existsSync(lockPathOf(path))).toBe(false)
       yield* opened(path)(Effect.void)
     }))
 
@@ -413,11 +415,11 @@ describe("file backend: one writer", () => {
       const path = freshPath()
       const dead = spawnSync(process.execPath, ["-e", "0"]).pid
       yield* opened(path)(Effect.void) // creates the folder
-      writeFileSync(FileStore.lockPathOf(path), JSON.stringify({ pid: dead, hostname: hostname() }))
+      writeFileSync(lockPathOf(path), JSON.stringify({ pid: dead, hostname: hostname() }))
       const logs: Array<string> = []
       const capture = Logger.make(({ message }) => void logs.push(String(message)))
       yield* opened(path)(Effect.gen(function*() {
-        const holder = JSON.parse(readFileSync(FileStore.lockPathOf(path), "utf8")) as unknown
+        const holder = JSON.parse(readFileSync(lockPathOf(path), "utf8")) as unknown
         expect(holder).toEqual({ pid: process.pid, hostname: hostname() })
       })).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
       expect(logs.some((line) => line.includes(`pid ${dead}`) && line.includes("taking over"))).toBe(true)
@@ -427,7 +429,7 @@ describe("file backend: one writer", () => {
     Effect.gen(function*() {
       const path = freshPath()
       yield* opened(path)(Effect.void)
-      writeFileSync(FileStore.lockPathOf(path), JSON.stringify({ pid: 1, hostname: "other-host.example" }))
+      writeFileSync(lockPathOf(path), JSON.stringify({ pid: 1, hostname: "other-host.example" }))
       const error = yield* buildError(path)
       expect(error.reason).toBe("Conflict")
       expect(error.message).toContain("pid 1 on host other-host.example")

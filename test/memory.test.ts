@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Exit, Layer, Option, Scope, TestClock } from "effect"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import * as MemoryStore from "../src/layers/memory/index.ts"
 import { RawStorage } from "../src/services/RawStorage.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"

@@ -9,8 +9,10 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { createInterface } from "node:readline"
 import { Keys } from "../src/internal/keys.ts"
-import { generateKey, NodeCrypto } from "../src/layers/crypto/index.ts"
-import * as SqliteStore from "../src/layers/sqlite/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import { generateKey } from "../src/layers/crypto/keyring.ts"
+import { SqliteStore } from "../src/exports/sqlite.ts"
+import { SWEEP_BATCH } from "../src/layers/sqlite/sweep.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
@@ -276,7 +278,7 @@ describe("sqlite backend", () => {
         for (let i = 0; i < 2_000; i++) yield* tokens.saveAccessToken(`at-${i}`, { ...F.accessToken("g1"), ttl: "30 seconds" })
         const accessRows = Effect.map(raw.dump, (rows) => rows.filter((row) => row.startsWith("access:")).length)
         expect(yield* accessRows).toBe(2_001)
-        expect(SqliteStore.SWEEP_BATCH).toBeLessThan(2_000)
+        expect(SWEEP_BATCH).toBeLessThan(2_000)
         yield* advance("60 seconds")
         expect(yield* accessRows).toBe(1)
         expect(Option.isSome(yield* tokens.getAccessToken("at-live"))).toBe(true)

@@ -3,10 +3,13 @@ import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, type Scope } fro
 import { Redis } from "ioredis"
 import type { Miniflare } from "miniflare"
 import { Keys } from "../src/internal/keys.ts"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import type { KvBinding } from "../src/layers/kv/namespace.ts"
-import * as MemoryStore from "../src/layers/memory/index.ts"
-import * as Tiered from "../src/layers/tiered/index.ts"
+import { KvCache } from "../src/exports/kv.ts"
+import { MemoryStore } from "../src/exports/memory.ts"
+import { RedisCache } from "../src/exports/redis.ts"
+import { MemoryCache, TieredStore } from "../src/exports/tiered.ts"
+import { makeTieredSessionStore } from "../src/layers/tiered/sessionStore.ts"
 import { CacheAdapter } from "../src/services/CacheAdapter.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
@@ -53,32 +56,32 @@ const theRedis = (): Redis => {
 }
 
 /** The memory backend with its SessionStore behind the tiered store over `cache`. */
-const tieredOver = (name: string, cache: () => Layer.Layer<CacheAdapter>, tiered: Tiered.TieredOptions = {}): Backend => ({
+const tieredOver = (name: string, cache: () => Layer.Layer<CacheAdapter>, tiered: TieredStore.TieredOptions = {}): Backend => ({
   name,
   make: (options: StoreOptions = {}) =>
-    Tiered.layer(tiered).pipe(
+    TieredStore.layer(tiered).pipe(
       Layer.provide(cache()),
       Layer.provideMerge(MemoryStore.layer(options)),
       Layer.provideMerge(NodeCrypto.layerEphemeral)
     )
 })
 
-sessionStoreContract(tieredOver("tiered (memory cache -> memory)", () => Tiered.MemoryCache.layer()))
+sessionStoreContract(tieredOver("tiered (memory cache -> memory)", () => MemoryCache.layer()))
 sessionStoreContract(
-  tieredOver("tiered (KV cache -> memory)", () => Tiered.KvCache.layer({ namespace, keyPrefix: nextPrefix() }))
+  tieredOver("tiered (KV cache -> memory)", () => KvCache.layer({ namespace, keyPrefix: nextPrefix() }))
 )
 if (redisAvailable) {
   sessionStoreContract(
-    tieredOver("tiered (Redis cache -> memory)", () => Tiered.RedisCache.layer({ redis: theRedis(), keyPrefix: freshPrefix() }))
+    tieredOver("tiered (Redis cache -> memory)", () => RedisCache.layer({ redis: theRedis(), keyPrefix: freshPrefix() }))
   )
 }
 
 describe("CacheAdapter implementations", () => {
   const adapters: ReadonlyArray<readonly [string, () => CacheAdapter.Service, boolean]> = [
-    ["memory", () => Tiered.MemoryCache.make(), true],
-    ["KV", () => Tiered.KvCache.make({ namespace, keyPrefix: nextPrefix() }), true],
+    ["memory", () => MemoryCache.make(), true],
+    ["KV", () => KvCache.make({ namespace, keyPrefix: nextPrefix() }), true],
     ...(redisAvailable
-      ? [["Redis", () => Tiered.RedisCache.make({ redis: theRedis(), keyPrefix: freshPrefix() }), false] as const]
+      ? [["Redis", () => RedisCache.make({ redis: theRedis(), keyPrefix: freshPrefix() }), false] as const]
       : [])
   ]
   for (const [name, make, clockDriven] of adapters) {
@@ -103,7 +106,7 @@ describe("CacheAdapter implementations", () => {
     Effect.gen(function*() {
       const observed = new ObservedBinding(namespace)
       const prefix = nextPrefix()
-      const cache = Tiered.KvCache.make({ namespace: observed, keyPrefix: prefix })
+      const cache = KvCache.make({ namespace: observed, keyPrefix: prefix })
       yield* cache.set("session:short", "v", 5)
       expect(observed.ttlsOf(`${prefix}session:short`)).toEqual([60])
       yield* advance(5 * SECOND)
@@ -113,7 +116,7 @@ describe("CacheAdapter implementations", () => {
   it.effect.skipIf(!redisAvailable)("Redis: the TTL is Redis's own (PX)", () =>
     Effect.gen(function*() {
       const prefix = freshPrefix()
-      const cache = Tiered.RedisCache.make({ redis: theRedis(), keyPrefix: prefix })
+      const cache = RedisCache.make({ redis: theRedis(), keyPrefix: prefix })
       yield* cache.set("session:a", "v", 90)
       const ttl = yield* Effect.promise(() => theRedis().pttl(`${prefix}session:a`))
       expect(ttl).toBeGreaterThan(0)
@@ -145,8 +148,8 @@ const durableWith = (options: MemoryStore.MemoryOptions = {}) =>
     const context = yield* Layer.build(MemoryStore.layer({ sweepInterval: "1 day", ...options }))
     const durable = Context.get(context, SessionStore)
     const crypto = yield* Crypto
-    const tiered = (cache: CacheAdapter.Service, options: Tiered.TieredOptions = {}) =>
-      Tiered.makeTieredSessionStore(durable, cache, crypto, options)
+    const tiered = (cache: CacheAdapter.Service, options: TieredStore.TieredOptions = {}) =>
+      makeTieredSessionStore(durable, cache, crypto, options)
     return { durable, tiered }
   })
 
@@ -157,7 +160,7 @@ describe("tiered session store", () => {
   it.effect("reads are served from the cache; a miss reads the durable store and re-caches with the remaining TTL", () =>
     withCrypto(Effect.gen(function*() {
       const { durable, tiered } = yield* durableWith({ sessions: { absoluteTtl: "2 days" } })
-      const cache = recorded(Tiered.MemoryCache.make())
+      const cache = recorded(MemoryCache.make())
       const store = tiered(cache.service)
       const { session } = yield* store.create({ apiKey: "key-a" })
       expect(cache.sets).toEqual([{ key: Keys.session(session.id), ttlSeconds: 24 * 3_600 }])
@@ -192,7 +195,7 @@ describe("tiered session store", () => {
   it.effect("a deleted (revoked) session is never served from the cache", () =>
     withCrypto(Effect.gen(function*() {
       const { tiered } = yield* durableWith()
-      const cache = Tiered.MemoryCache.make()
+      const cache = MemoryCache.make()
       const store = tiered(cache)
       const { session } = yield* store.create({ apiKey: "key-a" })
       expect(Option.isSome(yield* store.get(session.id))).toBe(true)
@@ -204,7 +207,7 @@ describe("tiered session store", () => {
   it.effect("an evicted session is never served from the cache", () =>
     withCrypto(Effect.gen(function*() {
       const { tiered } = yield* durableWith({ sessions: { maxPerKey: 1 } })
-      const cache = Tiered.MemoryCache.make()
+      const cache = MemoryCache.make()
       const store = tiered(cache)
       const first = (yield* store.create({ apiKey: "key-a" })).session
       expect(Option.isSome(yield* store.get(first.id))).toBe(true)
@@ -218,7 +221,7 @@ describe("tiered session store", () => {
     withCrypto(Effect.gen(function*() {
       const { durable } = yield* durableWith()
       const crypto = yield* Crypto
-      const cache = Tiered.MemoryCache.make()
+      const cache = MemoryCache.make()
       // The worst interleaving, forced: the read has found the session in the durable store, and its
       // cache write is still in flight (held back 50 ms of real time) when the delete runs.
       const found = yield* Deferred.make<void>()
@@ -230,7 +233,7 @@ describe("tiered session store", () => {
         ...cache,
         set: (key, value, ttl) => Effect.zipRight(Effect.promise(() => new Promise((r) => setTimeout(r, 50))), cache.set(key, value, ttl))
       }
-      const store = Tiered.makeTieredSessionStore(spied, slow, crypto)
+      const store = makeTieredSessionStore(spied, slow, crypto)
       const { session } = yield* store.create({ apiKey: "key-a" })
       yield* cache.delete(Keys.session(session.id)) // the read below starts with a miss
       const read = yield* Effect.fork(store.get(session.id))
@@ -245,8 +248,8 @@ describe("tiered session store", () => {
     it.effect("each with its own cache: the other's copy is served at most revalidateAfter, then never", () =>
       withCrypto(Effect.gen(function*() {
         const { tiered } = yield* durableWith({ sessions: { maxPerKey: 1 } })
-        const a = tiered(Tiered.MemoryCache.make(), { revalidateAfter: "10 seconds" })
-        const cacheB = Tiered.MemoryCache.make()
+        const a = tiered(MemoryCache.make(), { revalidateAfter: "10 seconds" })
+        const cacheB = MemoryCache.make()
         const b = tiered(cacheB, { revalidateAfter: "10 seconds" })
 
         // Deleted through A while B holds a copy.
@@ -276,8 +279,8 @@ describe("tiered session store", () => {
     it.effect("with revalidateAfter 0, the other instance never serves its copy", () =>
       withCrypto(Effect.gen(function*() {
         const { tiered } = yield* durableWith()
-        const a = tiered(Tiered.MemoryCache.make(), { revalidateAfter: 0 })
-        const b = tiered(Tiered.MemoryCache.make(), { revalidateAfter: 0 })
+        const a = tiered(MemoryCache.make(), { revalidateAfter: 0 })
+        const b = tiered(MemoryCache.make(), { revalidateAfter: 0 })
         const { session } = yield* a.create({ apiKey: "key-a" })
         expect(Option.isSome(yield* b.get(session.id))).toBe(true)
         yield* a.delete(session.id)
@@ -288,8 +291,8 @@ describe("tiered session store", () => {
       withCrypto(Effect.gen(function*() {
         const { tiered } = yield* durableWith({ sessions: { maxPerKey: 1 } })
         const keyPrefix = nextPrefix()
-        const a = tiered(Tiered.KvCache.make({ namespace, keyPrefix }))
-        const b = tiered(Tiered.KvCache.make({ namespace, keyPrefix }))
+        const a = tiered(KvCache.make({ namespace, keyPrefix }))
+        const b = tiered(KvCache.make({ namespace, keyPrefix }))
         const deleted = (yield* a.create({ apiKey: "key-a" })).session
         expect(Option.isSome(yield* b.get(deleted.id))).toBe(true)
         yield* a.delete(deleted.id)
@@ -305,7 +308,7 @@ describe("tiered session store", () => {
     withCrypto(Effect.gen(function*() {
       const { durable, tiered } = yield* durableWith()
       const observed = new ObservedBinding(namespace)
-      const store = tiered(Tiered.KvCache.make({ namespace: observed, keyPrefix: nextPrefix() }))
+      const store = tiered(KvCache.make({ namespace: observed, keyPrefix: nextPrefix() }))
       const { session } = yield* store.create({ apiKey: "key-a" })
       observed.failAll = true
       yield* advance(20 * SECOND)

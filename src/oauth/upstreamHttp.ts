@@ -55,7 +55,7 @@ const parseJson = (text: string): unknown => {
 }
 
 /** Interpret a token endpoint's answer. Only error codes and short descriptions ever reach the error. */
-export const interpretTokenResponse = (
+const interpretTokenResponse = (
   providerId: string,
   status: number,
   body: string

@@ -48,6 +48,17 @@ export interface SweepOptions {
   readonly sweepInterval?: Duration.DurationInput
 }
 
+/**
+ * The options every backend accepts: the stores' lifetimes and limits, and
+ * the sweep interval. Each backend's options extend this with what its
+ * storage needs (a file, a connection, a binding).
+ */
+export interface StoreOptions extends SweepOptions {
+  readonly tokens?: TokenStoreOptions
+  readonly sessions?: SessionStoreOptions
+  readonly providerTokens?: ProviderTokenStoreOptions
+}
+
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
   Duration.toMillis(Duration.decode(input ?? fallback))
 

@@ -6,7 +6,8 @@
 import { Config, ConfigError, ConfigProvider, Data, Effect, Either, Layer, Option, Redacted } from "effect"
 import { promises as fs } from "node:fs"
 import { join } from "node:path"
-import { decodeKey, generateKey, keyringConfig, NodeCrypto } from "../layers/crypto/index.ts"
+import { decodeKey, generateKey, keyringConfig } from "../layers/crypto/keyring.ts"
+import * as NodeCrypto from "../layers/crypto/node.ts"
 import type { StoreKind } from "./config.ts"
 
 /** The key file could not be read, written or used. */
@@ -62,7 +63,7 @@ export const loadOrCreateKey = (
 export const serverCrypto = (dataDir: string, store: StoreKind) =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const configured = yield* Config.option(Config.redacted("RS_TOKENS_ENC_KEY"))
-    if (Option.isSome(configured)) return NodeCrypto.layerConfig
+    if (Option.isSome(configured)) return NodeCrypto.layerConfig()
     if (store === "redis") {
       return yield* Effect.fail(
         ConfigError.MissingData(["RS_TOKENS_ENC_KEY"], "required with STORE=redis: every instance must share one key")

@@ -5,7 +5,7 @@
  * settings, and the MCP tools (with upstream mode, its federation too).
  */
 import { Effect, Layer, Option } from "effect"
-import { JwksLive } from "../oauth/index.ts"
+import * as StoredJwks from "../oauth/jwks.ts"
 import { OAuthConfig } from "../oauth/config.ts"
 import { SignInLive } from "../http/consent/signIn.ts"
 import { localTools } from "../http/mcp/tools/whoami.ts"
@@ -44,6 +44,6 @@ const modeServices = (settings: ServerSettings) =>
 export const serviceLayer = (settings: ServerSettings) => {
   const crypto = serverCrypto(settings.dataDir, settings.store)
   const stores = serverStores(settings.store, settings.dataDir).pipe(Layer.provideMerge(crypto))
-  const engine = Layer.mergeAll(JwksLive.layer(), oauthConfig(settings), logStore(settings)).pipe(Layer.provideMerge(stores))
+  const engine = Layer.mergeAll(StoredJwks.layer(), oauthConfig(settings), logStore(settings)).pipe(Layer.provideMerge(stores))
   return Layer.mergeAll(modeServices(settings), SignInLive).pipe(Layer.provideMerge(engine))
 }

@@ -9,7 +9,7 @@ import * as FileStore from "../layers/file/index.ts"
 import * as MemoryStore from "../layers/memory/index.ts"
 import * as RedisStore from "../layers/redis/index.ts"
 import * as SqliteStore from "../layers/sqlite/index.ts"
-import * as RefreshLockMemory from "../oauth/refreshLock.ts"
+import * as LocalRefreshLock from "../oauth/refreshLock.ts"
 import type { ClientStore } from "../services/ClientStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
@@ -28,7 +28,7 @@ const pathIn = (variable: string, dataDir: string, file: string) =>
   Config.string(variable).pipe(Config.withDefault(join(dataDir, file)))
 
 const inProcess = <E>(stores: Layer.Layer<Exclude<ServerStores, RefreshLock>, E, Crypto>) =>
-  Layer.merge(stores, RefreshLockMemory.layer)
+  Layer.merge(stores, LocalRefreshLock.layer)
 
 /** The backend `STORE` names, with the settings of its own variables (`SQLITE_PATH`, `RS_TOKENS_FILE`, `REDIS_*`). */
 export const serverStores = (

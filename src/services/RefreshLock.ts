@@ -13,7 +13,7 @@ export interface Lease {
  * holder may crash); release is compare-and-delete on the owner token, so a
  * holder whose lease already expired cannot release the next holder's.
  *
- * The in-process implementation is `RefreshLockMemory` in `src/oauth`; a
+ * The in-process implementation is `LocalRefreshLock` (`mcp-oauth-store/oauth`); a
  * shared backend (the Redis layer: a key holding the owner token, with `PX`,
  * taken and released by compare-and-delete in one Lua script each) provides
  * it for several instances.

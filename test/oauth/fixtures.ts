@@ -5,7 +5,7 @@
  */
 import { Effect, Layer, Redacted } from "effect"
 import { createHash } from "node:crypto"
-import { NodeCrypto } from "../../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../../src/exports/crypto/node.ts"
 import * as MemoryStore from "../../src/layers/memory/index.ts"
 import { type AuthorizationRequest, authorize, approve } from "../../src/oauth/authorize.ts"
 import type { ClientCredentials } from "../../src/oauth/clientAuth.ts"

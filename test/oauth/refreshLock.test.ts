@@ -1,5 +1,5 @@
 import { Layer } from "effect"
-import { NodeCrypto } from "../../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../../src/exports/crypto/node.ts"
 import * as RefreshLockMemory from "../../src/oauth/refreshLock.ts"
 import { refreshLockContract } from "../contract/RefreshLock.contract.ts"
 

@@ -18,7 +18,7 @@ import { Crypto } from "../../services/Crypto.ts"
 import { additionalData, decodeUtf8, decryptFailed, IV_BYTES, makeEnvelopeCodec, TAG_BYTES } from "./envelope.ts"
 import type { Keyring } from "./keyring.ts"
 import { openingKeys } from "./keyring.ts"
-import { cryptoLayers } from "./layers.ts"
+import { cryptoConstructors } from "./layers.ts"
 
 const ALGORITHM = "aes-256-gcm"
 
@@ -46,7 +46,7 @@ const checkTokenBytes = (bytes: number): void => {
 }
 
 /** Build the `node:crypto` service over a keyring. */
-export const make = (keyring: Keyring): Crypto.Service => {
+const fromKeyring = (keyring: Keyring): Crypto.Service => {
   const activeKid = keyring.active.kid
   const activeKey = createSecretKey(Redacted.value(keyring.active.key))
   const keys = new Map<string, KeyObject>(
@@ -107,5 +107,13 @@ export const make = (keyring: Keyring): Crypto.Service => {
   return Crypto.of({ encrypt, decrypt, hash, randomToken, timingSafeEqual })
 }
 
-/** `layer(options)`, `layerConfig` and `layerEphemeral` over this implementation (see `CryptoLayers`). */
-export const { layer, layerConfig, layerEphemeral } = cryptoLayers((keyring) => Effect.sync(() => make(keyring)))
+const constructors = cryptoConstructors((keyring) => Effect.sync(() => fromKeyring(keyring)))
+
+/** The `node:crypto` `Crypto` service over keys given as options (invalid keys: `ConfigError` naming the option). */
+export const make = constructors.make
+/** `make` as a layer. */
+export const layer = constructors.layer
+/** Keys from `Config`: by default `RS_TOKENS_ENC_KEY`, `RS_TOKENS_ENC_KEYRING` and `RS_TOKENS_HASH_KEY`. */
+export const layerConfig = constructors.layerConfig
+/** Over a fresh random key: for tests and development (nothing survives a restart). */
+export const layerEphemeral = constructors.layerEphemeral

@@ -11,7 +11,7 @@ import { Crypto } from "../../services/Crypto.ts"
 import { additionalData, decodeUtf8, decryptFailed, formatEnvelope, IV_BYTES, parseEnvelope, TAG_BYTES } from "./envelope.ts"
 import type { Keyring } from "./keyring.ts"
 import { openingKeys } from "./keyring.ts"
-import { cryptoLayers } from "./layers.ts"
+import { cryptoConstructors } from "./layers.ts"
 
 /** `crypto.getRandomValues` fills at most this many bytes per call. */
 const RANDOM_CHUNK = 65_536
@@ -30,7 +30,7 @@ const encoder = new TextEncoder()
  * Compare two strings in time that depends only on the longer length: every
  * UTF-16 code unit up to it is compared, a length mismatch still returns false.
  */
-export const timingSafeEqual = (a: string, b: string): boolean => {
+const timingSafeEqual = (a: string, b: string): boolean => {
   const length = Math.max(a.length, b.length)
   let difference = a.length ^ b.length
   for (let i = 0; i < length; i++) {
@@ -41,7 +41,7 @@ export const timingSafeEqual = (a: string, b: string): boolean => {
 }
 
 /** Build the WebCrypto service over a keyring, importing its keys once. */
-export const make = (keyring: Keyring): Effect.Effect<Crypto.Service> =>
+const fromKeyring = (keyring: Keyring): Effect.Effect<Crypto.Service> =>
   Effect.gen(function*() {
     const subtle = globalThis.crypto.subtle
     const activeKid = keyring.active.kid
@@ -113,5 +113,13 @@ export const make = (keyring: Keyring): Effect.Effect<Crypto.Service> =>
     return Crypto.of({ encrypt, decrypt, hash, randomToken, timingSafeEqual })
   })
 
-/** `layer(options)`, `layerConfig` and `layerEphemeral` over this implementation (see `CryptoLayers`). */
-export const { layer, layerConfig, layerEphemeral } = cryptoLayers(make)
+const constructors = cryptoConstructors(fromKeyring)
+
+/** The WebCrypto `Crypto` service over keys given as options (invalid keys: `ConfigError` naming the option). */
+export const make = constructors.make
+/** `make` as a layer. */
+export const layer = constructors.layer
+/** Keys from `Config`: by default `RS_TOKENS_ENC_KEY`, `RS_TOKENS_ENC_KEYRING` and `RS_TOKENS_HASH_KEY`. */
+export const layerConfig = constructors.layerConfig
+/** Over a fresh random key: for tests and development (nothing survives a restart). */
+export const layerEphemeral = constructors.layerEphemeral

@@ -5,7 +5,7 @@
  * (concurrent writes coalesce).
  */
 import { Duration, Effect, Queue, type Scope } from "effect"
-import type { MemoryState } from "../memory/index.ts"
+import type { MemoryState } from "../memory/state.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import { traced } from "../../internal/traced.ts"
 

@@ -13,7 +13,7 @@ import { Keys } from "../../internal/keys.ts"
 import { open, seal } from "../../internal/sealed.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
-import { MemorySnapshot, type MemorySnapshotJson } from "../memory/index.ts"
+import { MemorySnapshot, type MemorySnapshotJson } from "../memory/state.ts"
 
 /** The `format` member of every store file. */
 export const FORMAT = "mcp-oauth-store/file"

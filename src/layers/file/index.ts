@@ -14,10 +14,11 @@
  * - A file that does not open (corrupt, truncated, another key, unknown
  *   version) fails the layer's build with a `StoreError` and is left as is.
  */
-import { Config, type ConfigError, Context, Effect, Layer, Option } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, Option, type Scope } from "effect"
 import { resolve } from "node:path"
+import { type RecordStores, type RecordStoreServices, storesContext } from "../../internal/storesContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
-import { resolveSweepInterval } from "../../schema/options.ts"
+import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts"
 import type { ClientStore } from "../../services/ClientStore.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
@@ -25,30 +26,27 @@ import type { SessionStore } from "../../services/SessionStore.ts"
 import type { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
-import * as MemoryStore from "../memory/index.ts"
+import { makeMemoryState, type MemorySnapshotJson, type MemoryState } from "../memory/state.ts"
+import { pathConfig } from "./config.ts"
 import { ensureDirectory, readWhole, removeIfExists, tempPathOf, writeDurably } from "./disk.ts"
 import { type FlushPolicy, type FlushStats, makeFlusher } from "./flusher.ts"
 import { decodeFile, encodeFile } from "./format.ts"
 import { holdLock } from "./lock.ts"
 
 export type { FlushPolicy, FlushStats } from "./flusher.ts"
-export { FORMAT, FORMAT_VERSION } from "./format.ts"
-export { lockPathOf } from "./lock.ts"
 
-/** Seed 000's default store file. */
-export const DEFAULT_PATH = "./data/tokens.enc"
-
-export interface FileOptions extends MemoryStore.MemoryOptions {
+/** The file backend's options: the file and when it is written, plus every backend's lifetimes and limits. */
+export interface FileOptions extends StoreOptions {
   /** The store file; its folder is created when missing. */
   readonly path: string
   /** Default `"every-write"`: a changing call returns once its change is on disk. */
   readonly flush?: FlushPolicy
 }
 
-/** The file backend's own controls, beside the stores. */
-export class FileStore extends Context.Tag("mcp-oauth-store/FileStore")<FileStore, FileStore.Service>() {}
+/** The file backend's own controls, beside the stores: the file's path, an explicit flush, write statistics. */
+export class StoreFile extends Context.Tag("mcp-oauth-store/StoreFile")<StoreFile, StoreFile.Service>() {}
 
-export declare namespace FileStore {
+export declare namespace StoreFile {
   export interface Service {
     /** The absolute path of the store file. */
     readonly path: string
@@ -58,11 +56,11 @@ export declare namespace FileStore {
   }
 }
 
-/** Every store, plus the `FileStore` controls. */
-export type FileStores = MemoryStore.MemoryStores | FileStore
+/** Every store, plus the `StoreFile` controls. */
+export type FileStores = RecordStores | StoreFile
 
 const persistedServices = (
-  state: MemoryStore.MemoryState,
+  state: MemoryState,
   persisted: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | StoreError>
 ) => {
   const p = <Args extends ReadonlyArray<unknown>, A>(f: (...args: Args) => Effect.Effect<A, StoreError>) =>
@@ -109,7 +107,7 @@ const persistedServices = (
     get: persisted(signingKeys.get),
     compareAndSet: p(signingKeys.compareAndSet)
   }
-  return {
+  const services: RecordStoreServices = {
     tokens: tokenStore,
     providerTokens: providerTokenStore,
     sessions: sessionStore,
@@ -117,6 +115,7 @@ const persistedServices = (
     signingKeys: signingKeyStore,
     raw: state.raw
   }
+  return services
 }
 
 /**
@@ -133,8 +132,11 @@ const persistedServices = (
  * `RawStorage` shows the records the sealed snapshot holds (what the file
  * contains once opened), as the memory backend shows them.
  */
-export const layer = (options: FileOptions): Layer.Layer<FileStores, StoreError, Crypto> =>
-  Layer.scopedContext(Effect.gen(function*() {
+export const layer = (options: FileOptions): Layer.Layer<FileStores, StoreError, Crypto> => Layer.scopedContext(make(options))
+
+/** `layer`'s work in the current scope (the file is released when the scope closes): for composing by hand. */
+export const make = (options: FileOptions): Effect.Effect<Context.Context<FileStores>, StoreError, Crypto | Scope.Scope> =>
+  Effect.gen(function*() {
     const crypto = yield* Crypto
     const path = resolve(options.path)
     yield* ensureDirectory(path)
@@ -144,10 +146,10 @@ export const layer = (options: FileOptions): Layer.Layer<FileStores, StoreError,
     const existing = yield* readWhole(path)
     const loaded = Option.isSome(existing) ? Option.some(yield* decodeFile(crypto, path, existing.value)) : Option.none()
 
-    const state = yield* MemoryStore.make(options)
+    const state = yield* makeMemoryState(options)
     if (Option.isSome(loaded)) state.restore(loaded.value)
 
-    const write = (snapshot: MemoryStore.MemorySnapshotJson) =>
+    const write = (snapshot: MemorySnapshotJson) =>
       Effect.flatMap(encodeFile(crypto, snapshot), (text) => Effect.as(writeDurably(path, text), text.length))
     const flusher = yield* makeFlusher(
       state,
@@ -164,16 +166,13 @@ export const layer = (options: FileOptions): Layer.Layer<FileStores, StoreError,
     )
     yield* forkSweeper("FileStore", resolveSweepInterval(options), flusher.persistedInBackground(state.sweep))
 
-    const control: FileStore.Service = { path, flush: flusher.flush, stats: flusher.stats }
-    return MemoryStore.storesContext(persistedServices(state, flusher.persisted)).pipe(Context.add(FileStore, control))
-  }))
-
-/** The store file's path: `RS_TOKENS_FILE`, default `./data/tokens.enc` (seed 000). */
-export const pathConfig: Config.Config<string> = Config.string("RS_TOKENS_FILE").pipe(Config.withDefault(DEFAULT_PATH))
+    const control: StoreFile.Service = { path, flush: flusher.flush, stats: flusher.stats }
+    return storesContext(persistedServices(state, flusher.persisted)).pipe(Context.add(StoreFile, control))
+  })
 
 /**
  * `layer` with the path read from `RS_TOKENS_FILE` and the other options from
- * `config`. The key comes from the `Crypto` layer (`NodeCrypto.layerConfig`
+ * `config`. The key comes from the `Crypto` layer (`NodeCrypto.layerConfig()`
  * reads `RS_TOKENS_ENC_KEY`).
  */
 export const layerConfig = (

@@ -15,26 +15,13 @@
  *   See `tier.ts`.
  * - KV has no compare-and-set: see `capabilities` for what is not atomic.
  */
-import { type Config, type ConfigError, Context, Deferred, Effect, Layer } from "effect"
+import { Config, type ConfigError, Context, Deferred, Effect, Layer, type Scope } from "effect"
 import { makeKeyedLock } from "../../internal/keyedLock.ts"
+import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import type { StoreCapabilities } from "../../schema/capabilities.ts"
-import {
-  type ProviderTokenStoreOptions,
-  resolveSessionStoreOptions,
-  resolveSweepInterval,
-  resolveTokenStoreOptions,
-  type SessionStoreOptions,
-  type SweepOptions,
-  type TokenStoreOptions
-} from "../../schema/options.ts"
-import { ClientStore } from "../../services/ClientStore.ts"
+import { resolveSessionStoreOptions, resolveSweepInterval, resolveTokenStoreOptions, type StoreOptions } from "../../schema/options.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
-import { RawStorage } from "../../services/RawStorage.ts"
-import { SessionStore } from "../../services/SessionStore.ts"
-import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
-import { TokenStore } from "../../services/TokenStore.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { KvHealth } from "./health.ts"
 import { bindingFromEnv, type KvBinding } from "./namespace.ts"
@@ -44,19 +31,15 @@ import { makeSigningKeyStore } from "./signingKeyStore.ts"
 import { makeTier } from "./tier.ts"
 import { makeTokenStore } from "./tokenStore.ts"
 
-export { KvHealth, kvWriteFailures } from "./health.ts"
-export { type KvBinding, kvExpirationTtl, MIN_TTL_SECONDS } from "./namespace.ts"
-export { MIN_TOUCH_INTERVAL_MS } from "./sessionStore.ts"
+export { KvHealth } from "./health.ts"
+export type { KvBinding } from "./namespace.ts"
 
-export interface KvOptions extends SweepOptions {
+/** The KV backend's options: the binding, a key prefix, the sweep's reach, and every backend's lifetimes and limits. */
+export interface KvOptions extends StoreOptions {
   /** The `KVNamespace` binding (`env.TOKENS`). */
   readonly namespace: KvBinding
   /** Put before every key, to share a namespace (default none). */
   readonly keyPrefix?: string
-  readonly tokens?: TokenStoreOptions
-  /** `touchInterval` is never under 1 s on KV (KV's one write per second per key). */
-  readonly sessions?: SessionStoreOptions
-  readonly providerTokens?: ProviderTokenStoreOptions
   /**
    * Whether each sweep also deletes expired records from KV (default `true`):
    * it lists the whole prefix, one `list` call per 1,000 keys. KV's own TTL
@@ -70,7 +53,7 @@ export interface KvOptions extends SweepOptions {
 }
 
 /** Every store the KV backend provides, and its health. */
-export type KvStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage | KvHealth
+export type KvStores = RecordStores | KvHealth
 
 /**
  * What KV cannot make atomic across instances (each is a read followed by a
@@ -87,10 +70,14 @@ export const capabilities: StoreCapabilities = {
  * All the stores on one KV namespace. The layer's scope holds the sweep fiber
  * (every `sweepInterval`, 60 s by default; the first sweep runs before the
  * layer is ready) and the memory fallback. Requires `Crypto`: the
- * `WebCrypto` layer on Workers.
+ * `WebCrypto` layer on Workers. A session's `touchInterval` is never under
+ * 1 s on KV (KV takes one write per second per key).
  */
-export const layer = (options: KvOptions): Layer.Layer<KvStores, never, Crypto> =>
-  Layer.scopedContext(Effect.gen(function*() {
+export const layer = (options: KvOptions): Layer.Layer<KvStores, never, Crypto> => Layer.scopedContext(make(options))
+
+/** `layer`'s work in the current scope (the sweep fiber ends with it): for composing by hand. */
+export const make = (options: KvOptions): Effect.Effect<Context.Context<KvStores>, never, Crypto | Scope.Scope> =>
+  Effect.gen(function*() {
     const crypto = yield* Crypto
     const lock = makeKeyedLock()
     const tier = makeTier(crypto, {
@@ -110,15 +97,15 @@ export const layer = (options: KvOptions): Layer.Layer<KvStores, never, Crypto> 
     )
     yield* Deferred.await(firstSweep)
 
-    return Context.make(TokenStore, tokens).pipe(
-      Context.add(ProviderTokenStore, providerTokens),
-      Context.add(SessionStore, sessions.service),
-      Context.add(ClientStore, makeClientStore(tier, crypto)),
-      Context.add(SigningKeyStore, makeSigningKeyStore(tier, crypto, lock)),
-      Context.add(RawStorage, { dump: tier.dump }),
-      Context.add(KvHealth, tier.health)
-    )
-  }))
+    return storesContext({
+      tokens,
+      providerTokens,
+      sessions: sessions.service,
+      clients: makeClientStore(tier, crypto),
+      signingKeys: makeSigningKeyStore(tier, crypto, lock),
+      raw: { dump: tier.dump }
+    }).pipe(Context.add(KvHealth, tier.health))
+  })
 
 /** `layer`'s options with the namespace named by its binding in the Worker's `env`. */
 export interface KvEnvOptions extends Omit<KvOptions, "namespace"> {
@@ -135,9 +122,9 @@ export const layerEnv = (env: object, options: KvEnvOptions = {}): Layer.Layer<K
     Effect.map(bindingFromEnv(env, options.binding ?? "TOKENS"), (namespace) => layer({ ...options, namespace }))
   )
 
-/** `layerEnv` with its options read from `Config`. */
+/** `layerEnv` with its options read from `Config` (default: every default). */
 export const layerConfig = (
   env: object,
-  config: Config.Config<KvEnvOptions>
+  config: Config.Config<KvEnvOptions> = Config.succeed({})
 ): Layer.Layer<KvStores, ConfigError.ConfigError, Crypto> =>
   Layer.unwrapEffect(Effect.map(config, (options) => layerEnv(env, options)))

@@ -1,133 +1,31 @@
-import { type Config, type ConfigError, Context, Effect, Layer, Schema } from "effect"
+/**
+ * The memory backend: every store in process memory, with seed 000's limits
+ * (1,000 pending authorizations, 10,000 token records per kind, 10,000
+ * sessions, 5 per key) and O(1) LRU eviction.
+ */
+import { Config, type ConfigError, type Context, Effect, Layer, type Scope } from "effect"
+import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
-import {
-  type ProviderTokenStoreOptions,
-  resolveSessionStoreOptions,
-  resolveSweepInterval,
-  resolveTokenStoreOptions,
-  type SessionStoreOptions,
-  type SweepOptions,
-  type TokenStoreOptions
-} from "../../schema/options.ts"
-import { ClientStore } from "../../services/ClientStore.ts"
+import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
-import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
-import { RawStorage } from "../../services/RawStorage.ts"
-import { SessionStore } from "../../services/SessionStore.ts"
-import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
-import { TokenStore } from "../../services/TokenStore.ts"
-import { ClientStoreState, makeClientStore } from "./clientStore.ts"
-import { makeProviderTokenStore, ProviderTokenStoreState } from "./providerTokenStore.ts"
-import { makeSessionStore, SessionStoreState } from "./sessionStore.ts"
-import { makeSigningKeyStore, SigningKeyStoreState } from "./signingKeyStore.ts"
-import { makeTokenStore, TokenStoreState } from "./tokenStore.ts"
+import { makeMemoryState } from "./state.ts"
 
-export interface MemoryOptions extends SweepOptions {
-  readonly tokens?: TokenStoreOptions
-  readonly sessions?: SessionStoreOptions
-  readonly providerTokens?: ProviderTokenStoreOptions
-}
+/** The memory backend's options: lifetimes, limits and the sweep interval. */
+export type MemoryOptions = StoreOptions
 
 /** Every store the memory backend provides. */
-export type MemoryStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
+export type MemoryStores = RecordStores
 
 /**
- * The whole state of every memory store, as one value: what a wrapper that
- * persists the memory stores (the file backend) writes and reads back. The
- * encoded form is plain JSON; provider tokens, successor pairs and signing
- * keys stay sealed inside it, bearer secrets are only lookup hashes.
+ * Build the stores and fork their sweep fiber (every 60 s) in the current
+ * scope: for composing by hand; `layer` is this in a layer.
  */
-export const MemorySnapshot = Schema.Struct({
-  tokens: TokenStoreState,
-  providerTokens: ProviderTokenStoreState,
-  sessions: SessionStoreState,
-  clients: ClientStoreState,
-  signingKeys: SigningKeyStoreState
-})
-export type MemorySnapshot = typeof MemorySnapshot.Type
-/** `MemorySnapshot` in its encoded form: plain JSON (what `JSON.stringify` writes as is). */
-export type MemorySnapshotJson = typeof MemorySnapshot.Encoded
-
-/** One build of the memory stores, with what a persisting wrapper needs around them. */
-export interface MemoryState {
-  readonly tokens: TokenStore.Service
-  readonly providerTokens: ProviderTokenStore.Service
-  readonly sessions: SessionStore.Service
-  readonly clients: ClientStore.Service
-  readonly signingKeys: SigningKeyStore.Service
-  readonly raw: RawStorage.Service
-  /** Remove every expired record; the number removed. */
-  readonly sweep: Effect.Effect<number>
-  /**
-   * The whole state as plain JSON, taken in one synchronous step (a
-   * consistent point in time). Decode it with `MemorySnapshot` to restore it.
-   */
-  readonly snapshot: () => MemorySnapshotJson
-  /** Replace the whole state with a decoded snapshot (LRU order kept, indexes rebuilt, limits applied). */
-  readonly restore: (snapshot: MemorySnapshot) => void
-  /**
-   * A counter that grows on every change of the state: writes, deletions
-   * (including expired records dropped by a read or a sweep), session touches.
-   * Recency bumps of a read (`getAccessToken`) do not count. Compare two
-   * readings to know whether anything changed between them.
-   */
-  readonly changes: () => number
-}
-
-/** Build the memory stores without a layer or a sweeper (the caller runs `sweep`). */
-export const make = (options: MemoryOptions = {}): Effect.Effect<MemoryState, never, Crypto> =>
+export const make = (options: MemoryOptions = {}): Effect.Effect<Context.Context<MemoryStores>, never, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
-    const providerTokens = yield* makeProviderTokenStore(options.providerTokens)
-    const tokens = yield* makeTokenStore(resolveTokenStoreOptions(options.tokens)).pipe(
-      Effect.provideService(ProviderTokenStore, providerTokens.service)
-    )
-    const sessions = yield* makeSessionStore(resolveSessionStoreOptions(options.sessions))
-    const clients = yield* makeClientStore
-    const signingKeys = yield* makeSigningKeyStore
-
-    return {
-      tokens: tokens.service,
-      providerTokens: providerTokens.service,
-      sessions: sessions.service,
-      clients: clients.service,
-      signingKeys: signingKeys.service,
-      raw: {
-        dump: Effect.sync(() => [
-          ...tokens.dump(),
-          ...providerTokens.dump(),
-          ...sessions.dump(),
-          ...clients.dump(),
-          ...signingKeys.dump()
-        ])
-      },
-      sweep: Effect.map(Effect.all([tokens.sweep, sessions.sweep, providerTokens.sweep]), ([a, b, c]) => a + b + c),
-      snapshot: () => ({
-        tokens: tokens.snapshot(),
-        providerTokens: providerTokens.snapshot(),
-        sessions: sessions.snapshot(),
-        clients: clients.snapshot(),
-        signingKeys: signingKeys.snapshot()
-      }),
-      restore: (snapshot) => {
-        tokens.restore(snapshot.tokens)
-        providerTokens.restore(snapshot.providerTokens)
-        sessions.restore(snapshot.sessions)
-        clients.restore(snapshot.clients)
-        signingKeys.restore(snapshot.signingKeys)
-      },
-      changes: () => tokens.changes() + providerTokens.changes() + sessions.changes() + clients.changes() + signingKeys.changes()
-    }
+    const state = yield* makeMemoryState(options)
+    yield* forkSweeper("MemoryStore", resolveSweepInterval(options), state.sweep)
+    return storesContext(state)
   })
-
-/** The context of every store, from one build. */
-export const storesContext = (state: Pick<MemoryState, "tokens" | "providerTokens" | "sessions" | "clients" | "signingKeys" | "raw">): Context.Context<MemoryStores> =>
-  Context.make(TokenStore, state.tokens).pipe(
-    Context.add(ProviderTokenStore, state.providerTokens),
-    Context.add(SessionStore, state.sessions),
-    Context.add(ClientStore, state.clients),
-    Context.add(SigningKeyStore, state.signingKeys),
-    Context.add(RawStorage, state.raw)
-  )
 
 /**
  * All the stores in process memory, with seed 000's limits as defaults and a
@@ -135,15 +33,9 @@ export const storesContext = (state: Pick<MemoryState, "tokens" | "providerToken
  * one build of the layer: two builds share nothing. Requires `Crypto` for
  * lookup hashes and for sealing provider tokens.
  */
-export const layer = (options: MemoryOptions = {}): Layer.Layer<MemoryStores, never, Crypto> =>
-  Layer.scopedContext(Effect.gen(function*() {
-    const state = yield* make(options)
-    yield* forkSweeper("MemoryStore", resolveSweepInterval(options), state.sweep)
-    return storesContext(state)
-  }))
+export const layer = (options: MemoryOptions = {}): Layer.Layer<MemoryStores, never, Crypto> => Layer.scopedContext(make(options))
 
-/** `layer` with its options read from `Config` (for example `Config.succeed({ ... })` or env-backed values). */
+/** `layer` with its options read from `Config` (default: every default). */
 export const layerConfig = (
-  config: Config.Config<MemoryOptions>
-): Layer.Layer<MemoryStores, ConfigError.ConfigError, Crypto> =>
-  Layer.unwrapEffect(Effect.map(config, layer))
+  config: Config.Config<MemoryOptions> = Config.succeed({})
+): Layer.Layer<MemoryStores, ConfigError.ConfigError, Crypto> => Layer.unwrapEffect(Effect.map(config, layer))

@@ -20,25 +20,12 @@
  * compare-and-delete in one script each), so the provider-token refresher
  * refreshes once across every instance on this Redis.
  */
-import { Config, type ConfigError, Context, Effect, Layer, Option } from "effect"
-import {
-  type ProviderTokenStoreOptions,
-  resolveSessionStoreOptions,
-  resolveSweepInterval,
-  resolveTokenStoreOptions,
-  type SessionStoreOptions,
-  type SweepOptions,
-  type TokenStoreOptions
-} from "../../schema/options.ts"
-import { ClientStore } from "../../services/ClientStore.ts"
+import { Config, type ConfigError, Context, Effect, Layer, Option, type Scope } from "effect"
+import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
+import { resolveSessionStoreOptions, resolveSweepInterval, resolveTokenStoreOptions, type StoreOptions } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
-import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
-import { RawStorage } from "../../services/RawStorage.ts"
 import { RefreshLock } from "../../services/RefreshLock.ts"
-import { SessionStore } from "../../services/SessionStore.ts"
-import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
-import { TokenStore } from "../../services/TokenStore.ts"
 import { connect, type RedisConnectionOptions } from "./client.ts"
 import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
@@ -53,21 +40,10 @@ import { makeTokenStore } from "./tokenStore.ts"
 export type { RedisConnectionOptions } from "./client.ts"
 
 /** The connection, and the lifetimes and limits every backend accepts. */
-export interface RedisOptions extends RedisConnectionOptions, SweepOptions {
-  readonly tokens?: TokenStoreOptions
-  readonly sessions?: SessionStoreOptions
-  readonly providerTokens?: ProviderTokenStoreOptions
-}
+export interface RedisOptions extends RedisConnectionOptions, StoreOptions {}
 
 /** Every store the Redis backend provides, and the cross-instance `RefreshLock`. */
-export type RedisStores =
-  | TokenStore
-  | SessionStore
-  | ProviderTokenStore
-  | ClientStore
-  | SigningKeyStore
-  | RawStorage
-  | RefreshLock
+export type RedisStores = RecordStores | RefreshLock
 
 /**
  * All the stores on one Redis connection, opened when the layer is built
@@ -75,7 +51,11 @@ export type RedisStores =
  * `connectTimeout`) and quit when it is released. Requires `Crypto`.
  */
 export const layer = (options: RedisOptions = {}): Layer.Layer<RedisStores, StoreError, Crypto> =>
-  Layer.scopedContext(Effect.gen(function*() {
+  Layer.scopedContext(make(options))
+
+/** `layer`'s work in the current scope (the connection is quit when the scope closes): for composing by hand. */
+export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<RedisStores>, StoreError, Crypto | Scope.Scope> =>
+  Effect.gen(function*() {
     const client = yield* connect(options, Lua.all)
     const tokens = yield* makeTokenStore(client, resolveTokenStoreOptions(options.tokens))
     const providerTokens = yield* makeProviderTokenStore(client, options.providerTokens)
@@ -84,15 +64,10 @@ export const layer = (options: RedisOptions = {}): Layer.Layer<RedisStores, Stor
     const signingKeys = yield* makeSigningKeyStore(client)
     const refreshLock = yield* makeRefreshLock(client)
     yield* forkRedisSweeper(client, resolveSweepInterval(options))
-    return Context.make(TokenStore, tokens).pipe(
-      Context.add(ProviderTokenStore, providerTokens),
-      Context.add(SessionStore, sessions),
-      Context.add(ClientStore, clients),
-      Context.add(SigningKeyStore, signingKeys),
-      Context.add(RawStorage, makeRawStorage(client)),
+    return storesContext({ tokens, providerTokens, sessions, clients, signingKeys, raw: makeRawStorage(client) }).pipe(
       Context.add(RefreshLock, refreshLock)
     )
-  }))
+  })
 
 const optional = <A>(config: Config.Config<A>) => Config.map(Config.option(config), Option.getOrUndefined)
 

@@ -1,23 +1,15 @@
 import { Migrator, SqlClient } from "@effect/sql"
-import { Config, type ConfigError, Context, type Duration, Effect, Layer, type Scope } from "effect"
+import { Config, type ConfigError, type Context, type Duration, Effect, Layer, type Scope } from "effect"
+import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import {
-  type ProviderTokenStoreOptions,
   resolveSessionStoreOptions,
   resolveSweepInterval,
   resolveTokenStoreOptions,
-  type SessionStoreOptions,
-  type SweepOptions,
-  type TokenStoreOptions
+  type StoreOptions
 } from "../../schema/options.ts"
-import { ClientStore } from "../../services/ClientStore.ts"
 import type { Crypto } from "../../services/Crypto.ts"
-import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
-import { RawStorage } from "../../services/RawStorage.ts"
-import { SessionStore } from "../../services/SessionStore.ts"
-import { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import { StoreError } from "../../services/StoreError.ts"
-import { TokenStore } from "../../services/TokenStore.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
 import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
@@ -29,12 +21,8 @@ import { makeSweep } from "./sweep.ts"
 import { DEFAULT_TABLE_PREFIX, migrations, type Tables, tablesFor } from "./tables.ts"
 import { makeTokenStore } from "./tokenStore.ts"
 
-export { DEFAULT_BUSY_TIMEOUT } from "./open.ts"
-export { SWEEP_BATCH } from "./sweep.ts"
-export { DEFAULT_TABLE_PREFIX, type Tables, tablesFor } from "./tables.ts"
-
-/** Options of the stores on a `SqlClient` (`layerClient`). */
-export interface SqliteStoreOptions extends SweepOptions {
+/** Options of the stores on a `SqlClient` (`layerClient`): the tables, the lock wait, every backend's lifetimes and limits. */
+export interface SqliteStoreOptions extends StoreOptions {
   /** Prefix of every table name (default `mcp_`): letters, digits and underscores. */
   readonly tablePrefix?: string
   /**
@@ -43,18 +31,16 @@ export interface SqliteStoreOptions extends SweepOptions {
    * wait is synchronous (better-sqlite3), so keep it short.
    */
   readonly busyTimeout?: Duration.DurationInput
-  readonly tokens?: TokenStoreOptions
-  readonly sessions?: SessionStoreOptions
-  readonly providerTokens?: ProviderTokenStoreOptions
 }
 
+/** Options of the stores in their own database file (`layer`, `make`). */
 export interface SqliteOptions extends SqliteStoreOptions {
   /** The database file (created with mode 0600, its folder if missing); `:memory:` for a private in-memory one. */
   readonly filename: string
 }
 
 /** Every store the SQLite backend provides. */
-export type SqliteStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
+export type SqliteStores = RecordStores
 
 const METHOD = "SqliteStore.layer"
 
@@ -96,13 +82,7 @@ const makeStores = (
 
     yield* forkSweeper("SqliteStore", resolveSweepInterval(options), makeSweep(db, t, tokenOptions.refreshGraceWindow))
 
-    return Context.make(TokenStore, tokens).pipe(
-      Context.add(ProviderTokenStore, providerTokens),
-      Context.add(SessionStore, sessions),
-      Context.add(ClientStore, clients),
-      Context.add(SigningKeyStore, signingKeys),
-      Context.add(RawStorage, makeRawStorage(db, t))
-    )
+    return storesContext({ tokens, providerTokens, sessions, clients, signingKeys, raw: makeRawStorage(db, t) })
   })
 
 /**
@@ -114,8 +94,11 @@ const makeStores = (
  * with `StoreError` `Corrupt`. Requires `Crypto`; use the same keys on every
  * start, or nothing sealed before can be opened.
  */
-export const layer = (options: SqliteOptions): Layer.Layer<SqliteStores, StoreError, Crypto> =>
-  Layer.scopedContext(Effect.gen(function*() {
+export const layer = (options: SqliteOptions): Layer.Layer<SqliteStores, StoreError, Crypto> => Layer.scopedContext(make(options))
+
+/** `layer`'s work in the current scope (the database is closed when the scope closes): for composing by hand. */
+export const make = (options: SqliteOptions): Effect.Effect<Context.Context<SqliteStores>, StoreError, Crypto | Scope.Scope> =>
+  Effect.gen(function*() {
     yield* prepareFile(options.filename)
     const client = yield* openClient(options.filename)
     const db = yield* makeOwnedDb(client)
@@ -123,7 +106,7 @@ export const layer = (options: SqliteOptions): Layer.Layer<SqliteStores, StoreEr
     const stores = yield* makeStores(client, db, options)
     yield* restrictSidecars(options.filename)
     return stores
-  }))
+  })
 
 /**
  * The stores on a `SqlClient` you already have (it must be SQLite: with
@@ -148,7 +131,7 @@ export const layerClient = (
   }))
 
 /** `SQLITE_PATH`: the database file (default `./data/store.db`). */
-export const filenameConfig: Config.Config<string> = Config.string("SQLITE_PATH").pipe(
+const filenameConfig: Config.Config<string> = Config.string("SQLITE_PATH").pipe(
   Config.withDefault("./data/store.db")
 )
 

@@ -5,23 +5,28 @@
  *
  * ```ts
  * // Every store of the durable backend, with its SessionStore behind a cache:
- * const Stores = Tiered.layer().pipe(
- *   Layer.provide(Tiered.MemoryCache.layer()),
+ * const Stores = TieredStore.layer().pipe(
+ *   Layer.provide(MemoryCache.layer()),
  *   Layer.provideMerge(SqliteStore.layer({ filename })),
- *   Layer.provideMerge(NodeCrypto.layerConfig)
+ *   Layer.provideMerge(NodeCrypto.layerConfig())
  * )
  * ```
  */
-import { type Config, type ConfigError, Effect, Layer } from "effect"
+import { Config, type ConfigError, Effect, Layer } from "effect"
 import { CacheAdapter } from "../../services/CacheAdapter.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { SessionStore } from "../../services/SessionStore.ts"
 import { makeTieredSessionStore, type TieredOptions } from "./sessionStore.ts"
 
-export * as KvCache from "./kvCache.ts"
-export * as MemoryCache from "./memoryCache.ts"
-export * as RedisCache from "./redisCache.ts"
-export { makeTieredSessionStore, type TieredOptions } from "./sessionStore.ts"
+export type { TieredOptions } from "./sessionStore.ts"
+
+/** The tiered `SessionStore` over the `SessionStore` and `CacheAdapter` in context: for composing by hand. */
+export const make = (
+  options: TieredOptions = {}
+): Effect.Effect<SessionStore.Service, never, SessionStore | CacheAdapter | Crypto> =>
+  Effect.gen(function*() {
+    return makeTieredSessionStore(yield* SessionStore, yield* CacheAdapter, yield* Crypto, options)
+  })
 
 /**
  * A `SessionStore` that puts the `CacheAdapter` in front of the
@@ -30,15 +35,10 @@ export { makeTieredSessionStore, type TieredOptions } from "./sessionStore.ts"
  * durable one in the output, every other store passes through.
  */
 export const layer = (options: TieredOptions = {}): Layer.Layer<SessionStore, never, SessionStore | CacheAdapter | Crypto> =>
-  Layer.effect(
-    SessionStore,
-    Effect.gen(function*() {
-      return makeTieredSessionStore(yield* SessionStore, yield* CacheAdapter, yield* Crypto, options)
-    })
-  )
+  Layer.effect(SessionStore, make(options))
 
-/** `layer` with its options read from `Config`. */
+/** `layer` with its options read from `Config` (default: every default). */
 export const layerConfig = (
-  config: Config.Config<TieredOptions>
+  config: Config.Config<TieredOptions> = Config.succeed({})
 ): Layer.Layer<SessionStore, ConfigError.ConfigError, SessionStore | CacheAdapter | Crypto> =>
   Layer.unwrapEffect(Effect.map(config, layer))

@@ -1,0 +1,88 @@
+/**
+ * `mcp-oauth-store`: token and session stores for OAuth-protected MCP
+ * servers, on Effect.
+ *
+ * The core: the services (ports) your code is written against, their records
+ * and options, the one backend error (`StoreError`) and the OAuth errors with
+ * their HTTP rendering. A backend comes from its own subpath
+ * (`mcp-oauth-store/memory`, `/sqlite`, `/file`, `/redis`, `/kv`, `/tiered`),
+ * the `Crypto` implementation from `/crypto/node` or `/crypto/web`, the OAuth
+ * engine from `/oauth`.
+ */
+
+// Services: one Context.Tag each; methods never need anything from context.
+export { TokenStore, type NewRecord, type NewRefreshToken } from "../services/TokenStore.ts"
+export { SessionStore, type CreatedSession, type NewSession, type SessionPatch } from "../services/SessionStore.ts"
+export { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+export { ClientStore, type NewClient } from "../services/ClientStore.ts"
+export { SigningKeyStore } from "../services/SigningKeyStore.ts"
+export { Crypto } from "../services/Crypto.ts"
+export {
+  Jwks,
+  type JwtClaims,
+  type JwtVerifyOptions,
+  type PublicJwks,
+  type SignedJwt,
+  type SigningKeyInfo,
+  type VerifiedJwt
+} from "../services/Jwks.ts"
+export { type Lease, RefreshLock } from "../services/RefreshLock.ts"
+export {
+  type UpstreamCodeGrant,
+  UpstreamTokenClient,
+  UpstreamTokenError,
+  UpstreamTokenErrorReason,
+  type UpstreamTokenResponse
+} from "../services/UpstreamTokenClient.ts"
+export { CacheAdapter } from "../services/CacheAdapter.ts"
+export { StoreError, StoreErrorReason } from "../services/StoreError.ts"
+
+// Records (Effect Schema) and options.
+export { ClientMetadata, RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
+export { AuthorizationCode, type CodeConsumption } from "../schema/code.ts"
+export { ProviderTokens } from "../schema/providerTokens.ts"
+export { ClientInfo, type EvictionReason, Session, type SessionEviction } from "../schema/session.ts"
+export { Jwk, SigningAlgorithm, SigningKey, SigningKeySet, SigningKeyStatus } from "../schema/signingKey.ts"
+export { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../schema/token.ts"
+export { Transaction } from "../schema/transaction.ts"
+export type { AtomicOperation, StoreCapabilities } from "../schema/capabilities.ts"
+export type {
+  ProviderTokenStoreOptions,
+  SessionStoreOptions,
+  StoreOptions,
+  SweepOptions,
+  TokenStoreOptions
+} from "../schema/options.ts"
+
+// Encryption keys, for every `Crypto` implementation.
+export { generateKey, keyringConfig, type KeyringOptions } from "../layers/crypto/keyring.ts"
+
+// OAuth errors and their rendering as HTTP responses.
+export {
+  AccessDenied,
+  InsufficientScope,
+  InvalidClient,
+  InvalidClientMetadata,
+  InvalidGrant,
+  InvalidRedirectUri,
+  InvalidRequest,
+  InvalidScope,
+  InvalidTarget,
+  InvalidToken,
+  isOAuthError,
+  OAuthError,
+  OAuthErrorCodes,
+  type OAuthErrorTag,
+  ServerError,
+  TemporarilyUnavailable,
+  UnauthorizedClient,
+  UnsupportedGrantType
+} from "../errors/OAuthError.ts"
+export {
+  type BasicChallenge,
+  type BearerChallenge,
+  type RenderContext,
+  type RenderedError,
+  renderOAuthError,
+  toOAuthError
+} from "../errors/render.ts"

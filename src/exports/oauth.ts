@@ -1,0 +1,87 @@
+/**
+ * `mcp-oauth-store/oauth`: the OAuth 2.1 engine over the store services, with
+ * no HTTP in it: settings, signing keys, the authorization-code flow with PKCE,
+ * refresh rotation, revocation and introspection, access-token verification
+ * for the resource side, upstream federation and provider-token refresh.
+ */
+
+// Settings and signing keys.
+export {
+  InvalidOAuthOptions,
+  OAuthConfig,
+  type OAuthOptions,
+  type TokenClaimsContext,
+  type TokenClaimsHook
+} from "../oauth/config.ts"
+export * as StoredJwks from "../oauth/jwks.ts"
+
+// Clients.
+export { type ClientRegistration, registerClient, registrationResponse } from "../oauth/registration.ts"
+export { authenticateClient, type ClientCredentials } from "../oauth/clientAuth.ts"
+
+// The authorization endpoint and the user's consent.
+export {
+  approve,
+  authorize,
+  type AuthorizationApproved,
+  AuthorizationErrorRedirect,
+  type AuthorizationRedirect,
+  type AuthorizationRequest,
+  type ConsentDecision,
+  deny,
+  type PendingAuthorization,
+  pendingAuthorization,
+  redirectLocation
+} from "../oauth/authorize.ts"
+
+// The token endpoint, revocation (RFC 7009) and introspection (RFC 7662).
+export {
+  type AuthorizationCodeGrantRequest,
+  exchangeCode,
+  type IssuedTokens,
+  refreshTokens,
+  type RefreshTokenGrantRequest,
+  token,
+  type TokenEndpointError,
+  type TokenEndpointServices,
+  type TokenRequest,
+  tokenResponse
+} from "../oauth/tokenEndpoint.ts"
+export {
+  introspect,
+  type IntrospectionRequest,
+  type IntrospectionResponse,
+  revoke,
+  type RevocationRequest
+} from "../oauth/revocation.ts"
+
+// The resource side: access tokens and tool-level scopes.
+export {
+  type IssuedAccessToken,
+  issueAccessToken,
+  type TokenSubject,
+  type VerifiedAccessToken,
+  verifyAccessToken,
+  type VerifyAccessTokenOptions
+} from "../oauth/accessTokens.ts"
+export { requireScopes } from "../oauth/scopes.ts"
+
+// Upstream federation and provider tokens (seed 002's orchestrated mode).
+export {
+  completeUpstreamAuthorization,
+  Federation,
+  FederationError,
+  type FederationOptions,
+  startUpstreamAuthorization,
+  type UpstreamAuthorizationStarted,
+  type UpstreamCallback,
+  UPSTREAM_PROVIDER_ID
+} from "../oauth/federation.ts"
+export {
+  ProviderTokenRefresher,
+  type ProviderTokenError,
+  type ProviderTokenRefresherOptions,
+  ReauthorizationRequired
+} from "../oauth/providerTokenRefresher.ts"
+export * as HttpUpstreamTokenClient from "../oauth/upstreamHttp.ts"
+export * as LocalRefreshLock from "../oauth/refreshLock.ts"

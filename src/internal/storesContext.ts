@@ -1,0 +1,30 @@
+import { Context } from "effect"
+import { ClientStore } from "../services/ClientStore.ts"
+import { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import { RawStorage } from "../services/RawStorage.ts"
+import { SessionStore } from "../services/SessionStore.ts"
+import { SigningKeyStore } from "../services/SigningKeyStore.ts"
+import { TokenStore } from "../services/TokenStore.ts"
+
+/** The record stores every backend provides. */
+export type RecordStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
+
+/** One backend's implementation of each record store. */
+export interface RecordStoreServices {
+  readonly tokens: TokenStore.Service
+  readonly providerTokens: ProviderTokenStore.Service
+  readonly sessions: SessionStore.Service
+  readonly clients: ClientStore.Service
+  readonly signingKeys: SigningKeyStore.Service
+  readonly raw: RawStorage.Service
+}
+
+/** The context a backend's layer provides, from its services: assembled in one place for every backend. */
+export const storesContext = (services: RecordStoreServices): Context.Context<RecordStores> =>
+  Context.make(TokenStore, services.tokens).pipe(
+    Context.add(ProviderTokenStore, services.providerTokens),
+    Context.add(SessionStore, services.sessions),
+    Context.add(ClientStore, services.clients),
+    Context.add(SigningKeyStore, services.signingKeys),
+    Context.add(RawStorage, services.raw)
+  )
