@@ -1,40 +1,11 @@
-import { builtinModules } from "node:module"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as esbuild from "esbuild"
 import { Effect, Redacted } from "effect"
 import { Miniflare } from "miniflare"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
+import { bundleForWorkers as bundle } from "./support/workerBundle.ts"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
-
-/** Any Node built-in, with or without `node:`: the Worker bundle must contain none. */
-const nodeBuiltin = new RegExp(`^(node:.*|${builtinModules.map((m) => m.replace(/[/]/g, "\\/")).join("|")})$`)
-
-const noNodeBuiltins: esbuild.Plugin = {
-  name: "no-node-builtins",
-  setup(build) {
-    build.onResolve({ filter: nodeBuiltin }, (args) => ({
-      errors: [{ text: `${args.path} (imported by ${args.importer}): a Workers bundle must not use Node built-ins` }]
-    }))
-  }
-}
-
-/** Bundle an entry for workerd: ESM, platform neutral, `workerd` condition, no Node built-ins allowed. */
-const bundle = (entry: string) =>
-  esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    target: "es2022",
-    minify: true,
-    write: false,
-    logLevel: "silent",
-    plugins: [noNodeBuiltins]
-  })
 
 let mf: Miniflare
 let bundleBytes = 0
