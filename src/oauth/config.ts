@@ -18,6 +18,7 @@ export interface TokenClaimsContext {
 /** Extra claims for an access token; they never replace the standard ones. */
 export type TokenClaimsHook = (context: TokenClaimsContext) => Effect.Effect<Readonly<Record<string, unknown>>>
 
+/** The authorization server's settings: issuer, resources, scopes, token lifetimes and format. */
 export interface OAuthOptions {
   /** The issuer identifier (`iss`): an https URL (http only on a loopback host, for development). */
   readonly issuer: string

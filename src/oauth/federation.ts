@@ -43,6 +43,7 @@ import * as UpstreamHttp from "./upstreamHttp.ts"
 /** The provider id the upstream's tokens are kept under, unless configured otherwise. */
 export const UPSTREAM_PROVIDER_ID = "upstream"
 
+/** The upstream provider: issuer, our client at it, scopes and our callback URL. */
 export interface FederationOptions {
   /** The upstream issuer: the base of its discovery documents, and the `issuer` they must state. */
   readonly issuer: string

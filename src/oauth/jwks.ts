@@ -14,6 +14,7 @@ import { algorithmOf, type GeneratedKey, generateSigningKey, importKey, isPrivat
 import { claimProblem } from "./jwtClaims.ts"
 import { activeKey, freshKeysNeeded, initialSet, isRotationDue, rotatedSet } from "./keyLifecycle.ts"
 
+/** The signing algorithm, the rotation period and how many keys are kept. */
 export interface JwksOptions {
   /** The algorithm of generated keys (seed 002: RS256). */
   readonly algorithm?: SigningAlgorithm

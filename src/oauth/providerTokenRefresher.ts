@@ -31,6 +31,7 @@ export class ReauthorizationRequired extends Schema.TaggedError<ReauthorizationR
 /** Why a valid provider token could not be handed out. */
 export type ProviderTokenError = ReauthorizationRequired | UpstreamTokenError | StoreError
 
+/** How early before expiry provider tokens are refreshed, and how long a refresh may hold the lock. */
 export interface ProviderTokenRefresherOptions {
   /** Seed 002's `skewSeconds`: refresh this long before the access token expires (default 60). */
   readonly skewSeconds?: number

@@ -11,6 +11,7 @@ import { OAuthConfig } from "./config.ts"
 import { formatScope } from "./scopes.ts"
 import { traced } from "../internal/traced.ts"
 
+/** An RFC 7009 revocation request, from an authenticated client. */
 export interface RevocationRequest {
   readonly client: ClientCredentials
   readonly token?: string | undefined
@@ -78,6 +79,7 @@ export const revoke = (
     }
   }).pipe(traced("OAuth.revoke"))
 
+/** An RFC 7662 introspection request, from an authenticated client. */
 export interface IntrospectionRequest {
   readonly token?: string | undefined
   readonly tokenTypeHint?: string | undefined

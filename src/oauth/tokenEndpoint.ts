@@ -60,6 +60,7 @@ export type TokenEndpointError =
   | UnauthorizedClient
   | UnsupportedGrantType
 
+/** A token request with `grant_type=authorization_code`. */
 export interface AuthorizationCodeGrantRequest {
   readonly client: ClientCredentials
   readonly code?: string | undefined
@@ -70,6 +71,7 @@ export interface AuthorizationCodeGrantRequest {
   readonly resource?: string | undefined
 }
 
+/** A token request with `grant_type=refresh_token`. */
 export interface RefreshTokenGrantRequest {
   readonly client: ClientCredentials
   readonly refreshToken?: string | undefined

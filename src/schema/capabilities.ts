@@ -6,6 +6,7 @@
  */
 export type AtomicOperation = "takeTransaction" | "consumeCode" | "rotateRefreshToken" | "sessionLimits" | "signingKeyCas"
 
+/** What a backend declares about itself: the atomic operations it cannot make atomic. */
 export interface StoreCapabilities {
   readonly nonAtomic: ReadonlyArray<AtomicOperation>
 }

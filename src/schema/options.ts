@@ -25,6 +25,7 @@ export interface TokenStoreOptions {
   readonly maxTokenRecords?: number
 }
 
+/** Lifetimes and limits of MCP sessions (seed 000's by default). */
 export interface SessionStoreOptions {
   /** Sliding idle lifetime (seed 000: 24 hours). */
   readonly idleTtl?: Duration.DurationInput
@@ -38,6 +39,7 @@ export interface SessionStoreOptions {
   readonly touchInterval?: Duration.DurationInput
 }
 
+/** Lifetimes of provider-token records. */
 export interface ProviderTokenStoreOptions {
   /** Lifetime of a record whose provider gave no expiry for the token that keeps it alive (default 30 days). */
   readonly defaultTtl?: Duration.DurationInput

@@ -17,6 +17,7 @@ export type SigningKeyStatus = typeof SigningKeyStatus.Type
 export const Jwk = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type Jwk = typeof Jwk.Type
 
+/** One signing key of the set: its private JWK (stored sealed), algorithm, id and lifecycle status. */
 export const SigningKey = Schema.Struct({
   kid: Schema.String,
   alg: SigningAlgorithm,

@@ -2,6 +2,7 @@ import { Context, type Effect, type Option } from "effect"
 import type { ClientMetadata, RegisteredClient } from "../schema/client.ts"
 import type { StoreError } from "./StoreError.ts"
 
+/** A client to register: its metadata, and its secret in the clear when it has one (stored only hashed). */
 export interface NewClient {
   readonly clientId: string
   /** Kept only as its lookup hash. */

@@ -2,6 +2,7 @@ import { Context, type Effect, type Option } from "effect"
 import type { ClientInfo, Session, SessionEviction } from "../schema/session.ts"
 import type { StoreError } from "./StoreError.ts"
 
+/** What a new MCP session starts with. */
 export interface NewSession {
   /** The API key (or principal key) the session belongs to; kept only as a hash. */
   readonly apiKey: string
@@ -11,12 +12,14 @@ export interface NewSession {
   readonly clientInfo?: ClientInfo
 }
 
+/** The MCP state of a session that `update` may change. */
 export interface SessionPatch {
   readonly initialized?: boolean
   readonly protocolVersion?: string
   readonly clientInfo?: ClientInfo
 }
 
+/** A new session, and what was evicted to make room for it. */
 export interface CreatedSession {
   readonly session: Session
   /** Sessions removed to stay within the per-key and global limits. */

@@ -7,6 +7,7 @@ import type { StoreError } from "./StoreError.ts"
 /** A record to create: the store stamps `createdAt` and `expiresAt` (now + `ttl`, or its default). */
 export type NewRecord<A> = Omit<A, "createdAt" | "expiresAt"> & { readonly ttl?: Duration.DurationInput }
 
+/** The first refresh token of a grant, to save: the store sets its family, generation and lifetimes. */
 export type NewRefreshToken =
   & Omit<RefreshTokenRecord, "createdAt" | "expiresAt" | "familyId" | "generation" | "rotatedAt" | "absoluteExpiresAt">
   & {

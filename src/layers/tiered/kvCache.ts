@@ -10,6 +10,7 @@ import {
   readMeta
 } from "../kv/namespace.ts"
 
+/** The KV cache's namespace and key prefix. */
 export interface KvCacheOptions {
   /** The `KVNamespace` binding (seed 001 binds `SESSIONS`). */
   readonly namespace: KvBinding
@@ -54,6 +55,7 @@ export const make = (options: KvCacheOptions): CacheAdapter.Service => {
   }
 }
 
+/** `make` as a layer. */
 export const layer = (options: KvCacheOptions): Layer.Layer<CacheAdapter> => Layer.succeed(CacheAdapter, make(options))
 
 /** Over the namespace bound in a Worker's `env` (`env.SESSIONS` unless `binding` says otherwise). */

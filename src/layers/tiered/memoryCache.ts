@@ -2,6 +2,7 @@ import { Clock, Effect, Layer, Option } from "effect"
 import { LruMap } from "../../internal/lruMap.ts"
 import { CacheAdapter } from "../../services/CacheAdapter.ts"
 
+/** The memory cache's bound. */
 export interface MemoryCacheOptions {
   /** Entries kept at most, least recently used dropped first (default 10,000). */
   readonly maxEntries?: number

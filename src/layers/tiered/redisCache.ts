@@ -3,6 +3,7 @@ import type { Redis } from "ioredis"
 import { CacheAdapter } from "../../services/CacheAdapter.ts"
 import { StoreError } from "../../services/StoreError.ts"
 
+/** The Redis cache's client and key prefix. */
 export interface RedisCacheOptions {
   /** An ioredis client the caller opens and closes (one client can serve the cache and other uses). */
   readonly redis: Redis
@@ -49,4 +50,5 @@ export const make = (options: RedisCacheOptions): CacheAdapter.Service => {
   }
 }
 
+/** `make` as a layer. */
 export const layer = (options: RedisCacheOptions): Layer.Layer<CacheAdapter> => Layer.succeed(CacheAdapter, make(options))

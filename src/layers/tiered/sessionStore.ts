@@ -14,6 +14,7 @@ import { traced } from "../../internal/traced.ts"
 /** What the cache holds per session (sealed): the session as the durable store last returned it, and when. */
 const CachedSession = Schema.Struct({ session: Session, cachedAt: EpochMillis })
 
+/** How long a cached session is served before the durable store is read again. */
 export interface TieredOptions {
   /**
    * How long a cached copy is served before the next read goes to the
