@@ -6,17 +6,19 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
-import { serverLayer } from "./http/server.ts"
-import { describeConfigError, loadServerSettings, Settings } from "./server/config.ts"
+import * as NodeMcpServer from "./http/node.ts"
+import { describeConfigError, loadServerSettings } from "./server/config.ts"
 import { serviceLayer } from "./server/services.ts"
 import { describeStartupFailure } from "./server/startup.ts"
 
 const main = Effect.gen(function*() {
   const settings = yield* loadServerSettings
   const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info), Effect.mapError(describeConfigError))
-  const app = serverLayer(settings).pipe(
+  const app = NodeMcpServer.layer({ port: settings.port, host: settings.host }).pipe(
+    Layer.tap((context) =>
+      Effect.flatMap(Effect.provide(NodeMcpServer.boundAddress, context), (address) =>
+        Effect.logInfo("listening").pipe(Effect.annotateLogs({ address, url: settings.publicUrl, store: settings.store })))),
     Layer.provide(serviceLayer(settings)),
-    Layer.provide(Layer.succeed(Settings, settings)),
     // Built once the server listens, so released first: the line comes as shutdown begins.
     (server) => Layer.provideMerge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo("shutting down: finishing in-flight requests"))), server)
   )

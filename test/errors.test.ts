@@ -62,7 +62,7 @@ const rows: ReadonlyArray<Row> = [
   { tag: "TemporarilyUnavailable", cls: TemporarilyUnavailable, make: (x) => new TemporarilyUnavailable({ ...d(x), retryAfter: 7 }), error: "temporarily_unavailable", status: 503, uri: RFC6749_4_1_2_1 }
 ]
 
-const bearer = (tokenPresented: boolean, extra: { realm?: string; resourceMetadata?: string } = {}) => ({
+const bearer = (tokenPresented: boolean, extra: { realm?: string; resourceMetadata?: string; scope?: ReadonlyArray<string> } = {}) => ({
   challenge: { scheme: "Bearer" as const, tokenPresented, ...extra }
 })
 
@@ -216,6 +216,14 @@ describe("renderOAuthError challenges", () => {
     const metadataOnly = renderOAuthError(new InvalidToken(), bearer(true, { resourceMetadata: metadata }))
       .headers["WWW-Authenticate"]
     expect(metadataOnly).toBe(`Bearer resource_metadata="${metadata}", error="invalid_token"`)
+  })
+
+  it("names the resource's scopes on a 401 when the challenge carries them; insufficient_scope names its own", () => {
+    const challenge = bearer(false, { resourceMetadata: metadata, scope: ["mcp:tools", "mcp:files"] })
+    expect(renderOAuthError(new InvalidToken(), challenge).headers["WWW-Authenticate"])
+      .toBe(`Bearer resource_metadata="${metadata}", scope="mcp:tools mcp:files"`)
+    const stepUp = renderOAuthError(new InsufficientScope({ scope: ["mcp:admin"] }), bearer(true, { scope: ["mcp:tools"] }))
+    expect(stepUp.headers["WWW-Authenticate"]).toBe(`Bearer error="insufficient_scope", scope="mcp:admin"`)
   })
 
   it("adds scope= to insufficient_scope for step-up", () => {

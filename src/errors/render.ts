@@ -21,6 +21,12 @@ export interface BearerChallenge {
   readonly realm?: string
   /** The URL of the protected resource metadata document (RFC 9728). */
   readonly resourceMetadata?: string
+  /**
+   * The scopes the resource needs, sent as `scope=` on every challenge (MCP
+   * 2025-11-25), so a client asks for these instead of every supported scope.
+   * An `insufficient_scope` error names its own.
+   */
+  readonly scope?: ReadonlyArray<string>
   readonly tokenPresented: boolean
 }
 
@@ -63,9 +69,8 @@ const bearerChallenge = (error: OAuthError, challenge: BearerChallenge): string 
     params.push(`error=${quote(error.error)}`)
     if (error.description !== undefined) params.push(`error_description=${quote(error.description)}`)
   }
-  if (error._tag === "InsufficientScope" && error.scope.length > 0) {
-    params.push(`scope=${quote(error.scope.join(" "))}`)
-  }
+  const scope = error._tag === "InsufficientScope" ? error.scope : challenge.scope ?? []
+  if (scope.length > 0) params.push(`scope=${quote(scope.join(" "))}`)
   return params.length === 0 ? "Bearer" : `Bearer ${params.join(", ")}`
 }
 

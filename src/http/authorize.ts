@@ -20,11 +20,11 @@ import {
   redirectLocation
 } from "../oauth/authorize.ts"
 import { OAuthConfig } from "../oauth/config.ts"
+import { Federation } from "../oauth/federation.ts"
 import { formatScope } from "../oauth/scopes.ts"
 import type { ClientStore } from "../services/ClientStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { TokenStore } from "../services/TokenStore.ts"
-import { Settings } from "../server/config.ts"
 import { authorizationFailure, authorizationRequestFrom } from "./authorizationRequest.ts"
 import { type FormParams, queryParams, readForm } from "./body.ts"
 import { authorizePath, checkCsrf, issueCsrf, withCsrfCookie } from "./consent/csrf.ts"
@@ -34,7 +34,7 @@ import { errorPage } from "./pages.ts"
 import { htmlResponse, redirectResponse } from "./respond.ts"
 
 /** What the `/authorize` handlers need. */
-export type AuthorizeServices = Settings | SignIn | OAuthConfig | ClientStore | TokenStore | Crypto
+export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto
 
 interface ConsentOptions {
   readonly status?: number
@@ -47,9 +47,8 @@ const consentResponse = (
   request: HttpServerRequest.HttpServerRequest,
   pending: PendingAuthorization,
   options: ConsentOptions = {}
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Settings | SignIn | OAuthConfig | Crypto> =>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, SignIn | OAuthConfig | Crypto> =>
   Effect.gen(function*() {
-    const settings = yield* Settings
     const config = yield* OAuthConfig
     const signIn = yield* SignIn
     const csrf = yield* issueCsrf(request, pending.transaction.id)
@@ -57,7 +56,7 @@ const consentResponse = (
       client: pending.client,
       transaction: pending.transaction,
       csrf: csrf.token,
-      action: authorizePath(settings.publicUrl),
+      action: authorizePath(config.issuer),
       signInConfigured: signIn.configured,
       error: options.error,
       ticked: options.ticked
@@ -69,7 +68,7 @@ const consentResponse = (
       formActions: redirectTarget === undefined ? [] : [redirectTarget],
       headers: { "referrer-policy": "same-origin" }
     })
-    return withCsrfCookie(response, csrf.nonce, { publicUrl: settings.publicUrl, maxAgeMillis: config.transactionTtl })
+    return withCsrfCookie(response, csrf.nonce, { publicUrl: config.issuer, maxAgeMillis: config.transactionTtl })
   })
 
 const userPage = (status: number, title: string, description: string): HttpServerResponse.HttpServerResponse =>
@@ -100,11 +99,11 @@ export const authorizeGet = (
   request: HttpServerRequest.HttpServerRequest
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, AuthorizeServices> =>
   Effect.gen(function*() {
-    const settings = yield* Settings
+    const signIn = yield* SignIn
     const params = yield* queryParams(request)
     const pending = yield* authorize(authorizationRequestFrom(params))
-    if (Option.isNone(settings.devAutoApprove)) return yield* consentResponse(request, pending)
-    const user = settings.devAutoApprove.value
+    if (Option.isNone(signIn.autoApprove)) return yield* consentResponse(request, pending)
+    const user = signIn.autoApprove.value
     const approved = yield* approve({ transactionId: pending.transaction.id, subject: user })
     yield* Effect.logInfo("authorization auto-approved").pipe(
       Effect.annotateLogs({ user, client_id: pending.client.clientId, scope: formatScope(approved.grant.scopes) })
@@ -152,12 +151,12 @@ export const authorizePost = (
   request: HttpServerRequest.HttpServerRequest
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, AuthorizeServices> =>
   Effect.gen(function*() {
-    const settings = yield* Settings
+    const config = yield* OAuthConfig
     const signIn = yield* SignIn
     const form = yield* readForm(request)
     const transactionId = form["transaction"]
-    if (transactionId === undefined || !(yield* checkCsrf(request, form, settings.publicUrl))) return forgedForm()
-    if (Option.isSome(settings.upstream)) {
+    if (transactionId === undefined || !(yield* checkCsrf(request, form, config.issuer))) return forgedForm()
+    if (Option.isSome(yield* Effect.serviceOption(Federation))) {
       return userPage(400, "Sign-in not available", "This server signs users in through its upstream provider, not with API keys.")
     }
     const found = yield* pendingAuthorization(transactionId)

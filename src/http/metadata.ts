@@ -3,9 +3,9 @@
  * protected resource metadata (RFC 9728) for the MCP endpoint, and the JWKS.
  */
 import { Effect, Schema } from "effect"
-import { Jwks } from "../services/Jwks.ts"
-import { Settings } from "../server/config.ts"
+import { OAuthConfig } from "../oauth/config.ts"
 import { formatScope } from "../oauth/scopes.ts"
+import { Jwks } from "../services/Jwks.ts"
 
 /** The MCP endpoint's path; its URL is the resource tokens are issued for. */
 export const MCP_PATH = "/mcp"
@@ -64,8 +64,12 @@ export const JwkSet = Schema.Struct({ keys: Schema.Array(Schema.Record({ key: Sc
 
 const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
-export const authorizationServerMetadata = Effect.map(Settings, (settings): typeof AuthorizationServerMetadata.Type => {
-  const urls = endpointUrls(settings.publicUrl)
+/** The scopes published in the metadata: the configured ones (none when any scope is accepted). */
+const publishedScopes = (config: OAuthConfig["Type"]): ReadonlyArray<string> => config.scopesSupported ?? []
+
+/** RFC 8414 metadata of this authorization server. */
+export const authorizationServerMetadata = Effect.map(OAuthConfig, (config): typeof AuthorizationServerMetadata.Type => {
+  const urls = endpointUrls(config.issuer)
   return {
     issuer: urls.issuer,
     authorization_endpoint: urls.authorization,
@@ -74,7 +78,7 @@ export const authorizationServerMetadata = Effect.map(Settings, (settings): type
     revocation_endpoint: urls.revocation,
     introspection_endpoint: urls.introspection,
     jwks_uri: urls.jwks,
-    scopes_supported: settings.scopes,
+    scopes_supported: publishedScopes(config),
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
     grant_types_supported: ["authorization_code", "refresh_token"],
@@ -91,15 +95,17 @@ export const authorizationServerMetadata = Effect.map(Settings, (settings): type
  * (`mcp`: the MCP endpoint) or at the root one (the server as a whole; tokens
  * for it are accepted at `/mcp` too).
  */
-export const protectedResourceMetadata = (which: "mcp" | "root") => Effect.map(Settings, (settings): typeof ProtectedResourceMetadata.Type => {
-  const urls = endpointUrls(settings.publicUrl)
+export const protectedResourceMetadata = (which: "mcp" | "root") => Effect.map(OAuthConfig, (config): typeof ProtectedResourceMetadata.Type => {
+  const urls = endpointUrls(config.issuer)
+  const scopes = publishedScopes(config)
   return {
     resource: which === "mcp" ? urls.mcp : urls.issuer,
     authorization_servers: [urls.issuer],
-    scopes_supported: settings.scopes,
+    scopes_supported: scopes,
     bearer_methods_supported: ["header"],
-    resource_name: `MCP server at ${urls.mcp} (scopes: ${formatScope(settings.scopes)})`
+    resource_name: `MCP server at ${urls.mcp} (scopes: ${formatScope(scopes)})`
   }
 })
 
+/** The public signing keys (RFC 7517). */
 export const jwkSet = Effect.flatMap(Jwks, (jwks) => jwks.publicJwks)

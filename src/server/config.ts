@@ -4,6 +4,7 @@
  * be used fails startup with a `ConfigError` naming the variable.
  */
 import { Config, ConfigError, Context, Effect, Either, Option, Redacted } from "effect"
+import type { ApiKeyUser } from "../http/consent/signIn.ts"
 import { isServerUrl } from "../oauth/config.ts"
 import { isLoopbackHost } from "../oauth/loopback.ts"
 import { parseScope } from "../oauth/scopes.ts"
@@ -11,12 +12,6 @@ import { parseScope } from "../oauth/scopes.ts"
 /** The storage backends `STORE` may name. */
 export const STORE_KINDS = ["memory", "sqlite", "file", "redis"] as const
 export type StoreKind = typeof STORE_KINDS[number]
-
-/** A user of local mode and the API key that proves it is them (`API_KEYS`). */
-export interface ApiKeyUser {
-  readonly user: string
-  readonly apiKey: Redacted.Redacted<string>
-}
 
 /** Upstream federation (seed 002's orchestrated auth): `UPSTREAM_*`. */
 export interface UpstreamSettings {

@@ -1,29 +1,44 @@
 /**
- * Every service the server's handlers use, built from the settings: `Crypto`
- * (key from the environment or the key file), the chosen store, the signing
- * keys (persisted in the store, shared by every instance), the OAuth engine's
- * settings, and the MCP tools (with upstream mode, its federation too).
+ * The `npm start` application's server, built from its settings: `Crypto`
+ * (key from the environment or the key file), the chosen store, and the
+ * server piece (`McpServer`) with the example tools (`whoami`, `greet`, and
+ * in upstream mode `upstream_userinfo`).
  */
 import { Effect, Layer, Option } from "effect"
-import * as StoredJwks from "../oauth/jwks.ts"
-import { OAuthConfig } from "../oauth/config.ts"
-import { SignInLive } from "../http/consent/signIn.ts"
-import { localTools } from "../http/mcp/tools/whoami.ts"
-import { upstreamLayer } from "../http/upstream/layer.ts"
-import { endpointUrls } from "../http/metadata.ts"
+import * as McpServer from "../http/McpServer.ts"
+import { greet } from "../http/mcp/tools/greet.ts"
+import { upstreamUserinfo } from "../http/mcp/tools/upstreamUserinfo.ts"
+import { whoami } from "../http/mcp/tools/whoami.ts"
 import type { ServerSettings } from "./config.ts"
 import { serverCrypto } from "./secrets.ts"
 import { serverStores, storeLocation } from "./stores.ts"
 
-/** The OAuth engine's settings: we are the issuer; tokens are for the MCP endpoint (or the server as a whole). */
-const oauthConfig = (settings: ServerSettings) => {
-  const urls = endpointUrls(settings.publicUrl)
-  return OAuthConfig.layer({
-    issuer: urls.issuer,
-    resources: [urls.mcp, urls.issuer],
-    scopesSupported: settings.scopes,
-    accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`,
-    accessTokenFormat: settings.accessTokenFormat
+/** The piece's options from the settings (the tools of the mode, sign-in, lifetimes, limits). */
+export const serverOptions = (settings: ServerSettings) => {
+  const common = {
+    publicUrl: settings.publicUrl,
+    scopes: settings.scopes,
+    signIn: {
+      apiKeys: settings.apiKeys,
+      ...(Option.isSome(settings.devAutoApprove) ? { autoApprove: settings.devAutoApprove.value } : {})
+    },
+    oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
+    maxBodyBytes: settings.maxBodyBytes
+  } as const
+  return Option.match(settings.upstream, {
+    onNone: () => McpServer.layer({ ...common, tools: [whoami, greet] }),
+    onSome: (upstream) =>
+      McpServer.layer({
+        ...common,
+        tools: [whoami, greet, upstreamUserinfo],
+        upstream: {
+          issuer: upstream.issuer,
+          clientId: upstream.clientId,
+          ...(Option.isSome(upstream.clientSecret) ? { clientSecret: upstream.clientSecret.value } : {}),
+          scopes: upstream.scopes,
+          refreshSkewSeconds: upstream.refreshSkewSeconds
+        }
+      })
   })
 }
 
@@ -33,17 +48,9 @@ const logStore = (settings: ServerSettings) =>
       Effect.logInfo("store opened").pipe(Effect.annotateLogs({ store: settings.store, location })))
   )
 
-/** The MCP tools, and in upstream mode the federation and the provider-token refresher behind its tool. */
-const modeServices = (settings: ServerSettings) =>
-  Option.match(settings.upstream, {
-    onNone: () => localTools,
-    onSome: (upstream) => upstreamLayer(settings, upstream)
-  })
-
-/** The services of the server, for the settings given. */
+/** The server's services for the settings given: the piece over the chosen store and `Crypto`. */
 export const serviceLayer = (settings: ServerSettings) => {
   const crypto = serverCrypto(settings.dataDir, settings.store)
-  const stores = serverStores(settings.store, settings.dataDir).pipe(Layer.provideMerge(crypto))
-  const engine = Layer.mergeAll(StoredJwks.layer(), oauthConfig(settings), logStore(settings)).pipe(Layer.provideMerge(stores))
-  return Layer.mergeAll(modeServices(settings), SignInLive).pipe(Layer.provideMerge(engine))
+  const stores = Layer.merge(serverStores(settings.store, settings.dataDir), logStore(settings)).pipe(Layer.provideMerge(crypto))
+  return serverOptions(settings).pipe(Layer.provideMerge(stores))
 }

@@ -56,7 +56,7 @@ describe("the server on the wire", () => {
     const response = await post("/mcp", "{}", "application/json")
     expect(response.status).toBe(401)
     expect(response.headers.get("www-authenticate")).toBe(
-      `Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp"`
+      `Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
     )
   })
 

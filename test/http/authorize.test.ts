@@ -4,8 +4,8 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import { authorizeGet, authorizePost } from "../../src/http/authorize.ts"
 import { CSRF_COOKIE, csrfToken } from "../../src/http/consent/csrf.ts"
 import { formActionSource, grantedScopesFrom, redirectHost } from "../../src/http/consent/page.ts"
-import { MAX_SIGN_IN_FAILURES, SignInLive } from "../../src/http/consent/signIn.ts"
-import { type ServerSettings, Settings } from "../../src/server/config.ts"
+import { MAX_SIGN_IN_FAILURES, signInLayer, type SignInOptions } from "../../src/http/consent/signIn.ts"
+import { federationLayer, type UpstreamOptions } from "../../src/http/upstream/layer.ts"
 import { token } from "../../src/oauth/tokenEndpoint.ts"
 import { TokenStore } from "../../src/services/TokenStore.ts"
 import { authorizeQuery, CLIENT_STATE, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE, type EngineOptions } from "../oauth/fixtures.ts"
@@ -14,24 +14,15 @@ import { type Answer, answer, captureLogs } from "../support/http.ts"
 const ALICE_KEY = "alice-key-0123456789abcdef"
 const BOB_KEY = "bob-key-0123456789abcdef"
 
-const baseSettings: ServerSettings = {
-  port: 8787,
-  host: "127.0.0.1",
-  publicUrl: ISSUER,
-  store: "memory",
-  dataDir: "./data",
-  apiKeys: [{ user: "alice", apiKey: Redacted.make(ALICE_KEY) }, { user: "bob", apiKey: Redacted.make(BOB_KEY) }],
-  devAutoApprove: Option.none(),
-  upstream: Option.none(),
-  scopes: ["read", "write", "admin"],
-  accessTokenTtlSeconds: 3600,
-  accessTokenFormat: "jwt",
-  maxBodyBytes: 1024 * 1024
+const baseSignIn: SignInOptions = {
+  apiKeys: [{ user: "alice", apiKey: Redacted.make(ALICE_KEY) }, { user: "bob", apiKey: Redacted.make(BOB_KEY) }]
 }
 
 interface Setup {
-  readonly settings?: Partial<ServerSettings>
+  readonly signIn?: Partial<SignInOptions>
   readonly engine?: EngineOptions
+  /** Upstream mode: a federation (no request is made until it is used). */
+  readonly upstream?: UpstreamOptions
 }
 
 /** Log lines written while a test runs: message and annotations, as text. */
@@ -40,10 +31,8 @@ const { captured, lines: logLines } = captureLogs()
 /** Run a test body over fresh memory stores, the engine and the server settings. */
 const using = (setup: Setup = {}) =>
 <A, E, R>(body: Effect.Effect<A, E, R>) => {
-  const settings = { ...baseSettings, ...setup.settings }
-  const services = SignInLive.pipe(
-    Layer.provideMerge(Layer.mergeAll(Layer.succeed(Settings, settings), engine(setup.engine)))
-  )
+  const base = signInLayer({ ...baseSignIn, ...setup.signIn }).pipe(Layer.provideMerge(engine(setup.engine)))
+  const services = setup.upstream === undefined ? base : Layer.merge(base, federationLayer(ISSUER, setup.upstream))
   return captured(Effect.scoped(Effect.provide(body, Layer.fresh(services)))) as Effect.Effect<A, unknown, never>
 }
 
@@ -141,10 +130,7 @@ describe("GET /authorize: the consent page", () => {
     })))
 
   it.effect("on an http loopback public URL the cookie is not Secure", () =>
-    using({
-      settings: { publicUrl: "http://127.0.0.1:8787" },
-      engine: { oauth: { issuer: "http://127.0.0.1:8787", resources: [RESOURCE] } }
-    })(Effect.gen(function*() {
+    using({ engine: { oauth: { issuer: "http://127.0.0.1:8787", resources: [RESOURCE] } } })(Effect.gen(function*() {
       const { page } = yield* consent()
       expect(page.headers.get("set-cookie")).not.toContain("Secure")
     })))
@@ -189,7 +175,7 @@ describe("GET /authorize: the consent page", () => {
     })))
 
   it.effect("without API_KEYS the page says sign-in is not configured and offers only Deny; approving is refused", () =>
-    using({ settings: { apiKeys: [] } })(Effect.gen(function*() {
+    using({ signIn: { apiKeys: [] } })(Effect.gen(function*() {
       const { cookie, form, page } = yield* consent()
       expect(page.body).toContain("Sign-in is not configured")
       expect(page.body).not.toContain(`name="api_key"`)
@@ -325,11 +311,7 @@ describe("POST /authorize: sign-in and decision", () => {
     })))
 
   it.effect("upstream mode does not accept API-key sign-in", () =>
-    using({
-      settings: {
-        upstream: Option.some({ issuer: "https://idp.example", clientId: "c", clientSecret: Option.none(), scopes: ["openid"], refreshSkewSeconds: 60 })
-      }
-    })(Effect.gen(function*() {
+    using({ upstream: { issuer: "https://idp.example", clientId: "c" } })(Effect.gen(function*() {
       const { cookie, form } = yield* consent()
       const refused = yield* post({ ...form, action: "approve", api_key: ALICE_KEY }, { cookie })
       expect(refused.status).toBe(400)
@@ -338,7 +320,7 @@ describe("POST /authorize: sign-in and decision", () => {
 
 describe("DEV_AUTO_APPROVE", () => {
   it.effect("approves at once as the named user with every requested scope: 302 with code, state and iss; logged without the code", () =>
-    using({ settings: { devAutoApprove: Option.some("dev-user") } })(Effect.gen(function*() {
+    using({ signIn: { autoApprove: "dev-user" } })(Effect.gen(function*() {
       const client = yield* registerPublic()
       const response = yield* get(authorizeQuery(client.clientId))
       const to = location(response)
@@ -357,7 +339,7 @@ describe("DEV_AUTO_APPROVE", () => {
     })))
 
   it.effect("still refuses a bad request (to the client) rather than approving it", () =>
-    using({ settings: { devAutoApprove: Option.some("dev-user") } })(Effect.gen(function*() {
+    using({ signIn: { autoApprove: "dev-user" } })(Effect.gen(function*() {
       const client = yield* registerPublic()
       const to = location(yield* get(authorizeQuery(client.clientId, { scope: "admin" })))
       expect(to.searchParams.get("error")).toBe("invalid_scope")

@@ -16,7 +16,7 @@ describe("/mcp on the real server", () => {
       const challenge = await fetch(mcp, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })
       expect(challenge.status).toBe(401)
       expect(challenge.headers.get("www-authenticate"))
-        .toBe(`Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp"`)
+        .toBe(`Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`)
 
       const provider = new MemoryOAuthProvider()
       const { client, transport } = await authorizeAndConnect(server.url, provider, headless)

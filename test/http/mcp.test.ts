@@ -8,15 +8,16 @@ import { HttpServerRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted, TestClock } from "effect"
 import { mcpDelete, mcpGet, mcpPost } from "../../src/http/mcp/endpoint.ts"
+import * as McpServer from "../../src/http/McpServer.ts"
+import * as McpTool from "../../src/http/mcp/McpTool.ts"
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../../src/http/mcp/session.ts"
-import { McpTools, type McpTool } from "../../src/http/mcp/tool.ts"
-import { whoami } from "../../src/http/mcp/tools/whoami.ts"
+import { greet } from "../../src/http/mcp/tools/greet.ts"
+import { UPSTREAM_SCOPE } from "../../src/http/mcp/tools/upstreamUserinfo.ts"
+import { TOOLS_SCOPE, whoami } from "../../src/http/mcp/tools/whoami.ts"
 import { approve, authorize } from "../../src/oauth/authorize.ts"
-import { OAuthConfig, type OAuthOptions } from "../../src/oauth/config.ts"
-import * as JwksLive from "../../src/oauth/jwks.ts"
+import type { OAuthOptions } from "../../src/oauth/config.ts"
 import { registerClient } from "../../src/oauth/registration.ts"
 import { exchangeCode } from "../../src/oauth/tokenEndpoint.ts"
-import { type ServerSettings, Settings, TOOLS_SCOPE, UPSTREAM_SCOPE } from "../../src/server/config.ts"
 import { SessionStore } from "../../src/services/SessionStore.ts"
 import { StoreError } from "../../src/services/StoreError.ts"
 import { authorizationRequest, credentials, pkce, REDIRECT, stores } from "../oauth/fixtures.ts"
@@ -26,49 +27,31 @@ const PUBLIC_URL = "http://127.0.0.1:8787"
 const MCP_URL = `${PUBLIC_URL}/mcp`
 const METADATA = `${PUBLIC_URL}/.well-known/oauth-protected-resource/mcp`
 
-const settings: ServerSettings = {
-  port: 8787,
-  host: "127.0.0.1",
-  publicUrl: PUBLIC_URL,
-  store: "memory",
-  dataDir: "./data",
-  apiKeys: [],
-  devAutoApprove: Option.none(),
-  upstream: Option.none(),
-  scopes: [TOOLS_SCOPE, UPSTREAM_SCOPE],
-  accessTokenTtlSeconds: 3600,
-  accessTokenFormat: "jwt",
-  maxBodyBytes: 1024 * 1024
-}
-
 /** A tool that dies: its defect must come back as an opaque internal error. */
-const exploding: McpTool = {
+const exploding = McpTool.make({
   name: "explode",
   description: "fails with a defect",
-  inputSchema: { type: "object" },
-  requiredScopes: [],
-  call: () => Effect.dieMessage("secret detail that must not leak")
-}
+  run: () => Effect.dieMessage("secret detail that must not leak")
+})
 
 /** A tool that needs the upstream scope. */
-const upstreamOnly: McpTool = {
+const upstreamOnly = McpTool.make({
   name: "upstream_only",
   description: "needs mcp:upstream",
-  inputSchema: { type: "object" },
-  requiredScopes: [UPSTREAM_SCOPE],
-  call: () => Effect.succeed({ content: [{ type: "text", text: "ok" }] })
-}
+  scopes: [UPSTREAM_SCOPE],
+  run: () => Effect.succeed(McpTool.text("ok"))
+})
 
-/** The server's services as the lead composes them: issuer = public URL, tokens for `/mcp` by default. */
-const services = (oauth: Partial<OAuthOptions> = {}) =>
-  Layer.mergeAll(
-    OAuthConfig.layer({ issuer: PUBLIC_URL, resources: [MCP_URL, PUBLIC_URL], scopesSupported: [TOOLS_SCOPE, UPSTREAM_SCOPE], ...oauth }),
-    JwksLive.layer({ algorithm: "ES256", refreshInterval: "1 day" }),
-    Layer.succeed(Settings, settings),
-    Layer.succeed(McpTools, [whoami, exploding, upstreamOnly])
-  ).pipe(Layer.provideMerge(stores()))
+/** The server's services through the piece's own layer, over the memory stores. */
+const services = (oauth: Omit<OAuthOptions, "issuer" | "resources" | "scopesSupported"> = {}) =>
+  McpServer.layer({
+    publicUrl: PUBLIC_URL,
+    tools: [whoami, exploding, upstreamOnly, greet],
+    jwks: { algorithm: "ES256", refreshInterval: "1 day" },
+    oauth
+  }).pipe(Layer.provideMerge(stores()))
 
-const run = (oauth: Partial<OAuthOptions> = {}) =>
+const run = (oauth: Omit<OAuthOptions, "issuer" | "resources" | "scopesSupported"> = {}) =>
 <A, E, R>(body: Effect.Effect<A, E, R>) =>
   Effect.scoped(Effect.provide(body, Layer.fresh(services(oauth)))) as Effect.Effect<A, unknown, never>
 
@@ -138,7 +121,8 @@ describe("/mcp: bearer authentication", () => {
       for (const headers of [{}, { authorization: "Basic dXNlcjpwYXNz" }, { authorization: "Bearer " }]) {
         const reply = yield* post(initializeMessage(), { headers })
         expect(reply.status).toBe(401)
-        expect(reply.headers.get("www-authenticate")).toBe(`Bearer resource_metadata="${METADATA}"`)
+        // MCP 2025-11-25: the challenge names the scopes the endpoint needs (every tool's).
+        expect(reply.headers.get("www-authenticate")).toBe(`Bearer resource_metadata="${METADATA}", scope="${TOOLS_SCOPE} ${UPSTREAM_SCOPE}"`)
         expect(reply.json.error).toBe("invalid_token")
       }
       const viaGet = yield* get()
@@ -348,7 +332,7 @@ describe("/mcp: methods and tools", () => {
       expect((yield* post(rpc(1, "ping"), { token, session })).json).toEqual({ jsonrpc: "2.0", id: 1, result: {} })
       const list = yield* post(rpc("list", "tools/list"), { token, session })
       expect(list.json.id).toBe("list")
-      expect(list.json.result.tools.map((t: { name: string }) => t.name)).toEqual(["whoami", "explode", "upstream_only"])
+      expect(list.json.result.tools.map((t: { name: string }) => t.name)).toEqual(["whoami", "explode", "upstream_only", "greet"])
       expect(list.json.result.tools[0]).toMatchObject({
         name: "whoami",
         description: expect.any(String),
@@ -513,6 +497,184 @@ describe("/mcp: JSON-RPC framing", () => {
         expect(reply.json.error).toBe("temporarily_unavailable")
         expect(reply.headers.get("retry-after")).toBe("5")
         expect(reply.body).not.toContain("10.0.0.1")
+      }
+    })))
+})
+
+const ENVELOPE = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientCapabilities": { elicitation: { form: {} } },
+  "io.modelcontextprotocol/clientInfo": { name: "test-client", version: "1.2.3" }
+}
+
+/** A 2026-07-28 request: the envelope in `_meta`, the headers repeating the body. */
+const modern = (method: string, params: Record<string, unknown> = {}, meta: Record<string, unknown> = ENVELOPE) => ({
+  body: rpc(9, method, { ...params, _meta: meta }),
+  headers: {
+    "mcp-protocol-version": "2026-07-28",
+    "mcp-method": method,
+    ...(typeof params["name"] === "string" ? { "mcp-name": params["name"] } : {})
+  } as Record<string, string>
+})
+
+const postModern = (message: ReturnType<typeof modern>, call: Call = {}) =>
+  post(message.body, { ...call, headers: { ...message.headers, ...call.headers } })
+
+describe("/mcp: protocol revision 2026-07-28 (stateless)", () => {
+  it.effect("server/discover: versions, capabilities, serverInfo in _meta, caching fields; no session", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      const reply = yield* postModern(modern("server/discover"), { token })
+      expect(reply.status).toBe(200)
+      expect(reply.headers.get("mcp-session-id")).toBeNull()
+      expect(reply.json).toEqual({
+        jsonrpc: "2.0",
+        id: 9,
+        result: {
+          supportedVersions: ["2026-07-28"],
+          capabilities: { tools: { listChanged: true } },
+          resultType: "complete",
+          ttlMs: 0,
+          cacheScope: "private",
+          _meta: { "io.modelcontextprotocol/serverInfo": { name: "mcp-oauth-store", version: expect.any(String) } }
+        }
+      })
+    })))
+
+  it.effect("tools/list and tools/call answer with resultType; whoami knows the revision and has no session", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      const list = yield* postModern(modern("tools/list"), { token })
+      expect(list.json.result).toMatchObject({ resultType: "complete", ttlMs: 0, cacheScope: "private" })
+      expect(list.json.result.tools.map((t: { name: string }) => t.name)).toEqual(["whoami", "explode", "upstream_only", "greet"])
+      const call = yield* postModern(modern("tools/call", { name: "whoami", arguments: {} }), { token })
+      expect(call.json.result).toMatchObject({
+        resultType: "complete",
+        structuredContent: { subject: "alice", protocolVersion: "2026-07-28" },
+        _meta: { "io.modelcontextprotocol/serverInfo": { name: "mcp-oauth-store" } }
+      })
+      expect(call.json.result.structuredContent.sessionId).toBeUndefined()
+    })))
+
+  it.effect("the envelope is checked: missing keys and bad shapes are -32602 (400) naming the key", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      const noCapabilities = yield* postModern(modern("tools/list", {}, { "io.modelcontextprotocol/protocolVersion": "2026-07-28" }), { token })
+      expect(noCapabilities.status).toBe(400)
+      expect(noCapabilities.json.error).toMatchObject({
+        code: -32602,
+        data: { envelope: { key: "io.modelcontextprotocol/clientCapabilities", problem: "missing" } }
+      })
+      const badInfo = yield* postModern(modern("tools/list", {}, { ...ENVELOPE, "io.modelcontextprotocol/clientInfo": { name: 7 } }), { token })
+      expect(badInfo.json.error.data.envelope.key).toBe("io.modelcontextprotocol/clientInfo.name")
+      // A modern header without an envelope in the body.
+      const bare = yield* post(rpc(1, "tools/list"), { token, headers: { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" } })
+      expect(bare.status).toBe(400)
+      expect(bare.json.error).toMatchObject({ code: -32602, data: { envelope: { missing: ["_meta"] } } })
+    })))
+
+  it.effect("headers must repeat the body: mismatches and absences are -32020 (400); an unknown version -32022", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      const call = modern("tools/call", { name: "whoami" })
+      const wrongMethod = yield* postModern(call, { token, headers: { "mcp-method": "tools/list" } })
+      expect(wrongMethod.status).toBe(400)
+      expect(wrongMethod.json.error).toMatchObject({ code: -32020, data: { mismatch: { header: "tools/list", body: "tools/call" } } })
+      const wrongVersion = yield* postModern(call, { token, headers: { "mcp-protocol-version": "2025-11-25" } })
+      expect(wrongVersion.json.error.code).toBe(-32020)
+      const { "mcp-name": _name, ...withoutName } = call.headers
+      const noName = yield* post(call.body, { token, headers: withoutName })
+      expect(noName.json.error).toMatchObject({ code: -32020, data: { mismatch: { header: "(missing)", body: "whoami" } } })
+      const otherName = yield* postModern(call, { token, headers: { "mcp-name": "greet" } })
+      expect(otherName.json.error.code).toBe(-32020)
+      // A name that is not plain ASCII travels base64-encoded: the sentinel is decoded before comparing.
+      const encoded = yield* postModern(call, { token, headers: { "mcp-name": `=?base64?${btoa("whoami")}?=` } })
+      expect(encoded.json.result.resultType).toBe("complete")
+      const broken = yield* postModern(call, { token, headers: { "mcp-name": "=?base64?***?=" } })
+      expect(broken.json.error.code).toBe(-32020)
+      const future = modern("tools/list", {}, { ...ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2027-01-01" })
+      const unsupported = yield* postModern(future, { token, headers: { "mcp-protocol-version": "2027-01-01" } })
+      expect(unsupported.status).toBe(400)
+      expect(unsupported.json.error).toMatchObject({ code: -32022, data: { supported: ["2026-07-28"], requested: "2027-01-01" } })
+    })))
+
+  it.effect("methods of the 2025 revisions are gone (404 -32601); notifications are 202; batches with a claim are refused", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      for (const method of ["ping", "initialize", "resources/list", "logging/setLevel"]) {
+        const reply = yield* postModern(modern(method), { token })
+        expect(reply.status).toBe(404)
+        expect(reply.json.error).toEqual({ code: -32601, message: "Method not found" })
+      }
+      const note = yield* post({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1, _meta: ENVELOPE } }, { token })
+      expect(note.status).toBe(202)
+      const batch = yield* post([modern("tools/list").body], { token })
+      expect(batch.status).toBe(400)
+      expect(batch.json.error.code).toBe(-32600)
+    })))
+
+  it.effect("a multi-round tool: input_required with sealed state, then complete; state bound to caller and tool, and expiring", () =>
+    run()(Effect.gen(function*() {
+      const alice = yield* tokenFor("alice")
+      const first = yield* postModern(modern("tools/call", { name: "greet" }), { token: alice })
+      expect(first.json.result).toMatchObject({
+        resultType: "input_required",
+        inputRequests: { name: { method: "elicitation/create", params: { mode: "form", message: "What is your name?" } } },
+        requestState: expect.any(String)
+      })
+      const state = first.json.result.requestState as string
+      const answers = { inputResponses: { name: { action: "accept", content: { name: "Ada" } } } }
+      const done = yield* postModern(modern("tools/call", { name: "greet", ...answers, requestState: state }), { token: alice })
+      expect(done.json.result).toMatchObject({ resultType: "complete", content: [{ type: "text", text: "Hello, Ada!" }] })
+
+      const refused = { code: -32602, message: "Invalid or expired requestState", data: { reason: "invalid_request_state" } }
+      // Another subject presenting alice's state.
+      const bob = yield* tokenFor("bob")
+      expect((yield* postModern(modern("tools/call", { name: "greet", ...answers, requestState: state }), { token: bob })).json.error).toEqual(refused)
+      // The state of one tool presented to another.
+      expect((yield* postModern(modern("tools/call", { name: "whoami", requestState: state }), { token: alice })).json.error).toEqual(refused)
+      // A declined answer asks again.
+      const declined = { inputResponses: { name: { action: "decline" } } }
+      const again = yield* postModern(modern("tools/call", { name: "greet", ...declined, requestState: state }), { token: alice })
+      expect(again.json.result.resultType).toBe("input_required")
+      // Past its lifetime (10 minutes) the state is refused, before the tool runs.
+      yield* TestClock.adjust("11 minutes")
+      const fresh = yield* tokenFor("alice")
+      expect((yield* postModern(modern("tools/call", { name: "greet", ...answers, requestState: state }), { token: fresh })).json.error).toEqual(refused)
+    })))
+
+  it.effect("an input request the client did not declare the capability for is -32021 (400)", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      const noElicitation = { ...ENVELOPE, "io.modelcontextprotocol/clientCapabilities": {} }
+      const reply = yield* postModern(modern("tools/call", { name: "greet" }, noElicitation), { token })
+      expect(reply.status).toBe(400)
+      expect(reply.json.error).toMatchObject({ code: -32021, data: { requiredCapabilities: { elicitation: { form: {} } } } })
+    })))
+
+  it.effect("tool scopes apply in this era too: 403 insufficient_scope before the tool runs", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice", UPSTREAM_SCOPE)
+      const reply = yield* postModern(modern("tools/call", { name: "whoami" }), { token })
+      expect(reply.status).toBe(403)
+      expect(reply.headers.get("www-authenticate")).toContain("error=\"insufficient_scope\"")
+    })))
+})
+
+describe("/mcp: DNS rebinding (Host and Origin)", () => {
+  it.effect("loopback aliases of our origin are accepted; a foreign Host or Origin is 403", () =>
+    run()(Effect.gen(function*() {
+      const token = yield* tokenFor("alice")
+      for (const origin of ["http://localhost:8787", "http://127.0.0.1:8787", "http://[::1]:8787"]) {
+        expect((yield* post(initializeMessage(), { token, headers: { origin } })).status).toBe(200)
+      }
+      for (const host of ["127.0.0.1:8787", "localhost:8787"]) {
+        expect((yield* post(initializeMessage(), { token, headers: { host } })).status).toBe(200)
+      }
+      for (const headers of [{ host: "evil.example" }, { host: "127.0.0.1:9999" }, { origin: "http://localhost:9999" }, { origin: "null" }]) {
+        const reply = yield* post(initializeMessage(), { token, headers })
+        expect(reply.status).toBe(403)
+        expect(reply.json.error.code).toBe(-32000)
       }
     })))
 })

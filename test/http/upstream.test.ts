@@ -10,14 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { upstreamAuthorize } from "../../src/http/upstream/authorize.ts"
 import { upstreamCallback } from "../../src/http/upstream/callback.ts"
-import type { ToolContext } from "../../src/http/mcp/tool.ts"
-import { makeUpstreamUserinfo } from "../../src/http/mcp/tools/upstreamUserinfo.ts"
+import type { ToolCall, ToolOutcome } from "../../src/http/mcp/tool.ts"
+import { UPSTREAM_SCOPE, upstreamUserinfo } from "../../src/http/mcp/tools/upstreamUserinfo.ts"
 import { type VerifiedAccessToken, verifyAccessToken } from "../../src/oauth/accessTokens.ts"
 import { Federation, FederationError } from "../../src/oauth/federation.ts"
 import { exchangeCode } from "../../src/oauth/tokenEndpoint.ts"
-import type { Session } from "../../src/schema/session.ts"
 import { ProviderTokenStore } from "../../src/services/ProviderTokenStore.ts"
-import { UPSTREAM_SCOPE } from "../../src/server/config.ts"
 import { CALLBACK, federationEngine } from "../support/federation.ts"
 import { displayName, driveInteraction, type OidcProvider, startOidcProvider } from "../support/oidcProvider.ts"
 import { authorizeQuery, CLIENT_STATE, credentials, engine, ISSUER, pkce, REDIRECT, registerPublic, RESOURCE, tokensFor } from "../oauth/fixtures.ts"
@@ -39,14 +37,19 @@ const federated = <A, E, R>(body: Effect.Effect<A, E, R>) => {
 
 const request = (url: string) => HttpServerRequest.fromWeb(new Request(url))
 
-const session: Session = {
-  id: "session-1",
-  apiKeyHash: "hash",
-  initialized: true,
-  createdAt: 0,
-  lastAccessedAt: 0,
-  idleExpiresAt: 1,
-  absoluteExpiresAt: 1
+/** A first-round call of the 2026-07-28 era by the holder of `token`. */
+const callBy = (token: VerifiedAccessToken): ToolCall => ({
+  token,
+  protocolVersion: "2026-07-28",
+  clientCapabilities: {},
+  inputResponses: {},
+  state: undefined
+})
+
+/** The result of a tool's outcome (these tools never ask for input). */
+const resultOf = (outcome: ToolOutcome) => {
+  if (outcome._tag !== "Complete") throw new Error("expected a complete result")
+  return outcome.result
 }
 
 describe("upstream mode: /authorize and /callback", () => {
@@ -132,7 +135,7 @@ describe("upstream mode: /authorize and /callback", () => {
 describe("upstream mode: the upstream_userinfo tool", () => {
   it.live("returns the upstream's userinfo for the caller's grant; without provider tokens, a plain error result", () =>
     federated(Effect.gen(function*() {
-      const tool = yield* makeUpstreamUserinfo
+      const tool = upstreamUserinfo
       expect(tool.name).toBe("upstream_userinfo")
       expect(tool.requiredScopes).toEqual([UPSTREAM_SCOPE])
 
@@ -142,17 +145,16 @@ describe("upstream mode: the upstream_userinfo tool", () => {
       const back = yield* Effect.flatMap(upstreamCallback(request(callbackUrl)), answer)
       const code = new URL(back.headers.get("location") ?? "").searchParams.get("code") ?? ""
       const tokens = yield* exchangeCode({ client: credentials(client.clientId), code, redirectUri: REDIRECT, codeVerifier: pkce().verifier })
-      const context: ToolContext = { token: yield* verifyAccessToken(Redacted.value(tokens.accessToken)), session }
-      const result = yield* tool.call(context, {})
+      const result = resultOf(yield* tool.call({}, callBy(yield* verifyAccessToken(Redacted.value(tokens.accessToken)))))
       expect(result.isError).toBeUndefined()
       expect(result.structuredContent).toEqual({ sub: "erin", name: displayName("erin") })
-      expect(JSON.parse(result.content[0]?.text ?? "")).toEqual(result.structuredContent)
+      expect(JSON.parse(String(result.content[0]?.["text"]))).toEqual(result.structuredContent)
 
       // A grant from local sign-in has no upstream tokens: the model is told to sign in again.
       const local = yield* tokensFor()
-      const orphan = yield* tool.call({ token: yield* verifyAccessToken(local.accessToken), session }, {})
+      const orphan = resultOf(yield* tool.call({}, callBy(yield* verifyAccessToken(local.accessToken))))
       expect(orphan.isError).toBe(true)
-      expect(orphan.content[0]?.text).toMatch(/sign in again/)
+      expect(orphan.content[0]?.["text"]).toMatch(/sign in again/)
     })))
 
   it.live("an upstream that does not answer gives an error result for the model, without the token", () =>
@@ -163,7 +165,6 @@ describe("upstream mode: the upstream_userinfo tool", () => {
         ...federation,
         userinfo: () => Effect.fail(new FederationError({ issuer: federation.issuer, step: "userinfo", reason: "Unavailable", status: 503 }))
       }
-      const tool = yield* Effect.provideService(makeUpstreamUserinfo, Federation, down)
       const token: VerifiedAccessToken = {
         format: "jwt",
         subject: "frank",
@@ -174,7 +175,7 @@ describe("upstream mode: the upstream_userinfo tool", () => {
         expiresAt: 1,
         claims: {}
       }
-      const result = yield* tool.call({ token, session }, {})
+      const result = resultOf(yield* Effect.provideService(upstreamUserinfo.call({}, callBy(token)), Federation, down))
       expect(result).toEqual({ content: [{ type: "text", text: "The upstream identity provider is unavailable: try again later." }], isError: true })
       expect(logLines.join("\n")).not.toContain("at-secret-value")
     })))

@@ -7,7 +7,6 @@
 import { Context, Effect, Layer, Option, Redacted } from "effect"
 import { LruMap } from "../../internal/lruMap.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import { Settings } from "../../server/config.ts"
 
 /** Wrong API keys one pending authorization may see; the last one refuses it (`access_denied`). */
 export const MAX_SIGN_IN_FAILURES = 5
@@ -15,9 +14,29 @@ export const MAX_SIGN_IN_FAILURES = 5
 /** How many pending authorizations the failure counter remembers (oldest forgotten first). */
 const TRACKED_TRANSACTIONS = 10_000
 
+/** A user of the consent page and the API key that proves it is them. */
+export interface ApiKeyUser {
+  readonly user: string
+  readonly apiKey: Redacted.Redacted<string>
+}
+
+/** How users sign in on the consent page. */
+export interface SignInOptions {
+  /** Who may sign in, each with an API key (seed 000: sessions are per API key). */
+  readonly apiKeys?: ReadonlyArray<ApiKeyUser>
+  /**
+   * Development only: approve every authorization at once as this user,
+   * without a page. The application refuses it on a non-loopback address.
+   */
+  readonly autoApprove?: string
+}
+
+/** What the consent page's handlers ask of sign-in. */
 export interface SignInService {
   /** Whether any API key is configured: without one, nobody can sign in. */
   readonly configured: boolean
+  /** The development switch: the user every authorization is approved as, without a page. */
+  readonly autoApprove: Option.Option<string>
   /** The user an API key belongs to; `None` for an unknown (or empty) key. */
   readonly userFor: (apiKey: string) => Effect.Effect<Option.Option<string>>
   /** Count one failed sign-in for a pending authorization; returns the count so far. */
@@ -29,11 +48,10 @@ export interface SignInService {
 /** The consent page's sign-in: API-key users and the failed-attempt counter. */
 export class SignIn extends Context.Tag("mcp-oauth-store/ConsentSignIn")<SignIn, SignInService>() {}
 
-/** Build the sign-in from the settings' `apiKeys`, hashing each key once. */
-export const makeSignIn: Effect.Effect<SignInService, never, Settings | Crypto> = Effect.gen(function*() {
-  const settings = yield* Settings
+/** Build the sign-in over its options, hashing each API key once. */
+export const makeSignIn = (options: SignInOptions): Effect.Effect<SignInService, never, Crypto> => Effect.gen(function*() {
   const crypto = yield* Crypto
-  const users = yield* Effect.forEach(settings.apiKeys, ({ apiKey, user }) =>
+  const users = yield* Effect.forEach(options.apiKeys ?? [], ({ apiKey, user }) =>
     Effect.map(crypto.hash(Redacted.value(apiKey)), (hash) => ({ user, hash })))
   const failures = new LruMap<string, number>()
 
@@ -59,8 +77,8 @@ export const makeSignIn: Effect.Effect<SignInService, never, Settings | Crypto> 
 
   const forget = (transactionId: string): Effect.Effect<void> => Effect.sync(() => void failures.delete(transactionId))
 
-  return { configured: users.length > 0, userFor, recordFailure, forget }
+  return { configured: users.length > 0, autoApprove: Option.fromNullable(options.autoApprove), userFor, recordFailure, forget }
 })
 
-/** `SignIn` for the server: needs the `Settings` and `Crypto`. */
-export const SignInLive: Layer.Layer<SignIn, never, Settings | Crypto> = Layer.effect(SignIn, makeSignIn)
+/** `SignIn` over its options; needs `Crypto` for the keys' lookup hashes. */
+export const signInLayer = (options: SignInOptions): Layer.Layer<SignIn, never, Crypto> => Layer.effect(SignIn, makeSignIn(options))

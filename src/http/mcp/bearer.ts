@@ -11,7 +11,6 @@ import { type InsufficientScope, InvalidToken } from "../../errors/OAuthError.ts
 import type { RenderContext } from "../../errors/render.ts"
 import { type VerifiedAccessToken, verifyAccessToken } from "../../oauth/accessTokens.ts"
 import { OAuthConfig } from "../../oauth/config.ts"
-import { Settings } from "../../server/config.ts"
 import type { Jwks } from "../../services/Jwks.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
@@ -49,6 +48,8 @@ export interface BearerOptions {
   readonly audiences?: ReadonlyArray<string>
   /** Scopes every request to the resource needs. */
   readonly requiredScopes?: ReadonlyArray<string>
+  /** Scopes named in the challenge (`scope=`): what a client should ask for to use the resource. */
+  readonly challengeScopes?: ReadonlyArray<string>
 }
 
 /** The errors `authenticate` fails with; all of them render as the resource's challenge. */
@@ -82,11 +83,12 @@ export const authenticate = (
 export const bearerContext = (
   request: HttpServerRequest.HttpServerRequest,
   options: BearerOptions = {}
-): Effect.Effect<RenderContext, never, Settings> =>
-  Effect.map(Settings, (settings) => ({
+): Effect.Effect<RenderContext, never, OAuthConfig> =>
+  Effect.map(OAuthConfig, (config) => ({
     challenge: {
       scheme: "Bearer",
-      resourceMetadata: resourceMetadataUrl(settings.publicUrl, options.resourcePath),
+      resourceMetadata: resourceMetadataUrl(config.issuer, options.resourcePath),
+      ...(options.challengeScopes === undefined ? {} : { scope: options.challengeScopes }),
       tokenPresented: presentedBearer(request.headers["authorization"])._tag !== "Absent"
     }
   }))
@@ -102,7 +104,7 @@ export const protectedResource = <E, R>(
   request: HttpServerRequest.HttpServerRequest,
   handle: (token: VerifiedAccessToken) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   options: BearerOptions = {}
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | Settings | OAuthConfig | Jwks | TokenStore> =>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | OAuthConfig | Jwks | TokenStore> =>
   Effect.flatMap(
     bearerContext(request, options),
     (context) => orErrorResponse(Effect.flatMap(authenticate(request, options), handle), context)

@@ -14,7 +14,13 @@ export const RpcErrorCode = {
   /** A transport-level refusal (the MCP SDK's server uses this code for them too). */
   TransportError: -32000,
   /** The `Mcp-Session-Id` names no live session of the caller. */
-  SessionNotFound: -32001
+  SessionNotFound: -32001,
+  /** 2026-07-28: the HTTP headers and the body disagree, or a required header is absent. */
+  HeaderMismatch: -32020,
+  /** 2026-07-28: an input request needs a client capability the request did not declare. */
+  MissingCapability: -32021,
+  /** 2026-07-28: the protocol version the request names is not served here. */
+  UnsupportedVersion: -32022
 } as const
 
 /** A request or notification id: JSON-RPC allows strings and numbers (MCP forbids `null`). */
@@ -50,14 +56,17 @@ export interface RpcInvalid {
 
 export type RpcMessage = RpcRequest | RpcNotification | RpcClientResponse | RpcInvalid
 
+/** A JSON-RPC error object. */
+export interface RpcError {
+  readonly code: number
+  readonly message: string
+  readonly data?: unknown
+}
+
 /** What the endpoint sends back for one request. */
 export type RpcReply =
   | { readonly jsonrpc: "2.0"; readonly id: RpcId; readonly result: unknown }
-  | {
-    readonly jsonrpc: "2.0"
-    readonly id: RpcId | null
-    readonly error: { readonly code: number; readonly message: string }
-  }
+  | { readonly jsonrpc: "2.0"; readonly id: RpcId | null; readonly error: RpcError }
 
 const isId = (u: unknown): u is RpcId => (typeof u === "string") || (typeof u === "number" && Number.isFinite(u))
 
@@ -89,10 +98,10 @@ export const classify = (value: unknown): RpcMessage => {
 export const success = (id: RpcId, result: unknown): RpcReply => ({ jsonrpc: "2.0", id, result })
 
 /** An error reply. */
-export const failure = (id: RpcId | null, code: number, message: string): RpcReply => ({
+export const failure = (id: RpcId | null, code: number, message: string, data?: unknown): RpcReply => ({
   jsonrpc: "2.0",
   id,
-  error: { code, message }
+  error: data === undefined ? { code, message } : { code, message, data }
 })
 
 /** A failure carried by a method's Effect: it becomes the request's error reply. */

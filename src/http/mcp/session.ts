@@ -5,12 +5,13 @@
  * token that initialized it; another subject's session is reported as not
  * found, so its existence is not revealed.
  */
-import { Data, Effect, Option, Predicate } from "effect"
+import { Effect, Option, Predicate } from "effect"
 import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
 import type { ClientInfo, Session } from "../../schema/session.ts"
 import { SessionStore } from "../../services/SessionStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
-import { RpcErrorCode, type RpcId } from "./jsonrpc.ts"
+import { McpHttpError } from "./httpError.ts"
+import { RpcErrorCode } from "./jsonrpc.ts"
 
 /** The header that carries the session id (lower-case, as requests' headers are). */
 export const SESSION_ID_HEADER = "mcp-session-id"
@@ -28,19 +29,6 @@ export const negotiateProtocolVersion = (requested: string): string =>
 
 /** The `SessionStore` key of a principal: its sessions count against one per-key limit (5). */
 export const principalKey = (subject: string): string => `sub:${subject}`
-
-/**
- * A refusal at the transport level: an HTTP status with a JSON-RPC error
- * body (`id: null` unless the refused message's id is known). Nothing in it
- * comes from a secret.
- */
-export class McpHttpError extends Data.TaggedError("McpHttpError")<{
-  readonly status: number
-  readonly code: number
-  readonly message: string
-  readonly id?: RpcId
-  readonly headers?: Record<string, string>
-}> {}
 
 /** The header is missing: 400 (MCP Streamable HTTP, "Session Management"). */
 export const sessionRequired = (): McpHttpError =>

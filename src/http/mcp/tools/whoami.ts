@@ -1,42 +1,37 @@
 /**
- * The `whoami` demo tool: who the bearer token says the caller is (subject,
- * client, scopes) and which MCP session it is using. Also `localTools`, the
- * tool list of local mode.
+ * The `whoami` example tool: who the bearer token says the caller is
+ * (subject, client, scopes) and, in a 2025 session, which MCP session it is
+ * using. Written with `McpTool.make`, as a user's tool would be.
  */
-import { Effect, Layer } from "effect"
-import { TOOLS_SCOPE } from "../../../server/config.ts"
-import { type McpTool, McpTools } from "../tool.ts"
+import { Effect, Schema } from "effect"
+import * as McpTool from "../McpTool.ts"
+
+/** The scope the example tools of local mode need. */
+export const TOOLS_SCOPE = "mcp:tools"
+
+/** What `whoami` answers, as `structuredContent`. */
+const Identity = Schema.Struct({
+  subject: Schema.String,
+  clientId: Schema.String,
+  scopes: Schema.Array(Schema.String),
+  protocolVersion: Schema.String,
+  sessionId: Schema.optional(Schema.String)
+})
 
 /** `whoami`: needs `mcp:tools`; answers as text (JSON) and as `structuredContent`. */
-export const whoami: McpTool = {
+export const whoami: McpTool.McpTool = McpTool.make({
   name: "whoami",
   title: "Who am I",
-  description: "Tells who the caller is: the token's subject, client and scopes, and the MCP session in use.",
-  inputSchema: { type: "object", properties: {}, additionalProperties: false },
-  outputSchema: {
-    type: "object",
-    properties: {
-      subject: { type: "string" },
-      clientId: { type: "string" },
-      scopes: { type: "array", items: { type: "string" } },
-      sessionId: { type: "string" },
-      protocolVersion: { type: "string" }
-    },
-    required: ["subject", "clientId", "scopes", "sessionId"]
-  },
-  requiredScopes: [TOOLS_SCOPE],
-  call: ({ session, token }) =>
-    Effect.sync(() => {
-      const structuredContent = {
-        subject: token.subject,
-        clientId: token.clientId,
-        scopes: [...token.scopes],
-        sessionId: session.id,
-        ...(session.protocolVersion === undefined ? {} : { protocolVersion: session.protocolVersion })
-      }
-      return { content: [{ type: "text", text: JSON.stringify(structuredContent) }], structuredContent }
-    })
-}
-
-/** The tools of local mode: `whoami`. Upstream mode provides its own list. */
-export const localTools: Layer.Layer<McpTools> = Layer.succeed(McpTools, [whoami])
+  description: "Tells who the caller is: the token's subject, client and scopes, and the protocol revision (and MCP session) in use.",
+  output: Identity,
+  scopes: [TOOLS_SCOPE],
+  annotations: { readOnlyHint: true },
+  run: (_input, call) =>
+    Effect.succeed(McpTool.json({
+      subject: call.token.subject,
+      clientId: call.token.clientId,
+      scopes: [...call.token.scopes],
+      protocolVersion: call.protocolVersion,
+      ...(call.sessionId === undefined ? {} : { sessionId: call.sessionId })
+    }))
+})
