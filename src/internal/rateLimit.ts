@@ -10,9 +10,10 @@
  * `capacity = interval * limit` milliseconds of debt, i.e. `limit` tokens.
  */
 import { Effect } from "effect"
+import type { Crypto } from "../services/Crypto.ts"
 import type { RateLimitDecision, RateLimitPolicy } from "../services/RateLimiter.ts"
 import { StoreError } from "../services/StoreError.ts"
-import { boundedMillis, checkName } from "./primitiveInput.ts"
+import { millisOrError, nameError, rateLimitKey } from "./primitiveInput.ts"
 
 /** The most tokens a policy may have. */
 export const MAX_LIMIT = 1_000_000
@@ -27,19 +28,52 @@ export interface Gcra {
   readonly capacity: number
 }
 
-/** Check a policy and work out its interval; `Invalid` when out of range. */
+/** Check a policy and work out its interval: the `Gcra`, or `Invalid` when out of range. */
+export const policyOrError = (policy: RateLimitPolicy, method: string): Gcra | StoreError => {
+  const badBucket = nameError("bucket", policy.bucket, method)
+  if (badBucket !== undefined) return badBucket
+  if (!Number.isInteger(policy.limit) || policy.limit < 1 || policy.limit > MAX_LIMIT) {
+    return new StoreError({ reason: "Invalid", method, description: "limit must be a whole number from 1 to 1,000,000" })
+  }
+  const window = millisOrError("window", policy.window, method)
+  if (typeof window !== "number") return window
+  const interval = Math.ceil(window / policy.limit)
+  return { bucket: policy.bucket, limit: policy.limit, interval, capacity: interval * policy.limit }
+}
+
+/** `policyOrError` as an Effect. */
 export const resolvePolicy = (policy: RateLimitPolicy, method: string): Effect.Effect<Gcra, StoreError> =>
-  Effect.gen(function*() {
-    yield* checkName("bucket", policy.bucket, method)
-    if (!Number.isInteger(policy.limit) || policy.limit < 1 || policy.limit > MAX_LIMIT) {
-      return yield* Effect.fail(
-        new StoreError({ reason: "Invalid", method, description: "limit must be a whole number from 1 to 1,000,000" })
-      )
-    }
-    const window = yield* boundedMillis("window", policy.window, method)
-    const interval = Math.ceil(window / policy.limit)
-    return { bucket: policy.bucket, limit: policy.limit, interval, capacity: interval * policy.limit }
+  Effect.suspend(() => {
+    const g = policyOrError(policy, method)
+    return g instanceof StoreError ? Effect.fail(g) : Effect.succeed(g)
   })
+
+/**
+ * A bucket to act on: its policy worked out and its storage key hashed.
+ * Policies are usually constants, so each layer keeps the `Gcra` of every
+ * policy object it has seen (weakly, and only while its fields are the ones
+ * it was worked out from); hashing is per call.
+ */
+export const makeBuckets = (crypto: Crypto.Service) => {
+  const seen = new WeakMap<RateLimitPolicy, { readonly source: RateLimitPolicy; readonly gcra: Gcra }>()
+  const resolve = (policy: RateLimitPolicy, method: string): Gcra | StoreError => {
+    const cached = seen.get(policy)
+    if (
+      cached !== undefined && cached.source.bucket === policy.bucket && cached.source.limit === policy.limit &&
+      cached.source.window === policy.window
+    ) return cached.gcra
+    const g = policyOrError(policy, method)
+    if (!(g instanceof StoreError)) seen.set(policy, { source: { ...policy }, gcra: g })
+    return g
+  }
+  return (policy: RateLimitPolicy, key: string, method: string): Effect.Effect<readonly [Gcra, string], StoreError> =>
+    Effect.suspend(() => {
+      const g = resolve(policy, method)
+      return g instanceof StoreError
+        ? Effect.fail(g)
+        : Effect.map(rateLimitKey(crypto, g.bucket, key), (storageKey) => [g, storageKey] as const)
+    })
+}
 
 /** The decision for a bucket whose state is `base` (at least `now`) before any token is taken. */
 const decide = (g: Gcra, base: number, now: number, allowed: boolean, taken: boolean): RateLimitDecision => {

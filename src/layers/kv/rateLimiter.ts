@@ -1,7 +1,7 @@
 import { Clock, Effect, Option } from "effect"
 import type { KeyedLock } from "../../internal/keyedLock.ts"
 import { checkName, rateLimitKey } from "../../internal/primitiveInput.ts"
-import { checkAt, consumeAt, refundAt, resolvePolicy } from "../../internal/rateLimit.ts"
+import { checkAt, consumeAt, makeBuckets, refundAt } from "../../internal/rateLimit.ts"
 import { traced } from "../../internal/traced.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { RateLimiter } from "../../services/RateLimiter.ts"
@@ -18,6 +18,7 @@ import type { KvTier } from "./tier.ts"
  * per key make a busy bucket lag further across instances.
  */
 export const makeRateLimiter = (tier: KvTier, crypto: Crypto.Service, lock: KeyedLock): RateLimiter.Service => {
+  const bucketOf = makeBuckets(crypto)
   const readState = (method: string, key: string) =>
     Effect.flatMap(tier.get(method, key), (entry) => {
       if (Option.isNone(entry)) return Effect.succeed(undefined)
@@ -33,8 +34,7 @@ export const makeRateLimiter = (tier: KvTier, crypto: Crypto.Service, lock: Keye
     consume: (policy, key) =>
       Effect.gen(function*() {
         const method = "RateLimiter.consume"
-        const g = yield* resolvePolicy(policy, method)
-        const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
+        const [g, storageKey] = yield* bucketOf(policy, key, method)
         return yield* lock.withLock(storageKey)(Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           const { decision, next } = consumeAt(g, yield* readState(method, storageKey), now)
@@ -46,8 +46,7 @@ export const makeRateLimiter = (tier: KvTier, crypto: Crypto.Service, lock: Keye
     check: (policy, key) =>
       Effect.gen(function*() {
         const method = "RateLimiter.check"
-        const g = yield* resolvePolicy(policy, method)
-        const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
+        const [g, storageKey] = yield* bucketOf(policy, key, method)
         const tat = yield* readState(method, storageKey)
         return checkAt(g, tat, yield* Clock.currentTimeMillis)
       }).pipe(traced("RateLimiter.check")),
@@ -55,8 +54,7 @@ export const makeRateLimiter = (tier: KvTier, crypto: Crypto.Service, lock: Keye
     refund: (policy, key) =>
       Effect.gen(function*() {
         const method = "RateLimiter.refund"
-        const g = yield* resolvePolicy(policy, method)
-        const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
+        const [g, storageKey] = yield* bucketOf(policy, key, method)
         yield* lock.withLock(storageKey)(Effect.gen(function*() {
           const tat = yield* readState(method, storageKey)
           if (tat === undefined) return

@@ -1,6 +1,6 @@
 import { Clock, Effect, Option } from "effect"
 import type { KeyedLock } from "../../internal/keyedLock.ts"
-import { boundedMillis, checkName, replayKey } from "../../internal/primitiveInput.ts"
+import { replayEntry } from "../../internal/primitiveInput.ts"
 import { traced } from "../../internal/traced.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
@@ -18,9 +18,7 @@ export const makeReplayCache = (tier: KvTier, crypto: Crypto.Service, lock: Keye
   return {
     remember: (scope, id, ttl) =>
       Effect.gen(function*() {
-        yield* checkName("scope", scope, method)
-        const millis = yield* boundedMillis("ttl", ttl, method)
-        const key = yield* replayKey(crypto, scope, id)
+        const [key, millis] = yield* replayEntry(crypto, scope, id, ttl, method)
         return yield* lock.withLock(key)(Effect.gen(function*() {
           // `get` treats an entry past its expiry (by the Clock) as absent.
           if (Option.isSome(yield* tier.get(method, key))) return "Replayed" satisfies Sighting

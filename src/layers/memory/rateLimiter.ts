@@ -1,11 +1,11 @@
 import { Clock, Effect, Schema } from "effect"
 import { LruMap } from "../../internal/lruMap.ts"
 import { checkName, rateLimitKey } from "../../internal/primitiveInput.ts"
-import { checkAt, consumeAt, refundAt, resolvePolicy } from "../../internal/rateLimit.ts"
+import { checkAt, consumeAt, type Gcra, makeBuckets, refundAt } from "../../internal/rateLimit.ts"
 import { traced } from "../../internal/traced.ts"
 import type { ResolvedRateLimiterOptions } from "../../schema/options.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import type { RateLimiter } from "../../services/RateLimiter.ts"
+import type { RateLimiter, RateLimitPolicy } from "../../services/RateLimiter.ts"
 
 /** The whole state of a memory `RateLimiter`: (storage key, instant the bucket is full again), least recently used first. */
 export const RateLimiterState = Schema.Array(Schema.Tuple(Schema.String, Schema.Number))
@@ -15,13 +15,14 @@ export type RateLimiterStateJson = typeof RateLimiterState.Encoded
 /**
  * The memory `RateLimiter`: one number per bucket in an `LruMap`. Each
  * decision reads, decides and writes inside one synchronous step (after the
- * key is hashed), so concurrent fibers cannot both take the last token. At
- * `maxKeys` the least recently used bucket is forgotten (see
- * `RateLimiterOptions`).
+ * key is hashed), so concurrent fibers cannot both take the last token. Any
+ * call on a bucket makes it the most recently used; at `maxKeys` the least
+ * recently used is forgotten (see `RateLimiterOptions`).
  */
 export const makeRateLimiter = (options: ResolvedRateLimiterOptions) =>
   Effect.gen(function*() {
     const crypto = yield* Crypto
+    const bucketOf = makeBuckets(crypto)
     const buckets = new LruMap<string, number>()
     /** Grows on every change of the state (recency moves excepted). */
     let changes = 0
@@ -42,48 +43,43 @@ export const makeRateLimiter = (options: ResolvedRateLimiterOptions) =>
       while (buckets.size > options.maxKeys) buckets.evictOldest()
     }
 
+    /** Run `decide` on a bucket at the Clock's now, in one synchronous step. */
+    const withBucket = <A>(method: string, decide: (g: Gcra, key: string, now: number) => A) =>
+    (policy: RateLimitPolicy, key: string) =>
+      Effect.flatMap(bucketOf(policy, key, method), ([g, storageKey]) =>
+        Effect.map(Clock.currentTimeMillis, (now) => decide(g, storageKey, now))).pipe(traced(method))
+
     const service: RateLimiter.Service = {
-      consume: (policy, key) =>
-        Effect.gen(function*() {
-          const g = yield* resolvePolicy(policy, "RateLimiter.consume")
-          const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
-          const now = yield* Clock.currentTimeMillis
-          // From here to the return nothing yields: the check and the write are one step.
-          const { decision, next } = consumeAt(g, live(storageKey, now), now)
-          if (next !== undefined) store(storageKey, next)
-          else buckets.promote(storageKey)
-          return decision
-        }).pipe(traced("RateLimiter.consume")),
+      consume: withBucket("RateLimiter.consume", (g, key, now) => {
+        const { decision, next } = consumeAt(g, live(key, now), now)
+        if (next !== undefined) store(key, next)
+        else buckets.promote(key)
+        return decision
+      }),
 
-      check: (policy, key) =>
-        Effect.gen(function*() {
-          const g = yield* resolvePolicy(policy, "RateLimiter.check")
-          const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
-          const now = yield* Clock.currentTimeMillis
-          const decision = checkAt(g, live(storageKey, now), now)
-          buckets.promote(storageKey)
-          return decision
-        }).pipe(traced("RateLimiter.check")),
+      check: withBucket("RateLimiter.check", (g, key, now) => {
+        const decision = checkAt(g, live(key, now), now)
+        buckets.promote(key)
+        return decision
+      }),
 
-      refund: (policy, key) =>
-        Effect.gen(function*() {
-          const g = yield* resolvePolicy(policy, "RateLimiter.refund")
-          const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
-          const now = yield* Clock.currentTimeMillis
-          const tat = live(storageKey, now)
-          if (tat === undefined) return
-          const back = refundAt(g, tat, now)
-          changes++
-          if (back === undefined) buckets.delete(storageKey)
-          else buckets.replace(storageKey, back)
-        }).pipe(traced("RateLimiter.refund")),
+      refund: withBucket("RateLimiter.refund", (g, key, now) => {
+        const tat = live(key, now)
+        if (tat === undefined) return
+        const back = refundAt(g, tat, now)
+        changes++
+        if (back === undefined) buckets.delete(key)
+        else buckets.replace(key, back)
+      }),
 
       reset: (policy, key) =>
-        Effect.gen(function*() {
-          yield* checkName("bucket", policy.bucket, "RateLimiter.reset")
-          const storageKey = yield* rateLimitKey(crypto, policy.bucket, key)
-          if (buckets.delete(storageKey)) changes++
-        }).pipe(traced("RateLimiter.reset"))
+        checkName("bucket", policy.bucket, "RateLimiter.reset").pipe(
+          Effect.zipRight(rateLimitKey(crypto, policy.bucket, key)),
+          Effect.map((storageKey) => {
+            if (buckets.delete(storageKey)) changes++
+          }),
+          traced("RateLimiter.reset")
+        )
     }
 
     /** Remove every full bucket; the number removed. */

@@ -1,6 +1,6 @@
 import { Clock, Effect, Schema } from "effect"
 import { ExpiryHeap } from "../../internal/expiryHeap.ts"
-import { boundedMillis, checkName, replayKey } from "../../internal/primitiveInput.ts"
+import { replayEntry } from "../../internal/primitiveInput.ts"
 import { traced } from "../../internal/traced.ts"
 import type { ResolvedReplayCacheOptions } from "../../schema/options.ts"
 import { Crypto } from "../../services/Crypto.ts"
@@ -55,23 +55,20 @@ export const makeReplayCache = (options: ResolvedReplayCacheOptions) =>
 
     const service: ReplayCache.Service = {
       remember: (scope, id, ttl) =>
-        Effect.gen(function*() {
-          yield* checkName("scope", scope, METHOD)
-          const millis = yield* boundedMillis("ttl", ttl, METHOD)
-          const key = yield* replayKey(crypto, scope, id)
-          const now = yield* Clock.currentTimeMillis
-          // From here to the return nothing yields: the check and the write are one step.
-          const held = ids.get(key)
-          if (held !== undefined && now < held) return "Replayed" satisfies Sighting
-          if (held === undefined && ids.size >= options.maxIds) {
-            dropExpired(now)
-            if (ids.size >= options.maxIds) return yield* Effect.fail(full)
-          }
-          changes++
-          ids.set(key, now + millis)
-          heap.push(now + millis, key)
-          return "First" satisfies Sighting
-        }).pipe(traced("ReplayCache.remember"))
+        Effect.flatMap(replayEntry(crypto, scope, id, ttl, METHOD), ([key, millis]) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            // From here to the return nothing yields: the check and the write are one step.
+            const held = ids.get(key)
+            if (held !== undefined && now < held) return Effect.succeed<Sighting>("Replayed")
+            if (held === undefined && ids.size >= options.maxIds) {
+              dropExpired(now)
+              if (ids.size >= options.maxIds) return Effect.fail(full)
+            }
+            changes++
+            ids.set(key, now + millis)
+            heap.push(now + millis, key)
+            return Effect.succeed<Sighting>("First")
+          })).pipe(traced("ReplayCache.remember"))
     }
 
     const sweep = Effect.map(Clock.currentTimeMillis, dropExpired)

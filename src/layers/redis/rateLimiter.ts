@@ -1,6 +1,6 @@
 import { Clock, Effect, Either } from "effect"
 import { checkName, rateLimitKey } from "../../internal/primitiveInput.ts"
-import { checkAt, consumeAt, resolvePolicy } from "../../internal/rateLimit.ts"
+import { checkAt, consumeAt, makeBuckets } from "../../internal/rateLimit.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { RateLimiter } from "../../services/RateLimiter.ts"
 import { type RedisClient, traced } from "./client.ts"
@@ -19,13 +19,13 @@ import * as Lua from "./lua.ts"
 export const makeRateLimiter = (client: RedisClient) =>
   Effect.gen(function*() {
     const crypto = yield* Crypto
+    const bucketOf = makeBuckets(crypto)
 
     const service: RateLimiter.Service = {
       consume: (policy, key) =>
         Effect.gen(function*() {
           const method = "RateLimiter.consume"
-          const g = yield* resolvePolicy(policy, method)
-          const m = yield* rateLimitKey(crypto, g.bucket, key)
+          const [g, m] = yield* bucketOf(policy, key, method)
           const now = yield* Clock.currentTimeMillis
           const reply = yield* Either.flatMap(
             array(yield* client.run(method, Lua.consumeToken, [m, now, g.interval, g.capacity]), method),
@@ -44,8 +44,7 @@ export const makeRateLimiter = (client: RedisClient) =>
       check: (policy, key) =>
         Effect.gen(function*() {
           const method = "RateLimiter.check"
-          const g = yield* resolvePolicy(policy, method)
-          const m = yield* rateLimitKey(crypto, g.bucket, key)
+          const [g, m] = yield* bucketOf(policy, key, method)
           const now = yield* Clock.currentTimeMillis
           const stored = yield* client.call(method, (redis) => redis.get(client.prefix + m))
           if (stored === null) return checkAt(g, undefined, now)
@@ -57,8 +56,7 @@ export const makeRateLimiter = (client: RedisClient) =>
       refund: (policy, key) =>
         Effect.gen(function*() {
           const method = "RateLimiter.refund"
-          const g = yield* resolvePolicy(policy, method)
-          const m = yield* rateLimitKey(crypto, g.bucket, key)
+          const [g, m] = yield* bucketOf(policy, key, method)
           const now = yield* Clock.currentTimeMillis
           yield* client.run(method, Lua.refundToken, [m, now, g.interval])
         }).pipe(traced("RateLimiter.refund")),

@@ -1,5 +1,5 @@
 import { Clock, Effect } from "effect"
-import { boundedMillis, checkName, replayKey } from "../../internal/primitiveInput.ts"
+import { replayEntry } from "../../internal/primitiveInput.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
 import { type RedisClient, traced } from "./client.ts"
@@ -20,9 +20,7 @@ export const makeReplayCache = (client: RedisClient) =>
     const service: ReplayCache.Service = {
       remember: (scope, id, ttl) =>
         Effect.gen(function*() {
-          yield* checkName("scope", scope, method)
-          const millis = yield* boundedMillis("ttl", ttl, method)
-          const m = yield* replayKey(crypto, scope, id)
+          const [m, millis] = yield* replayEntry(crypto, scope, id, ttl, method)
           const now = yield* Clock.currentTimeMillis
           const first = int(yield* client.run(method, Lua.rememberId, [m, now, now + millis]))
           if (first !== 0 && first !== 1) return yield* Effect.fail(corrupt(method))

@@ -1,6 +1,6 @@
 import { Clock, Effect } from "effect"
 import { checkName, rateLimitKey } from "../../internal/primitiveInput.ts"
-import { checkAt, consumeAt, type Gcra, resolvePolicy } from "../../internal/rateLimit.ts"
+import { checkAt, consumeAt, type Gcra, makeBuckets } from "../../internal/rateLimit.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { RateLimitDecision, RateLimiter } from "../../services/RateLimiter.ts"
 import type { StoreError } from "../../services/StoreError.ts"
@@ -25,6 +25,7 @@ interface StateRow {
 export const makeRateLimiter = (db: Db, t: Tables) =>
   Effect.gen(function*() {
     const crypto = yield* Crypto
+    const bucketOf = makeBuckets(crypto)
 
     const readState = (method: string, key: string, now: number): Effect.Effect<number | undefined, StoreError> =>
       Effect.map(
@@ -60,8 +61,7 @@ export const makeRateLimiter = (db: Db, t: Tables) =>
       consume: (policy, key) =>
         Effect.gen(function*() {
           const method = "RateLimiter.consume"
-          const g = yield* resolvePolicy(policy, method)
-          const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
+          const [g, storageKey] = yield* bucketOf(policy, key, method)
           const now = yield* Clock.currentTimeMillis
           const rows = yield* db.all<StateRow>(method, upsert, [
             storageKey,
@@ -81,8 +81,7 @@ export const makeRateLimiter = (db: Db, t: Tables) =>
       check: (policy, key) =>
         Effect.gen(function*() {
           const method = "RateLimiter.check"
-          const g = yield* resolvePolicy(policy, method)
-          const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
+          const [g, storageKey] = yield* bucketOf(policy, key, method)
           const now = yield* Clock.currentTimeMillis
           return checkAt(g, yield* readState(method, storageKey, now), now)
         }).pipe(traced("RateLimiter.check")),
@@ -90,8 +89,7 @@ export const makeRateLimiter = (db: Db, t: Tables) =>
       refund: (policy, key) =>
         Effect.gen(function*() {
           const method = "RateLimiter.refund"
-          const g = yield* resolvePolicy(policy, method)
-          const storageKey = yield* rateLimitKey(crypto, g.bucket, key)
+          const [g, storageKey] = yield* bucketOf(policy, key, method)
           const now = yield* Clock.currentTimeMillis
           // A state left at or before now is a full bucket: the sweep removes the row.
           yield* db.run(

@@ -1,5 +1,5 @@
 import { Clock, Effect } from "effect"
-import { boundedMillis, checkName, replayKey } from "../../internal/primitiveInput.ts"
+import { replayEntry } from "../../internal/primitiveInput.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
 import { type Db, traced } from "./db.ts"
@@ -22,9 +22,7 @@ export const makeReplayCache = (db: Db, t: Tables) =>
     const service: ReplayCache.Service = {
       remember: (scope, id, ttl) =>
         Effect.gen(function*() {
-          yield* checkName("scope", scope, method)
-          const millis = yield* boundedMillis("ttl", ttl, method)
-          const key = yield* replayKey(crypto, scope, id)
+          const [key, millis] = yield* replayEntry(crypto, scope, id, ttl, method)
           const now = yield* Clock.currentTimeMillis
           const written = yield* db.all(method, statement, [key, now + millis, now])
           return (written.length > 0 ? "First" : "Replayed") satisfies Sighting
