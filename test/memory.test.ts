@@ -119,19 +119,47 @@ describe("memory backend: bounds of the replay cache and the rate limiter", () =
       expect(yield* cache.remember("dpop", "new", "10 minutes")).toBe("Replayed")
     })))
 
-  it.effect("past maxKeys the least recently used bucket is forgotten (a full bucket again), nginx-style", () =>
+  it.effect("past maxKeys an unused bucket is forgotten (a full bucket again); a used one gets a second chance", () =>
     withMemory({ rateLimiter: { maxKeys: 2 } })(Effect.gen(function*() {
       const limiter = yield* RateLimiter
       const once: RateLimitPolicy = { bucket: "register", limit: 1, window: "1 hour" }
       expect((yield* limiter.consume(once, "a")).allowed).toBe(true)
       expect((yield* limiter.consume(once, "b")).allowed).toBe(true)
-      // A refused attempt counts as use: `a` becomes the most recent, so `b` goes first.
+      // A refused attempt counts as use: `a` is kept, `b` (unused since) goes.
       expect((yield* limiter.consume(once, "a")).allowed).toBe(false)
       expect((yield* limiter.consume(once, "c")).allowed).toBe(true)
       expect((yield* limiter.consume(once, "a")).allowed).toBe(false)
       expect((yield* limiter.consume(once, "b")).allowed).toBe(true) // forgotten: full again
       const rows = (yield* (yield* RawStorage).dump).filter((row) => row.startsWith("ratelimit:"))
       expect(rows).toHaveLength(2)
+    })))
+
+  it.effect("a bucket hammered by one key outlives a flood of new keys", () =>
+    withMemory({ rateLimiter: { maxKeys: 100 } })(Effect.gen(function*() {
+      const limiter = yield* RateLimiter
+      const once: RateLimitPolicy = { bucket: "signin-user", limit: 1, window: "1 hour" }
+      yield* limiter.consume(once, "alice")
+      for (let i = 0; i < 1_000; i++) {
+        yield* limiter.consume(once, `flood-${i}`)
+        expect((yield* limiter.consume(once, "alice")).allowed).toBe(false)
+      }
+      // The flood's own early keys were forgotten.
+      expect((yield* limiter.consume(once, "flood-0")).allowed).toBe(true)
+    })))
+
+  it.effect("at the bound, a bucket that is full again goes before any other", () =>
+    withMemory({ rateLimiter: { maxKeys: 2 } })(Effect.gen(function*() {
+      const limiter = yield* RateLimiter
+      const once: RateLimitPolicy = { bucket: "register", limit: 1, window: "1 hour" }
+      const quick: RateLimitPolicy = { bucket: "authorize", limit: 1, window: "1 minute" }
+      yield* limiter.consume(once, "a")
+      yield* limiter.consume(quick, "b")
+      yield* limiter.consume(once, "a") // refused: used
+      yield* limiter.check(quick, "b") // used too
+      yield* TestClock.adjust("1 minute") // `b` is full again: it goes, used or not
+      yield* limiter.consume(once, "c")
+      expect((yield* limiter.consume(once, "a")).allowed).toBe(false)
+      expect((yield* limiter.consume(once, "c")).allowed).toBe(false)
     })))
 
   it("both default to 100,000 (the bounds above apply to the layer's options)", () => {
