@@ -8,9 +8,9 @@
  * hash of `ratelimit\0{bucket}\0{key}` (or `replay\0{scope}\0{id}`), the same
  * token-bucket arithmetic (GCRA, `src/internal/rateLimit.ts`) with
  * `Date.now()`, and the same storage step:
- * - memory: a `Map` (recency by delete + set, as the store's LRU does);
+ * - memory: a `Map` of buckets updated in place (as the store's are);
  * - SQLite: plain better-sqlite3 prepared statements of the store's own SQL
- *   (the upsert; for a refusal, the `BEGIN IMMEDIATE` read that follows it)
+ *   (the upsert; for a refusal, the read that follows it)
  *   on a second file with the store's schema;
  * - Redis: raw ioredis `EVALSHA` of the store's own Lua scripts
  *   (`consumeToken`, `rememberId`), with the layer's connection settings.
@@ -97,16 +97,19 @@ const memoryRows = async (): Promise<string> => {
   try {
     const limiter = await runtime.runPromise(RateLimiter)
     const cache = await runtime.runPromise(ReplayCache)
-    const buckets = new Map<string, number>()
+    const buckets = new Map<string, { tat: number }>()
     const ids = new Map<string, number>()
+    /** The same decision, the state updated in place (as the store does: no delete-and-set per call). */
     const rawConsume = (g: Policy, bucket: string, key: string): RateLimitDecision => {
       const k = rawRateKey(bucket, key)
       const now = Date.now()
-      const tat = buckets.get(k)
-      const base = tat !== undefined && tat > now ? tat : now
+      const state = buckets.get(k)
+      const base = state !== undefined && state.tat > now ? state.tat : now
       const allowed = base + g.interval - now <= g.capacity
-      buckets.delete(k)
-      buckets.set(k, allowed ? base + g.interval : base)
+      if (allowed) {
+        if (state === undefined) buckets.set(k, { tat: base + g.interval })
+        else state.tat = base + g.interval
+      }
       return rawDecision(g, base, now, allowed)
     }
     const rawRemember = (id: string) => {
@@ -167,30 +170,19 @@ const sqliteRows = async (): Promise<string> => {
     const read = db.prepare<[string, number], { expires_at: number }>(
       "SELECT expires_at FROM mcp_rate_limits WHERE key = ? AND expires_at > ?"
     )
-    const write = db.prepare(
-      "INSERT INTO mcp_rate_limits (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at"
-    )
     const remember = db.prepare<[string, number, number], { expires_at: number }>(
       `INSERT INTO mcp_replay_ids (key, expires_at) VALUES (?, ?)
         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?
         RETURNING expires_at`
     )
-    const begin = db.prepare("BEGIN IMMEDIATE")
-    const commit = db.prepare("COMMIT")
-    /** The store's consume, statement for statement: the upsert; when it takes nothing, the transaction. */
+    /** The store's consume, statement for statement: the upsert; when it takes nothing, the read for the retry-after. */
     const rawConsume = (g: Policy, bucket: string, key: string): RateLimitDecision => {
       const k = rawRateKey(bucket, key)
       const now = Date.now()
       const taken = upsert.get(k, now + g.interval, now, g.interval, now, g.interval, now + g.capacity)
       if (taken !== undefined) return rawDecision(g, taken.expires_at - g.interval, now, true)
-      begin.run()
-      const later = Date.now()
-      const row = read.get(k, later)
-      const base = Math.max(row?.expires_at ?? later, later)
-      const allowed = base + g.interval - later <= g.capacity
-      if (allowed) write.run(k, base + g.interval)
-      commit.run()
-      return rawDecision(g, base, later, allowed)
+      const base = Math.max(read.get(k, now)?.expires_at ?? now, now)
+      return rawDecision(g, base, now, false)
     }
     const cases: Array<Case> = [
       {
@@ -199,7 +191,7 @@ const sqliteRows = async (): Promise<string> => {
         baseline: (i) => rawConsume(OPEN, open.bucket, address(i))
       },
       {
-        name: "sqlite RateLimiter.consume, refused (upsert + BEGIN IMMEDIATE read)",
+        name: "sqlite RateLimiter.consume, refused (upsert + read)",
         ours: () => runtime.runPromise(limiter.consume(shut, "alice")),
         baseline: () => rawConsume(SHUT, shut.bucket, "alice")
       },

@@ -13,6 +13,9 @@ import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
 import { SqliteStore } from "../src/exports/sqlite.ts"
 import { SWEEP_BATCH } from "../src/layers/sqlite/sweep.ts"
+import { type Db, makeDb } from "../src/layers/sqlite/db.ts"
+import { makeRateLimiter } from "../src/layers/sqlite/rateLimiter.ts"
+import { tablesFor } from "../src/layers/sqlite/tables.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
@@ -391,6 +394,36 @@ describe("sqlite backend", () => {
       )
       yield* using(stores)(Effect.flatMap(TokenStore, (s) => s.saveGrant(F.grant("g1"))))
       expect(existsSync(filename)).toBe(true)
+    }))
+
+  it.effect("consume: when the state keeps changing between the upsert and its read, one transaction decides", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      const once: RateLimitPolicy = { bucket: "signin-user", limit: 1, window: "1 hour" }
+      yield* using(storesOn(filename, key))(Effect.flatMap(RateLimiter, (limiter) => limiter.consume(once, "alice")))
+      // A Db whose first three reads of a bucket see it full, as if another process refunded it each time
+      // just after our upsert found it empty (and took the token back before our next upsert).
+      let reads = 0
+      const flaky = (db: Db): Db => ({
+        ...db,
+        all: (method, text, params) => {
+          if (!text.startsWith("SELECT expires_at FROM mcp_rate_limits")) return db.all(method, text, params)
+          reads++
+          return reads <= 3 ? Effect.succeed([]) : db.all(method, text, params)
+        }
+      })
+      const decision = yield* Effect.gen(function*() {
+        const sql = yield* SqliteClient.SqliteClient
+        const t = yield* tablesFor("mcp_")
+        const limiter = yield* makeRateLimiter(flaky(makeDb(sql)), t)
+        return yield* limiter.consume(once, "alice")
+      }).pipe(
+        Effect.provide(Layer.merge(SqliteClient.layer({ filename }), Layer.orDie(NodeCrypto.layer({ activeKey: key })))),
+        Effect.scoped
+      )
+      expect(reads).toBe(4) // three optimistic rounds, then the read inside the transaction
+      expect(decision).toEqual({ allowed: false, limit: 1, remaining: 0, retryAfterMs: 3_600_000, resetAfterMs: 3_600_000 })
     }))
 
   it.effect("layerClient runs the stores on an existing SqlClient", () =>

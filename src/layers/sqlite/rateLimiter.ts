@@ -11,14 +11,20 @@ interface StateRow {
   readonly expires_at: number
 }
 
+/** Upsert-then-read rounds before `consume` decides in a transaction instead. */
+const ATTEMPTS = 3
+
 /**
  * The SQLite `RateLimiter`: one row per bucket holding the instant it is full
  * again (`expires_at`). Atomic across processes sharing the file:
  * - `consume` is one upsert that takes a token only when the bucket has one
- *   (`ON CONFLICT ... DO UPDATE ... WHERE`, `RETURNING` the new state); when it
- *   returns nothing the bucket was empty, and the decision is made again in a
- *   `BEGIN IMMEDIATE` transaction (read, decide, write), which also yields the
- *   retry-after of a refusal;
+ *   (`ON CONFLICT ... DO UPDATE ... WHERE`, `RETURNING` the new state). When it
+ *   returns nothing the bucket was empty at that instant: a read of the state
+ *   then gives the refusal its retry-after. If that read finds a token after
+ *   all (a refund or reset from another process came in between), the upsert
+ *   is tried again; after `ATTEMPTS` such rounds the decision is made in one
+ *   `BEGIN IMMEDIATE` transaction (read, decide, write). So a refusal costs two
+ *   plain statements and never holds the write lock for a read;
  * - `refund` is one conditional `UPDATE`, `reset` one `DELETE`.
  * A row at or past its `expires_at` is a full bucket; the sweep removes it.
  */
@@ -62,19 +68,23 @@ export const makeRateLimiter = (db: Db, t: Tables) =>
         Effect.gen(function*() {
           const method = "RateLimiter.consume"
           const [g, storageKey] = yield* bucketOf(policy, key, method)
-          const now = yield* Clock.currentTimeMillis
-          const rows = yield* db.all<StateRow>(method, upsert, [
-            storageKey,
-            now + g.interval,
-            now,
-            g.interval,
-            now,
-            g.interval,
-            now + g.capacity
-          ])
-          const next = rows[0]?.expires_at
-          // Taken: the state before was `next - interval` (or now, for a full bucket).
-          if (next !== undefined) return consumeAt(g, next - g.interval, now).decision
+          for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+            const now = yield* Clock.currentTimeMillis
+            const rows = yield* db.all<StateRow>(method, upsert, [
+              storageKey,
+              now + g.interval,
+              now,
+              g.interval,
+              now,
+              g.interval,
+              now + g.capacity
+            ])
+            const next = rows[0]?.expires_at
+            // Taken: the state before was `next - interval` (or now, for a full bucket).
+            if (next !== undefined) return consumeAt(g, next - g.interval, now).decision
+            const refused = checkAt(g, yield* readState(method, storageKey, now), now)
+            if (!refused.allowed) return refused
+          }
           return yield* consumeInTransaction(method, g, storageKey)
         }).pipe(traced("RateLimiter.consume")),
 
