@@ -55,7 +55,7 @@ const open: RateLimitPolicy = { bucket: "authorize", limit: 1_000, window: "1 mi
 const shut: RateLimitPolicy = { bucket: "signin-user", limit: 1, window: "1 hour" }
 const REPLAY_TTL = 5 * 60_000
 
-/** The policy in whole milliseconds, as `resolvePolicy` works it out. */
+/** The policy in whole milliseconds, as `policyOrError` works it out. */
 const gcra = (limit: number, windowMs: number) => {
   const interval = Math.ceil(windowMs / limit)
   return { limit, interval, capacity: interval * limit }

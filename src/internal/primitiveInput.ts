@@ -34,13 +34,6 @@ export const millisOrError = (what: string, input: Duration.DurationInput, metho
     : invalid(method, `${what} must be a duration more than 0 and at most 365 days`)
 }
 
-/** `millisOrError` as an Effect. */
-export const boundedMillis = (what: string, input: Duration.DurationInput, method: string): Effect.Effect<number, StoreError> =>
-  Effect.suspend(() => {
-    const millis = millisOrError(what, input, method)
-    return typeof millis === "number" ? Effect.succeed(millis) : Effect.fail(millis)
-  })
-
 /**
  * The storage key of a `RateLimiter` bucket: the key's lookup hash, computed
  * over the bucket's name too, so one key hashes differently in every bucket

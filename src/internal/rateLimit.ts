@@ -41,13 +41,6 @@ export const policyOrError = (policy: RateLimitPolicy, method: string): Gcra | S
   return { bucket: policy.bucket, limit: policy.limit, interval, capacity: interval * policy.limit }
 }
 
-/** `policyOrError` as an Effect. */
-export const resolvePolicy = (policy: RateLimitPolicy, method: string): Effect.Effect<Gcra, StoreError> =>
-  Effect.suspend(() => {
-    const g = policyOrError(policy, method)
-    return g instanceof StoreError ? Effect.fail(g) : Effect.succeed(g)
-  })
-
 /**
  * A bucket to act on: its policy worked out and its storage key hashed.
  * Policies are usually constants, so each layer keeps the `Gcra` of every

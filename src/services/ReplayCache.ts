@@ -2,7 +2,7 @@ import { Context, type Duration, type Effect } from "effect"
 import type { StoreError } from "./StoreError.ts"
 
 /** Whether `ReplayCache.remember` saw an id for the first time within its lifetime. */
-export type Sighting = "First" | "Replayed"
+export type ReplaySighting = "First" | "Replayed"
 
 /**
  * "Remember this id until T; was it seen already?", for single-use ids such
@@ -34,6 +34,6 @@ export declare namespace ReplayCache {
      * `ttl` (more than 0, at most 365 days; whole milliseconds, rounded up) if
      * it is not remembered already. `Invalid` for a scope or ttl out of range.
      */
-    readonly remember: (scope: string, id: string, ttl: Duration.DurationInput) => Effect.Effect<Sighting, StoreError>
+    readonly remember: (scope: string, id: string, ttl: Duration.DurationInput) => Effect.Effect<ReplaySighting, StoreError>
   }
 }

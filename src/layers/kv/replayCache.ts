@@ -3,7 +3,7 @@ import type { KeyedLock } from "../../internal/keyedLock.ts"
 import { replayEntry } from "../../internal/primitiveInput.ts"
 import { traced } from "../../internal/traced.ts"
 import type { Crypto } from "../../services/Crypto.ts"
-import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
+import type { ReplayCache, ReplaySighting } from "../../services/ReplayCache.ts"
 import type { KvTier } from "./tier.ts"
 
 /**
@@ -21,10 +21,10 @@ export const makeReplayCache = (tier: KvTier, crypto: Crypto.Service, lock: Keye
         const [key, millis] = yield* replayEntry(crypto, scope, id, ttl, method)
         return yield* lock.withLock(key)(Effect.gen(function*() {
           // `get` treats an entry past its expiry (by the Clock) as absent.
-          if (Option.isSome(yield* tier.get(method, key))) return "Replayed" satisfies Sighting
+          if (Option.isSome(yield* tier.get(method, key))) return "Replayed" satisfies ReplaySighting
           const expiresAt = (yield* Clock.currentTimeMillis) + millis
           yield* tier.put(method, key, String(expiresAt), { e: expiresAt })
-          return "First" satisfies Sighting
+          return "First" satisfies ReplaySighting
         }))
       }).pipe(traced("ReplayCache.remember"))
   }

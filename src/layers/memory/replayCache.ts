@@ -4,7 +4,7 @@ import { replayEntry } from "../../internal/primitiveInput.ts"
 import { traced } from "../../internal/traced.ts"
 import type { ResolvedReplayCacheOptions } from "../../schema/options.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
+import type { ReplayCache, ReplaySighting } from "../../services/ReplayCache.ts"
 import { StoreError } from "../../services/StoreError.ts"
 
 /** The whole state of a memory `ReplayCache`: (storage key, expiry) per remembered id. */
@@ -59,7 +59,7 @@ export const makeReplayCache = (options: ResolvedReplayCacheOptions) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             // From here to the return nothing yields: the check and the write are one step.
             const held = ids.get(key)
-            if (held !== undefined && now < held) return Effect.succeed<Sighting>("Replayed")
+            if (held !== undefined && now < held) return Effect.succeed<ReplaySighting>("Replayed")
             if (held === undefined && ids.size >= options.maxIds) {
               dropExpired(now)
               if (ids.size >= options.maxIds) return Effect.fail(full)
@@ -67,7 +67,7 @@ export const makeReplayCache = (options: ResolvedReplayCacheOptions) =>
             changes++
             ids.set(key, now + millis)
             heap.push(now + millis, key)
-            return Effect.succeed<Sighting>("First")
+            return Effect.succeed<ReplaySighting>("First")
           })).pipe(traced("ReplayCache.remember"))
     }
 

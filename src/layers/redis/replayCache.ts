@@ -1,7 +1,7 @@
 import { Clock, Effect } from "effect"
 import { replayEntry } from "../../internal/primitiveInput.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
+import type { ReplayCache, ReplaySighting } from "../../services/ReplayCache.ts"
 import { type RedisClient, traced } from "./client.ts"
 import { corrupt, int } from "./codec.ts"
 import * as Lua from "./lua.ts"
@@ -24,7 +24,7 @@ export const makeReplayCache = (client: RedisClient) =>
           const now = yield* Clock.currentTimeMillis
           const first = int(yield* client.run(method, Lua.rememberId, [m, now, now + millis]))
           if (first !== 0 && first !== 1) return yield* Effect.fail(corrupt(method))
-          return (first === 1 ? "First" : "Replayed") satisfies Sighting
+          return (first === 1 ? "First" : "Replayed") satisfies ReplaySighting
         }).pipe(traced("ReplayCache.remember"))
     }
 

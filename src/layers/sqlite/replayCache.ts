@@ -1,7 +1,7 @@
 import { Clock, Effect } from "effect"
 import { replayEntry } from "../../internal/primitiveInput.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import type { ReplayCache, Sighting } from "../../services/ReplayCache.ts"
+import type { ReplayCache, ReplaySighting } from "../../services/ReplayCache.ts"
 import { type Db, traced } from "./db.ts"
 import type { Tables } from "./tables.ts"
 
@@ -25,7 +25,7 @@ export const makeReplayCache = (db: Db, t: Tables) =>
           const [key, millis] = yield* replayEntry(crypto, scope, id, ttl, method)
           const now = yield* Clock.currentTimeMillis
           const written = yield* db.all(method, statement, [key, now + millis, now])
-          return (written.length > 0 ? "First" : "Replayed") satisfies Sighting
+          return (written.length > 0 ? "First" : "Replayed") satisfies ReplaySighting
         }).pipe(traced("ReplayCache.remember"))
     }
 
