@@ -17,7 +17,7 @@ export { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 export { ClientStore, type NewClient } from "../services/ClientStore.ts"
 export { SigningKeyStore } from "../services/SigningKeyStore.ts"
 export { type RateLimitDecision, RateLimiter, type RateLimitPolicy } from "../services/RateLimiter.ts"
-export { ReplayCache, type Sighting } from "../services/ReplayCache.ts"
+export { ReplayCache, type ReplaySighting } from "../services/ReplayCache.ts"
 export { Crypto } from "../services/Crypto.ts"
 export {
   Jwks,
