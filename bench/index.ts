@@ -10,6 +10,7 @@ import "./memory.ts"
 import "./file.ts"
 import "./redis.ts"
 import "./sqlite.ts"
+import "./primitives.ts"
 import "./oauth.ts"
 import "./load.ts"
 

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Effect, Exit, Layer, Logger, Option, Redacted, TestClock } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Logger, Option, Redacted, Schema, TestClock } from "effect"
 import { build } from "esbuild"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -9,11 +9,14 @@ import { dirname, join } from "node:path"
 import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import { FileStore } from "../src/exports/file.ts"
 import { pathConfig } from "../src/layers/file/config.ts"
-import { decodeFile, FORMAT, FORMAT_VERSION } from "../src/layers/file/format.ts"
+import { decodeFile, encodeFile, FORMAT, FORMAT_VERSION } from "../src/layers/file/format.ts"
 import { lockPathOf } from "../src/layers/file/lock.ts"
+import { MemorySnapshot } from "../src/layers/memory/state.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
+import { type RateLimitPolicy, RateLimiter } from "../src/services/RateLimiter.ts"
+import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
@@ -146,6 +149,55 @@ describe("file backend: persistence", () => {
         const keys = Option.getOrThrow(yield* (yield* SigningKeyStore).get)
         expect(keys.keys.map((k) => Redacted.value(k.privateJwk)["d"])).toEqual([secrets.privateKey])
         expect(yield* (yield* SigningKeyStore).compareAndSet(1, F.keySet(2, "next"))).toBe(true)
+      }))
+    }))
+
+  it.effect("rate-limit buckets and remembered ids survive a restart, each by its own expiry", () =>
+    Effect.gen(function*() {
+      const path = freshPath()
+      const signIn: RateLimitPolicy = { bucket: "signin-user", limit: 2, window: "10 minutes" }
+      yield* opened(path)(Effect.gen(function*() {
+        const limiter = yield* RateLimiter
+        const cache = yield* ReplayCache
+        yield* limiter.consume(signIn, "alice")
+        yield* limiter.consume(signIn, "alice")
+        expect((yield* limiter.consume(signIn, "alice")).allowed).toBe(false)
+        expect(yield* cache.remember("dpop", "jti-long", "1 hour")).toBe("First")
+        expect(yield* cache.remember("dpop", "jti-short", "1 minute")).toBe("First")
+      }))
+      yield* TestClock.adjust("2 minutes")
+      yield* opened(path)(Effect.gen(function*() {
+        const limiter = yield* RateLimiter
+        const cache = yield* ReplayCache
+        // 2 minutes on, alice's bucket is still empty: the next token comes at 5 minutes.
+        expect(yield* limiter.check(signIn, "alice")).toEqual({
+          allowed: false,
+          limit: 2,
+          remaining: 0,
+          retryAfterMs: 3 * 60_000,
+          resetAfterMs: 8 * 60_000
+        })
+        expect(yield* cache.remember("dpop", "jti-long", "1 hour")).toBe("Replayed")
+        expect(yield* cache.remember("dpop", "jti-short", "1 minute")).toBe("First")
+      }))
+    }))
+
+  it.effect("a file written before the rate limiter and replay cache existed opens, with both empty", () =>
+    Effect.gen(function*() {
+      const path = freshPath()
+      yield* opened(path)(writeEverything)
+      // Rewrite the file as an earlier build wrote it: the same snapshot without the two new members.
+      yield* opened(path)(Effect.gen(function*() {
+        const crypto = yield* Crypto
+        const current = Schema.encodeSync(MemorySnapshot)(yield* decodeFile(crypto, path, readFileSync(path)))
+        const { rateLimits: _rateLimits, replayIds: _replayIds, ...older } = current
+        expect(Object.keys(older).sort()).toEqual(["clients", "providerTokens", "sessions", "signingKeys", "tokens"])
+        writeFileSync(path, yield* encodeFile(crypto, older))
+      }).pipe(Effect.provide(cryptoWith(keyA))))
+      yield* opened(path)(Effect.gen(function*() {
+        expect((yield* (yield* TokenStore).consumeCode(secrets.consumedCode))._tag).toBe("Replayed")
+        expect(yield* (yield* ReplayCache).remember("dpop", "jti", "1 minute")).toBe("First")
+        expect((yield* (yield* RateLimiter).consume({ bucket: "register", limit: 1, window: "1 hour" }, "a")).allowed).toBe(true)
       }))
     }))
 

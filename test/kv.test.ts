@@ -7,7 +7,9 @@ import * as KvStore from "../src/layers/kv/index.ts"
 import type { KvBinding } from "../src/layers/kv/namespace.ts"
 import { Keys } from "../src/internal/keys.ts"
 import { Crypto } from "../src/services/Crypto.ts"
+import { RateLimiter } from "../src/services/RateLimiter.ts"
 import { RawStorage } from "../src/services/RawStorage.ts"
+import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
@@ -109,6 +111,20 @@ describe("kv: within one instance, the non-atomic operations are serialized", ()
       expect(yield* store.listByApiKey("key-a")).toHaveLength(5)
     })))
 
+  it.effect("20 concurrent consumes with a limit of 5: exactly 5 allowed", () =>
+    using(kv)(Effect.gen(function*() {
+      const limiter = yield* RateLimiter
+      const results = yield* concurrently(20, () => limiter.consume({ bucket: "register", limit: 5, window: "1 hour" }, "203.0.113.7"))
+      expect(results.filter((d) => d.allowed)).toHaveLength(5)
+    })))
+
+  it.effect("20 concurrent sightings of one id: exactly one first", () =>
+    using(kv)(Effect.gen(function*() {
+      const cache = yield* ReplayCache
+      const results = yield* concurrently(20, () => cache.remember("dpop", "jti-race", "5 minutes"))
+      expect(results.filter((s) => s === "First")).toHaveLength(1)
+    })))
+
   it.effect("10 concurrent compare-and-sets of the next signing key version: exactly one wins", () =>
     using(kv)(Effect.gen(function*() {
       const store = yield* SigningKeyStore
@@ -173,6 +189,23 @@ describe("kv: TTLs", () => {
       // Records that never expire are written without a TTL.
       yield* clients.register({ clientId: "c-1", metadata: F.clientMetadata })
       expect(ttls(Keys.client("c-1"))).toEqual([undefined])
+    }))
+  })
+
+  it.effect("rate-limit buckets and remembered ids: KV TTL from their expiry, never under 60 s", () => {
+    const observed = new ObservedBinding(namespace)
+    const backend = kvOver(() => observed)
+    return using(backend)(Effect.gen(function*() {
+      const limiter = yield* RateLimiter
+      const cache = yield* ReplayCache
+      const ttlsOf = (prefix: string) =>
+        observed.puts.filter((put) => put.key.startsWith(lastPrefix(backend) + prefix)).map((put) => put.expirationTtl)
+      yield* limiter.consume({ bucket: "register", limit: 3, window: "1 minute" }, "a") // full again in 20 s
+      yield* limiter.consume({ bucket: "signin-user", limit: 1, window: "15 minutes" }, "alice")
+      expect(ttlsOf("ratelimit:register:")).toEqual([60])
+      expect(ttlsOf("ratelimit:signin-user:")).toEqual([900])
+      yield* cache.remember("dpop", "jti", "5 minutes")
+      expect(ttlsOf("replay:dpop:")).toEqual([300])
     }))
   })
 

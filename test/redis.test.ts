@@ -24,7 +24,9 @@ import type { SigningKeySet } from "../src/schema/signingKey.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
+import { RateLimiter } from "../src/services/RateLimiter.ts"
 import { RawStorage } from "../src/services/RawStorage.ts"
+import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
@@ -93,6 +95,38 @@ describe("redis: two instances on one Redis", () => {
       )
       expect(tags(results)).toEqual({ Consumed: 1, Replayed: 99 })
       expect(yield* tokensB.consumeCode("code-shared")).toEqual({ _tag: "Replayed", grantId: "g1" })
+    }))
+
+  it.scoped("100 concurrent consumes with a limit of 10 split across both: exactly 10 pass; refunds and checks agree", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* twoInstances()
+      const limiters = [Context.get(a, RateLimiter), Context.get(b, RateLimiter)] as const
+      const policy = { bucket: "signin-address", limit: 10, window: "1 hour" } as const
+      const results = yield* Effect.all(
+        Array.from({ length: 100 }, (_, i) => limiters[i % 2 === 0 ? 0 : 1].consume(policy, "203.0.113.7")),
+        { concurrency: "unbounded" }
+      )
+      const passed = results.filter((d) => d.allowed)
+      expect(passed).toHaveLength(10)
+      expect(passed.map((d) => d.remaining).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      // Both instances read the one bucket: what A refunds, B can take.
+      expect((yield* limiters[1].check(policy, "203.0.113.7")).allowed).toBe(false)
+      yield* limiters[0].refund(policy, "203.0.113.7")
+      expect(yield* limiters[1].consume(policy, "203.0.113.7")).toMatchObject({ allowed: true, remaining: 0 })
+      expect((yield* limiters[0].consume(policy, "203.0.113.7")).allowed).toBe(false)
+    }))
+
+  it.scoped("100 concurrent sightings of one id split across both: exactly one is first", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* twoInstances()
+      const caches = [Context.get(a, ReplayCache), Context.get(b, ReplayCache)] as const
+      const results = yield* Effect.all(
+        Array.from({ length: 100 }, (_, i) => caches[i % 2 === 0 ? 0 : 1].remember("dpop", "jti-shared", "5 minutes")),
+        { concurrency: "unbounded" }
+      )
+      expect(results.filter((s) => s === "First")).toHaveLength(1)
+      expect(yield* caches[0].remember("dpop", "jti-shared", "5 minutes")).toBe("Replayed")
+      expect(yield* caches[1].remember("dpop", "jti-shared", "5 minutes")).toBe("Replayed")
     }))
 
   it.scoped("a session created through one is read, touched and evicted correctly through the other", () =>
@@ -285,6 +319,9 @@ describe.skipIf(!hasRedisServer)("redis: outage", () => {
       getProviderIds: providers.getProviderIds("g1"),
       getClient: Context.get(context, ClientStore).get("c1"),
       getSigningKeys: Context.get(context, SigningKeyStore).get,
+      consumeRateLimit: Context.get(context, RateLimiter).consume({ bucket: "register", limit: 5, window: "1 minute" }, "a"),
+      checkRateLimit: Context.get(context, RateLimiter).check({ bucket: "register", limit: 5, window: "1 minute" }, "a"),
+      rememberId: Context.get(context, ReplayCache).remember("dpop", "jti", "1 minute"),
       dump: Context.get(context, RawStorage).dump
     }
   }

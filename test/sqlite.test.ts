@@ -13,10 +13,15 @@ import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
 import { SqliteStore } from "../src/exports/sqlite.ts"
 import { SWEEP_BATCH } from "../src/layers/sqlite/sweep.ts"
+import { type Db, makeDb } from "../src/layers/sqlite/db.ts"
+import { makeRateLimiter } from "../src/layers/sqlite/rateLimiter.ts"
+import { tablesFor } from "../src/layers/sqlite/tables.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
+import { type RateLimitPolicy, RateLimiter } from "../src/services/RateLimiter.ts"
 import { RawStorage } from "../src/services/RawStorage.ts"
+import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
@@ -72,6 +77,9 @@ const storeErrorOf = <A, E>(exit: Exit.Exit<A, E>): StoreError | undefined => {
   const failure = Cause.failureOption(exit.cause)
   return Option.isSome(failure) && failure.value instanceof StoreError ? failure.value : undefined
 }
+
+/** The policy the primitives' race fixture uses. */
+const raceLimit: RateLimitPolicy = { bucket: "race", limit: 10, window: "1 hour" }
 
 describe("sqlite backend", () => {
   it.effect("survives a restart: everything present and decryptable, expired rows gone after the first sweep", () =>
@@ -175,6 +183,57 @@ describe("sqlite backend", () => {
         expect((yield* (yield* SessionStore).listByApiKey("race-api-key")).length).toBe(5)
       }))
     }), 60_000)
+
+  it.live("two OS processes on one file: exactly 10 of 100 concurrent consumes pass, exactly 1 of 100 sightings is first", () =>
+    Effect.gen(function*() {
+      const rounds = 20
+      const callers = 50 // per process: 100 per round in all
+      const filename = freshFile()
+      const key = yield* generateKey
+      // Create the file and its schema first, so the racers only race on the primitives.
+      yield* using(storesOn(filename, key))(Effect.flatMap(RateLimiter, (limiter) => limiter.check(raceLimit, "warm-up")))
+      type Outcome = { readonly [K in "allowed" | "first" | "firstOfDistinct"]?: ReadonlyArray<number> } & {
+        readonly error?: string
+      }
+      const outcomes = yield* Effect.promise(() =>
+        // The `go` line is when round 0 starts (wall clock): both racers start every round together.
+        runRacers<Outcome>("sqlite-primitives-race.ts", [filename, String(rounds), String(callers)], key, 2, String(Date.now() + 300))
+      )
+      for (const outcome of outcomes) expect(outcome.error).toBeUndefined()
+      const perRound = (pick: (o: Outcome) => ReadonlyArray<number> | undefined) =>
+        Array.from({ length: rounds }, (_, round) => outcomes.reduce((n, o) => n + (pick(o)?.[round] ?? 0), 0))
+      expect(perRound((o) => o.allowed)).toEqual(Array.from({ length: rounds }, () => 10))
+      expect(perRound((o) => o.first)).toEqual(Array.from({ length: rounds }, () => 1))
+      // 50 ids each sighted once by each racer at about the same moment: each is first exactly once.
+      expect(perRound((o) => o.firstOfDistinct)).toEqual(Array.from({ length: rounds }, () => callers))
+      // Both processes really took part (each won some tokens over the rounds).
+      for (const outcome of outcomes) expect((outcome.allowed ?? []).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        expect((yield* (yield* RateLimiter).check(raceLimit, "race-address-7")).remaining).toBe(0)
+        expect(yield* (yield* ReplayCache).remember("dpop", "race-jti-7", "1 hour")).toBe("Replayed")
+      }))
+    }), 120_000)
+
+  it.effect("a database from before the rate limiter and replay cache is migrated in place, its records kept", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      yield* using(storesOn(filename, key))(Effect.flatMap(TokenStore, (tokens) => tokens.saveGrant(F.grant("g-old"))))
+      // Turn it back into what the first release wrote: no tables of migration 2, no record of it.
+      const db = new Database(filename)
+      db.exec("DROP TABLE mcp_rate_limits; DROP TABLE mcp_replay_ids; DELETE FROM mcp_migrations WHERE migration_id = 2")
+      db.close()
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        expect(Option.isSome(yield* (yield* TokenStore).getGrant("g-old"))).toBe(true)
+        expect((yield* (yield* RateLimiter).consume(raceLimit, "a")).allowed).toBe(true)
+        expect(yield* (yield* ReplayCache).remember("dpop", "jti", "1 minute")).toBe("First")
+      }))
+      const check = new Database(filename, { readonly: true })
+      const applied = check.prepare("SELECT migration_id, name FROM mcp_migrations ORDER BY migration_id").all()
+      check.close()
+      expect(applied).toEqual([{ migration_id: 1, name: "initial" }, { migration_id: 2, name: "rate_limits_and_replay_ids" }])
+    }))
 
   it.effect("the file holds no raw bearer secret, API key, client secret, provider token or private key", () =>
     Effect.gen(function*() {
@@ -337,6 +396,36 @@ describe("sqlite backend", () => {
       expect(existsSync(filename)).toBe(true)
     }))
 
+  it.effect("consume: when the state keeps changing between the upsert and its read, one transaction decides", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      const once: RateLimitPolicy = { bucket: "signin-user", limit: 1, window: "1 hour" }
+      yield* using(storesOn(filename, key))(Effect.flatMap(RateLimiter, (limiter) => limiter.consume(once, "alice")))
+      // A Db whose first three reads of a bucket see it full, as if another process refunded it each time
+      // just after our upsert found it empty (and took the token back before our next upsert).
+      let reads = 0
+      const flaky = (db: Db): Db => ({
+        ...db,
+        all: (method, text, params) => {
+          if (!text.startsWith("SELECT expires_at FROM mcp_rate_limits")) return db.all(method, text, params)
+          reads++
+          return reads <= 3 ? Effect.succeed([]) : db.all(method, text, params)
+        }
+      })
+      const decision = yield* Effect.gen(function*() {
+        const sql = yield* SqliteClient.SqliteClient
+        const t = yield* tablesFor("mcp_")
+        const limiter = yield* makeRateLimiter(flaky(makeDb(sql)), t)
+        return yield* limiter.consume(once, "alice")
+      }).pipe(
+        Effect.provide(Layer.merge(SqliteClient.layer({ filename }), Layer.orDie(NodeCrypto.layer({ activeKey: key })))),
+        Effect.scoped
+      )
+      expect(reads).toBe(4) // three optimistic rounds, then the read inside the transaction
+      expect(decision).toEqual({ allowed: false, limit: 1, remaining: 0, retryAfterMs: 3_600_000, resetAfterMs: 3_600_000 })
+    }))
+
   it.effect("layerClient runs the stores on an existing SqlClient", () =>
     Effect.gen(function*() {
       const filename = freshFile()
@@ -366,15 +455,21 @@ interface RaceOutcome {
   readonly error?: string
 }
 
-/** Start `racers` processes on the file, release them together, and collect what each won. */
 /** Sessions each racer creates for one API key (as the fixture does). */
 const SESSIONS_PER_RACER = 20
 
-const race = async (filename: string, key: Redacted.Redacted<string>, count: number, racers: number) => {
+/** Start `racers` processes on the file, release them together, and collect what each won. */
+const race = (filename: string, key: Redacted.Redacted<string>, count: number, racers: number) =>
+  runRacers<RaceOutcome>("sqlite-race.ts", [filename, String(count)], key, racers)
+
+/**
+ * Start `racers` processes of a fixture (`test/fixtures/<fixture> ...args`),
+ * release them together (one line, `go`, on each stdin), collect their last lines.
+ */
+const runRacers = async <A>(fixture: string, args: ReadonlyArray<string>, key: Redacted.Redacted<string>, racers: number, go = "go") => {
   const here = fileURLToPath(new URL(".", import.meta.url))
-  const fixture = join(here, "fixtures", "sqlite-race.ts")
   const children = Array.from({ length: racers }, () =>
-    spawn(process.execPath, ["--import", "tsx", fixture, filename, String(count)], {
+    spawn(process.execPath, ["--import", "tsx", join(here, "fixtures", fixture), ...args], {
       cwd: join(here, ".."),
       env: { ...process.env, RACE_KEY: Redacted.value(key) },
       stdio: ["pipe", "pipe", "inherit"]
@@ -389,16 +484,16 @@ const race = async (filename: string, key: Redacted.Redacted<string>, count: num
       })
       child.once("exit", (code) => reject(new Error(`racer exited with ${code} before it was ready`)))
     })
-    const done = new Promise<RaceOutcome>((resolve, reject) =>
+    const done = new Promise<A>((resolve, reject) =>
       child.once("exit", (code) =>
-        code === 0 ? resolve(JSON.parse(all[all.length - 1] ?? "{}") as RaceOutcome) : reject(new Error(`racer exited with ${code}`))
+        code === 0 ? resolve(JSON.parse(all[all.length - 1] ?? "{}") as A) : reject(new Error(`racer exited with ${code}`))
       )
     )
     return { ready, done }
   })
   try {
     await Promise.all(outputs.map((o) => o.ready))
-    for (const child of children) child.stdin.write("go\n")
+    for (const child of children) child.stdin.write(`${go}\n`)
     return await Promise.all(outputs.map((o) => o.done))
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill()

@@ -16,6 +16,8 @@ export { SessionStore, type CreatedSession, type NewSession, type SessionPatch }
 export { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 export { ClientStore, type NewClient } from "../services/ClientStore.ts"
 export { SigningKeyStore } from "../services/SigningKeyStore.ts"
+export { type RateLimitDecision, RateLimiter, type RateLimitPolicy } from "../services/RateLimiter.ts"
+export { ReplayCache, type ReplaySighting } from "../services/ReplayCache.ts"
 export { Crypto } from "../services/Crypto.ts"
 export {
   Jwks,
@@ -48,6 +50,8 @@ export { Transaction } from "../schema/transaction.ts"
 export type { AtomicOperation, StoreCapabilities } from "../schema/capabilities.ts"
 export type {
   ProviderTokenStoreOptions,
+  RateLimiterOptions,
+  ReplayCacheOptions,
   SessionStoreOptions,
   StoreOptions,
   SweepOptions,

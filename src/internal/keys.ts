@@ -23,6 +23,10 @@ export const Keys = {
     `provider-refresh-lock:${encodeURIComponent(authorizationId)}:${encodeURIComponent(providerId)}`,
   /** The one signing key set (JWKS) all instances share. */
   signingKeys: "jwks:signing-keys",
+  /** A `RateLimiter` bucket's state: the bucket's name, then the lookup hash of the key (an address, a user name). */
+  rateLimit: (bucket: string, keyHash: string) => `ratelimit:${bucket}:${keyHash}`,
+  /** A `ReplayCache` entry: the scope's name, then the lookup hash of the id (a DPoP `jti`, ...). */
+  replay: (scope: string, idHash: string) => `replay:${scope}:${idHash}`,
   /** The file backend's whole sealed snapshot, bound to its format version. */
   fileSnapshot: (formatVersion: number) => `file:snapshot:v${formatVersion}`,
   // Secondary indexes, for backends that keep them in storage (Redis).

@@ -1,13 +1,23 @@
 import { Context } from "effect"
 import { ClientStore } from "../services/ClientStore.ts"
 import { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import { RateLimiter } from "../services/RateLimiter.ts"
 import { RawStorage } from "../services/RawStorage.ts"
+import { ReplayCache } from "../services/ReplayCache.ts"
 import { SessionStore } from "../services/SessionStore.ts"
 import { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import { TokenStore } from "../services/TokenStore.ts"
 
-/** The record stores every backend provides. */
-export type RecordStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage
+/** The record stores and store primitives every backend provides. */
+export type RecordStores =
+  | TokenStore
+  | SessionStore
+  | ProviderTokenStore
+  | ClientStore
+  | SigningKeyStore
+  | RateLimiter
+  | ReplayCache
+  | RawStorage
 
 /** One backend's implementation of each record store. */
 export interface RecordStoreServices {
@@ -16,6 +26,8 @@ export interface RecordStoreServices {
   readonly sessions: SessionStore.Service
   readonly clients: ClientStore.Service
   readonly signingKeys: SigningKeyStore.Service
+  readonly rateLimiter: RateLimiter.Service
+  readonly replayCache: ReplayCache.Service
   readonly raw: RawStorage.Service
 }
 
@@ -26,5 +38,7 @@ export const storesContext = (services: RecordStoreServices): Context.Context<Re
     Context.add(SessionStore, services.sessions),
     Context.add(ClientStore, services.clients),
     Context.add(SigningKeyStore, services.signingKeys),
+    Context.add(RateLimiter, services.rateLimiter),
+    Context.add(ReplayCache, services.replayCache),
     Context.add(RawStorage, services.raw)
   )

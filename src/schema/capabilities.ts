@@ -1,10 +1,19 @@
 /**
- * The operations the `TokenStore`, `SessionStore` and `SigningKeyStore`
- * contracts require to be atomic across every instance sharing the backend.
+ * The operations the `TokenStore`, `SessionStore`, `SigningKeyStore`,
+ * `RateLimiter` (`rateLimit`: consume and refund) and `ReplayCache`
+ * (`replayCache`: remember) contracts require to be atomic across every
+ * instance sharing the backend.
  * A backend without compare-and-set (Cloudflare KV) lists the ones it cannot
  * make atomic; the contract suite skips only their concurrency cases.
  */
-export type AtomicOperation = "takeTransaction" | "consumeCode" | "rotateRefreshToken" | "sessionLimits" | "signingKeyCas"
+export type AtomicOperation =
+  | "takeTransaction"
+  | "consumeCode"
+  | "rotateRefreshToken"
+  | "sessionLimits"
+  | "signingKeyCas"
+  | "rateLimit"
+  | "replayCache"
 
 /** What a backend declares about itself: the atomic operations it cannot make atomic. */
 export interface StoreCapabilities {

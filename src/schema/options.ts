@@ -45,6 +45,48 @@ export interface ProviderTokenStoreOptions {
   readonly defaultTtl?: Duration.DurationInput
 }
 
+/** Bounded backends only (memory, file): how many rate-limit buckets are kept at once. */
+export interface RateLimiterOptions {
+  /**
+   * Buckets (bucket, key) kept at once (default 100,000). Past it a bucket is
+   * forgotten by second chance (an approximation of least recently used: full
+   * buckets and buckets unused since the last pass go first), which gives its
+   * key a full bucket again, as nginx's `limit_req` does when its zone is full.
+   */
+  readonly maxKeys?: number
+}
+
+/** Bounded backends only (memory, file): how many replay-cache ids are kept at once. */
+export interface ReplayCacheOptions {
+  /**
+   * Ids kept at once (default 100,000). A live id is never forgotten to make
+   * room: past the bound, expired ids are dropped (earliest expiry first),
+   * and when every id is live `remember` fails with `StoreError`
+   * `Unavailable` until some expire.
+   */
+  readonly maxIds?: number
+}
+
+/** `RateLimiterOptions` with the default filled in. */
+export interface ResolvedRateLimiterOptions {
+  readonly maxKeys: number
+}
+
+/** `ReplayCacheOptions` with the default filled in. */
+export interface ResolvedReplayCacheOptions {
+  readonly maxIds: number
+}
+
+/** Fill in the default bound. */
+export const resolveRateLimiterOptions = (o: RateLimiterOptions = {}): ResolvedRateLimiterOptions => ({
+  maxKeys: o.maxKeys ?? 100_000
+})
+
+/** Fill in the default bound. */
+export const resolveReplayCacheOptions = (o: ReplayCacheOptions = {}): ResolvedReplayCacheOptions => ({
+  maxIds: o.maxIds ?? 100_000
+})
+
 /** How often expired records are swept (seed 000: 60 s). */
 export interface SweepOptions {
   readonly sweepInterval?: Duration.DurationInput
@@ -59,6 +101,10 @@ export interface StoreOptions extends SweepOptions {
   readonly tokens?: TokenStoreOptions
   readonly sessions?: SessionStoreOptions
   readonly providerTokens?: ProviderTokenStoreOptions
+  /** Bounded backends only (memory, file). */
+  readonly rateLimiter?: RateLimiterOptions
+  /** Bounded backends only (memory, file). */
+  readonly replayCache?: ReplayCacheOptions
 }
 
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>

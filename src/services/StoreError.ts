@@ -2,7 +2,8 @@ import { Schema } from "effect"
 
 /**
  * Why a backend operation failed:
- * - `Unavailable`: the backend could not be reached in time (retryable);
+ * - `Unavailable`: the backend could not be reached in time, or a bounded
+ *   backend is full of records it must not drop (retryable);
  * - `Corrupt`: stored data could not be decoded;
  * - `DecryptFailed`: a ciphertext was tampered with, or no configured key opens it;
  * - `Conflict`: a concurrent writer won and the operation could not be applied;

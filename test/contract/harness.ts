@@ -4,7 +4,9 @@ import type { ProviderTokenStoreOptions, SessionStoreOptions, SweepOptions, Toke
 import type { ClientStore } from "../../src/services/ClientStore.ts"
 import type { Crypto } from "../../src/services/Crypto.ts"
 import type { ProviderTokenStore } from "../../src/services/ProviderTokenStore.ts"
+import type { RateLimiter } from "../../src/services/RateLimiter.ts"
 import type { RawStorage } from "../../src/services/RawStorage.ts"
+import type { ReplayCache } from "../../src/services/ReplayCache.ts"
 import type { SessionStore } from "../../src/services/SessionStore.ts"
 import type { SigningKeyStore } from "../../src/services/SigningKeyStore.ts"
 import type { TokenStore } from "../../src/services/TokenStore.ts"
@@ -16,7 +18,16 @@ export interface StoreOptions extends SweepOptions {
   readonly providerTokens?: ProviderTokenStoreOptions
 }
 
-export type Stores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RawStorage | Crypto
+export type Stores =
+  | TokenStore
+  | SessionStore
+  | ProviderTokenStore
+  | ClientStore
+  | SigningKeyStore
+  | RateLimiter
+  | ReplayCache
+  | RawStorage
+  | Crypto
 
 /**
  * A backend under test: a fresh, isolated build of all its stores (plus the

@@ -1,6 +1,8 @@
 import { clientStoreContract } from "./ClientStore.contract.ts"
 import type { Backend } from "./harness.ts"
 import { providerTokenStoreContract } from "./ProviderTokenStore.contract.ts"
+import { rateLimiterContract } from "./RateLimiter.contract.ts"
+import { replayCacheContract } from "./ReplayCache.contract.ts"
 import { sessionStoreContract } from "./SessionStore.contract.ts"
 import { signingKeyStoreContract } from "./SigningKeyStore.contract.ts"
 import { tokenStoreContract } from "./TokenStore.contract.ts"
@@ -14,4 +16,6 @@ export const storeContract = (backend: Backend): void => {
   sessionStoreContract(backend)
   clientStoreContract(backend)
   signingKeyStoreContract(backend)
+  rateLimiterContract(backend)
+  replayCacheContract(backend)
 }

@@ -22,6 +22,8 @@ import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts
 import type { ClientStore } from "../../services/ClientStore.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
+import type { RateLimiter } from "../../services/RateLimiter.ts"
+import type { ReplayCache } from "../../services/ReplayCache.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import type { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
@@ -65,7 +67,7 @@ const persistedServices = (
 ) => {
   const p = <Args extends ReadonlyArray<unknown>, A>(f: (...args: Args) => Effect.Effect<A, StoreError>) =>
   (...args: Args): Effect.Effect<A, StoreError> => persisted(f(...args))
-  const { clients, providerTokens, sessions, signingKeys, tokens } = state
+  const { clients, providerTokens, rateLimiter, replayCache, sessions, signingKeys, tokens } = state
   const tokenStore: TokenStore.Service = {
     saveTransaction: p(tokens.saveTransaction),
     getTransaction: p(tokens.getTransaction),
@@ -107,12 +109,21 @@ const persistedServices = (
     get: persisted(signingKeys.get),
     compareAndSet: p(signingKeys.compareAndSet)
   }
+  const rateLimiterStore: RateLimiter.Service = {
+    consume: p(rateLimiter.consume),
+    check: p(rateLimiter.check),
+    refund: p(rateLimiter.refund),
+    reset: p(rateLimiter.reset)
+  }
+  const replayCacheStore: ReplayCache.Service = { remember: p(replayCache.remember) }
   const services: RecordStoreServices = {
     tokens: tokenStore,
     providerTokens: providerTokenStore,
     sessions: sessionStore,
     clients: clientStore,
     signingKeys: signingKeyStore,
+    rateLimiter: rateLimiterStore,
+    replayCache: replayCacheStore,
     raw: state.raw
   }
   return services

@@ -26,6 +26,8 @@ import { makeClientStore } from "./clientStore.ts"
 import { KvHealth } from "./health.ts"
 import { bindingFromEnv, type KvBinding } from "./namespace.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
+import { makeRateLimiter } from "./rateLimiter.ts"
+import { makeReplayCache } from "./replayCache.ts"
 import { makeSessionStore } from "./sessionStore.ts"
 import { makeSigningKeyStore } from "./signingKeyStore.ts"
 import { makeTier } from "./tier.ts"
@@ -58,12 +60,13 @@ export type KvStores = RecordStores | KvHealth
 /**
  * What KV cannot make atomic across instances (each is a read followed by a
  * write, serialized only within one instance): taking a transaction,
- * consuming a code, rotating a refresh token, the session limits, and the
- * signing-key compare-and-set. The contract suite skips exactly their
- * concurrency cases.
+ * consuming a code, rotating a refresh token, the session limits, the
+ * signing-key compare-and-set, and the `RateLimiter` and `ReplayCache`
+ * (approximate here: limits and replays are enforced per instance, loosely
+ * across instances). The contract suite skips exactly their concurrency cases.
  */
 export const capabilities: StoreCapabilities = {
-  nonAtomic: ["takeTransaction", "consumeCode", "rotateRefreshToken", "sessionLimits", "signingKeyCas"]
+  nonAtomic: ["takeTransaction", "consumeCode", "rotateRefreshToken", "sessionLimits", "signingKeyCas", "rateLimit", "replayCache"]
 }
 
 /**
@@ -103,6 +106,8 @@ export const make = (options: KvOptions): Effect.Effect<Context.Context<KvStores
       sessions: sessions.service,
       clients: makeClientStore(tier, crypto),
       signingKeys: makeSigningKeyStore(tier, crypto, lock),
+      rateLimiter: makeRateLimiter(tier, crypto, lock),
+      replayCache: makeReplayCache(tier, crypto, lock),
       raw: { dump: tier.dump }
     }).pipe(Context.add(KvHealth, tier.health))
   })

@@ -1,10 +1,18 @@
 import { Effect, Schema } from "effect"
 import type { RecordStoreServices } from "../../internal/storesContext.ts"
-import { resolveSessionStoreOptions, resolveTokenStoreOptions, type StoreOptions } from "../../schema/options.ts"
+import {
+  resolveRateLimiterOptions,
+  resolveReplayCacheOptions,
+  resolveSessionStoreOptions,
+  resolveTokenStoreOptions,
+  type StoreOptions
+} from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
 import { ClientStoreState, makeClientStore } from "./clientStore.ts"
 import { makeProviderTokenStore, ProviderTokenStoreState } from "./providerTokenStore.ts"
+import { makeRateLimiter, RateLimiterState } from "./rateLimiter.ts"
+import { makeReplayCache, ReplayCacheState } from "./replayCache.ts"
 import { makeSessionStore, SessionStoreState } from "./sessionStore.ts"
 import { makeSigningKeyStore, SigningKeyStoreState } from "./signingKeyStore.ts"
 import { makeTokenStore, TokenStoreState } from "./tokenStore.ts"
@@ -20,7 +28,10 @@ export const MemorySnapshot = Schema.Struct({
   providerTokens: ProviderTokenStoreState,
   sessions: SessionStoreState,
   clients: ClientStoreState,
-  signingKeys: SigningKeyStoreState
+  signingKeys: SigningKeyStoreState,
+  // Absent from files written before the rate limiter and replay cache existed: read as empty.
+  rateLimits: Schema.optionalWith(RateLimiterState, { default: () => [] }),
+  replayIds: Schema.optionalWith(ReplayCacheState, { default: () => [] })
 })
 export type MemorySnapshot = typeof MemorySnapshot.Type
 /** `MemorySnapshot` in its encoded form: plain JSON (what `JSON.stringify` writes as is). */
@@ -56,6 +67,8 @@ export const makeMemoryState = (options: StoreOptions = {}): Effect.Effect<Memor
     const sessions = yield* makeSessionStore(resolveSessionStoreOptions(options.sessions))
     const clients = yield* makeClientStore
     const signingKeys = yield* makeSigningKeyStore
+    const rateLimiter = yield* makeRateLimiter(resolveRateLimiterOptions(options.rateLimiter))
+    const replayCache = yield* makeReplayCache(resolveReplayCacheOptions(options.replayCache))
 
     return {
       tokens: tokens.service,
@@ -63,22 +76,31 @@ export const makeMemoryState = (options: StoreOptions = {}): Effect.Effect<Memor
       sessions: sessions.service,
       clients: clients.service,
       signingKeys: signingKeys.service,
+      rateLimiter: rateLimiter.service,
+      replayCache: replayCache.service,
       raw: {
         dump: Effect.sync(() => [
           ...tokens.dump(),
           ...providerTokens.dump(),
           ...sessions.dump(),
           ...clients.dump(),
-          ...signingKeys.dump()
+          ...signingKeys.dump(),
+          ...rateLimiter.dump(),
+          ...replayCache.dump()
         ])
       },
-      sweep: Effect.map(Effect.all([tokens.sweep, sessions.sweep, providerTokens.sweep]), ([a, b, c]) => a + b + c),
+      sweep: Effect.map(
+        Effect.all([tokens.sweep, sessions.sweep, providerTokens.sweep, rateLimiter.sweep, replayCache.sweep]),
+        (removed) => removed.reduce((a, b) => a + b, 0)
+      ),
       snapshot: () => ({
         tokens: tokens.snapshot(),
         providerTokens: providerTokens.snapshot(),
         sessions: sessions.snapshot(),
         clients: clients.snapshot(),
-        signingKeys: signingKeys.snapshot()
+        signingKeys: signingKeys.snapshot(),
+        rateLimits: rateLimiter.snapshot(),
+        replayIds: replayCache.snapshot()
       }),
       restore: (snapshot) => {
         tokens.restore(snapshot.tokens)
@@ -86,7 +108,11 @@ export const makeMemoryState = (options: StoreOptions = {}): Effect.Effect<Memor
         sessions.restore(snapshot.sessions)
         clients.restore(snapshot.clients)
         signingKeys.restore(snapshot.signingKeys)
+        rateLimiter.restore(snapshot.rateLimits)
+        replayCache.restore(snapshot.replayIds)
       },
-      changes: () => tokens.changes() + providerTokens.changes() + sessions.changes() + clients.changes() + signingKeys.changes()
+      changes: () =>
+        tokens.changes() + providerTokens.changes() + sessions.changes() + clients.changes() + signingKeys.changes() +
+        rateLimiter.changes() + replayCache.changes()
     }
   })

@@ -30,7 +30,9 @@ import { connect, type RedisConnectionOptions } from "./client.ts"
 import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
+import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
+import { makeReplayCache } from "./replayCache.ts"
 import { makeRefreshLock } from "./refreshLock.ts"
 import { makeSessionStore } from "./sessionStore.ts"
 import { makeSigningKeyStore } from "./signingKeyStore.ts"
@@ -64,7 +66,18 @@ export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<
     const signingKeys = yield* makeSigningKeyStore(client)
     const refreshLock = yield* makeRefreshLock(client)
     yield* forkRedisSweeper(client, resolveSweepInterval(options))
-    return storesContext({ tokens, providerTokens, sessions, clients, signingKeys, raw: makeRawStorage(client) }).pipe(
+    const rateLimiter = yield* makeRateLimiter(client)
+    const replayCache = yield* makeReplayCache(client)
+    return storesContext({
+      tokens,
+      providerTokens,
+      sessions,
+      clients,
+      signingKeys,
+      rateLimiter,
+      replayCache,
+      raw: makeRawStorage(client)
+    }).pipe(
       Context.add(RefreshLock, refreshLock)
     )
   })

@@ -427,6 +427,67 @@ redis.call('DEL', key)
 return 1
 `)
 
+/**
+ * ARGV: P, m, now, interval, capacity. Take one token from a `RateLimiter`
+ * bucket, exactly as `consumeAt` (src/internal/rateLimit.ts) decides: the
+ * bucket's state is the instant it is full again (a string, with `PX` until
+ * then and a place in the `expiry` index); missing or past is a full bucket.
+ * `{1, next}` when a token was taken (the new state), `{0, state}` when the
+ * bucket is empty (nothing written).
+ */
+export const consumeToken = script("consumeToken", [], `
+local m, now, T, C = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local key = P .. m
+local base = math.max(tonumber(redis.call('GET', key) or '0'), now)
+local nx = base + T
+if nx - now > C then return {0, int(base)} end
+redis.call('SET', key, int(nx), 'PX', ttl(nx, now))
+redis.call('ZADD', P .. ${K.expiry}, int(nx), m)
+return {1, int(nx)}
+`)
+
+/**
+ * ARGV: P, m, now, interval. Give one token back to a `RateLimiter` bucket
+ * (`refundAt`): its state moves back one interval; at or before `now` the
+ * bucket is full and the key goes. 1 when there was a state to change.
+ */
+export const refundToken = script("refundToken", [], `
+local m, now, T = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key = P .. m
+local tat = tonumber(redis.call('GET', key) or '0')
+if tat <= now then return 0 end
+local back = tat - T
+if back <= now then
+  redis.call('DEL', key)
+  redis.call('ZREM', P .. ${K.expiry}, m)
+  return 1
+end
+redis.call('SET', key, int(back), 'PX', ttl(back, now))
+redis.call('ZADD', P .. ${K.expiry}, int(back), m)
+return 1
+`)
+
+/** ARGV: P, m. Delete one record that has no index but `expiry`; 1 when it existed. */
+export const dropRecord = script("dropRecord", [], `
+redis.call('ZREM', P .. ${K.expiry}, ARGV[2])
+return redis.call('DEL', P .. ARGV[2])
+`)
+
+/**
+ * ARGV: P, m, now, x. A `ReplayCache` sighting: 0 when the id is held and
+ * live (a replay; nothing changes), else remember it until `x` (`PX` and
+ * the `expiry` index) and 1 (the first sighting).
+ */
+export const rememberId = script("rememberId", [], `
+local m, now, x = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key = P .. m
+local held = redis.call('GET', key)
+if held and now < tonumber(held) then return 0 end
+redis.call('SET', key, int(x), 'PX', ttl(x, now))
+redis.call('ZADD', P .. ${K.expiry}, int(x), m)
+return 1
+`)
+
 /** Every script, loaded when the layer connects. */
 export const all: ReadonlyArray<Script> = [
   putString,
@@ -449,5 +510,9 @@ export const all: ReadonlyArray<Script> = [
   compareAndSetKeys,
   acquireLease,
   releaseLease,
+  consumeToken,
+  refundToken,
+  dropRecord,
+  rememberId,
   sweep
 ]

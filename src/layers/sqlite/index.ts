@@ -14,7 +14,9 @@ import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
 import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
+import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
+import { makeReplayCache } from "./replayCache.ts"
 import { makeSessionStore } from "./sessionStore.ts"
 import { makeSigningKeyStore } from "./signingKeyStore.ts"
 import { makeSweep } from "./sweep.ts"
@@ -82,7 +84,18 @@ const makeStores = (
 
     yield* forkSweeper("SqliteStore", resolveSweepInterval(options), makeSweep(db, t, tokenOptions.refreshGraceWindow))
 
-    return storesContext({ tokens, providerTokens, sessions, clients, signingKeys, raw: makeRawStorage(db, t) })
+    const rateLimiter = yield* makeRateLimiter(db, t)
+    const replayCache = yield* makeReplayCache(db, t)
+    return storesContext({
+      tokens,
+      providerTokens,
+      sessions,
+      clients,
+      signingKeys,
+      rateLimiter,
+      replayCache,
+      raw: makeRawStorage(db, t)
+    })
   })
 
 /**

@@ -24,6 +24,8 @@ export const makeRawStorage = (db: Db, t: Tables): RawStorage.Service => {
     [t.sessions, (row) => Keys.session(text(row, "id"))],
     [t.clients, (row) => Keys.client(text(row, "client_id"))],
     [t.signingKeys, (row) => text(row, "name")],
+    [t.rateLimits, (row) => text(row, "key")],
+    [t.replayIds, (row) => text(row, "key")],
     [t.migrations, (row) => `${t.migrations}:${text(row, "migration_id")}`]
   ]
   return {

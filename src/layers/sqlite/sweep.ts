@@ -30,7 +30,17 @@ export const makeSweep = (db: Db, t: Tables, graceWindow: number): Effect.Effect
   const expired = (table: string) =>
     `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`
 
-  const tables = [t.transactions, t.codes, t.accessTokens, t.refreshTokens, t.grants, t.providerTokens, t.sessions]
+  const tables = [
+    t.transactions,
+    t.codes,
+    t.accessTokens,
+    t.refreshTokens,
+    t.grants,
+    t.providerTokens,
+    t.sessions,
+    t.rateLimits,
+    t.replayIds
+  ]
 
   return Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis

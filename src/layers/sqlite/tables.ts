@@ -16,6 +16,8 @@ export interface Tables {
   readonly sessions: string
   readonly clients: string
   readonly signingKeys: string
+  readonly rateLimits: string
+  readonly replayIds: string
   /** The migrator's own bookkeeping. */
   readonly migrations: string
 }
@@ -35,6 +37,8 @@ export const tablesFor = (prefix: string): Effect.Effect<Tables, StoreError> =>
       sessions: `${prefix}sessions`,
       clients: `${prefix}clients`,
       signingKeys: `${prefix}signing_keys`,
+      rateLimits: `${prefix}rate_limits`,
+      replayIds: `${prefix}replay_ids`,
       migrations: `${prefix}migrations`
     })
     : Effect.fail(
@@ -141,5 +145,23 @@ export const migrations = (t: Tables): Record<string, Effect.Effect<void, unknow
         version INTEGER NOT NULL,
         envelope TEXT NOT NULL
       )`
+    ], (statement) => sql.unsafe(statement), { discard: true })),
+
+  // The RateLimiter's buckets and the ReplayCache's ids: one row per (bucket, key) or (scope, id),
+  // keyed by the lookup hash (`Keys.rateLimit`, `Keys.replay`). A bucket's `expires_at` is the
+  // instant it is full again (its GCRA state, see src/internal/rateLimit.ts); an id's is the end of
+  // its lifetime. Both are swept by `expires_at` like every other table.
+  "2_rate_limits_and_replay_ids": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.forEach([
+      `CREATE TABLE ${t.rateLimits} (
+        key TEXT PRIMARY KEY NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX ${t.rateLimits}_expires_at ON ${t.rateLimits} (expires_at)`,
+      `CREATE TABLE ${t.replayIds} (
+        key TEXT PRIMARY KEY NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX ${t.replayIds}_expires_at ON ${t.replayIds} (expires_at)`
     ], (statement) => sql.unsafe(statement), { discard: true }))
 })
