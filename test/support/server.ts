@@ -41,6 +41,8 @@ export interface StartOptions {
   readonly logFile?: string
   /** Node options placed before `--import tsx` (e.g. `--cpu-prof`). */
   readonly nodeOptions?: ReadonlyArray<string>
+  /** Another program to run instead of `src/main.ts` (an example): ready once its metadata answers 200. */
+  readonly entry?: string
 }
 
 /** The environment of a test server: the parent's minus anything that would change its configuration. */
@@ -58,7 +60,11 @@ const baseEnv = (): Record<string, string> => {
 const spawnMain = (env: Record<string, string>, options: StartOptions): ChildProcess => {
   const stdout = options.logFile === undefined ? "pipe" : openSync(options.logFile, "a")
   try {
-    return spawn(process.execPath, [...(options.nodeOptions ?? []), "--import", "tsx", "src/main.ts"], { cwd: ROOT, env, stdio: ["ignore", stdout, "pipe"] })
+    return spawn(process.execPath, [...(options.nodeOptions ?? []), "--import", "tsx", options.entry ?? "src/main.ts"], {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", stdout, "pipe"]
+    })
   } finally {
     if (typeof stdout === "number") closeSync(stdout)
   }
@@ -124,16 +130,21 @@ export const startServer = async (options: StartOptions = {}): Promise<ServerPro
         buffered = parts.pop() ?? ""
         for (const line of parts) {
           out.push(line)
-          if (line.includes("\"message\":\"listening\"")) settle()
+          if (options.entry === undefined && line.includes("\"message\":\"listening\"")) settle()
         }
       })
-    } else {
+    }
+    if (logFile !== undefined || options.entry !== undefined) {
       void answering(boundUrl(env["HOST"] ?? "127.0.0.1", port), () => settled).then((ok) => ok && settle())
     }
     child.stderr?.on("data", (chunk: Buffer) => err.push(...chunk.toString("utf8").split("\n").filter((l) => l.length > 0)))
     void exited.then((code) => settle(new Error(`server exited with ${code} before listening\n${lines().join("\n")}\n${err.join("\n")}`)))
   })
-  await ready
+  // A server that did not come up is not left behind.
+  await ready.catch((error: unknown) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+    throw error
+  })
   const url = env["PUBLIC_URL"] ?? `http://127.0.0.1:${port}`
   return {
     url,

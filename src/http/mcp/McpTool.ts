@@ -163,7 +163,13 @@ export const make = <A, I = A, R = never, O = never, OI = O>(options: MakeOption
 /** What a Standard Schema's `validate` returns (https://standardschema.dev). */
 export type StandardResult<Output> =
   | { readonly value: Output; readonly issues?: undefined }
-  | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> }> }
+  | { readonly issues: ReadonlyArray<StandardIssue> }
+
+/** One problem a Standard Schema found. */
+export interface StandardIssue {
+  readonly message: string
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
+}
 
 /** A schema with Standard Schema validation and Standard JSON Schema conversion: zod 4, ArkType, Valibot. */
 export interface StandardSchemaWithJson<Output = unknown> {
@@ -213,7 +219,7 @@ export type SdkToolHandler<Args extends StandardSchemaWithJson | undefined> = Ar
   ? (args: A, ctx: SdkToolContext) => SdkToolReturn | Promise<SdkToolReturn>
   : (ctx: SdkToolContext) => SdkToolReturn | Promise<SdkToolReturn>
 
-const issuesText = (issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> }>) =>
+const issuesText = (issues: ReadonlyArray<StandardIssue>) =>
   issues.map((issue) => {
     const path = (issue.path ?? []).map((part) => String(Predicate.isObject(part) && "key" in part ? part.key : part)).join(".")
     return path === "" ? issue.message : `${path}: ${issue.message}`
