@@ -27,6 +27,8 @@ import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeContract, type StoreOptions } from "./contract/index.ts"
+import { mcpEventBusContract } from "./contract/McpEventBus.contract.ts"
+import { mcpEventStoreContract } from "./contract/McpEventStore.contract.ts"
 import * as F from "./contract/fixtures.ts"
 import { advance } from "./contract/harness.ts"
 
@@ -44,6 +46,8 @@ const sqlite = {
 }
 
 storeContract(sqlite)
+mcpEventStoreContract({ ...sqlite, boundsStreams: false })
+mcpEventBusContract(sqlite)
 
 /** The stores on `filename` under a given key (the same key reopens what was sealed before). */
 const storesOn = (filename: string, key: Redacted.Redacted<string>, options: Omit<SqliteStore.SqliteOptions, "filename"> = {}) =>

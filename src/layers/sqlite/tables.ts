@@ -42,8 +42,8 @@ export const tablesFor = (prefix: string): Effect.Effect<Tables, StoreError> =>
       signingKeys: `${prefix}signing_keys`,
       rateLimits: `${prefix}rate_limits`,
       replayIds: `${prefix}replay_ids`,
-      mcpStreams: `${prefix}mcp_streams`,
-      mcpStreamEvents: `${prefix}mcp_stream_events`,
+      mcpStreams: `${prefix}streams`,
+      mcpStreamEvents: `${prefix}stream_events`,
       migrations: `${prefix}migrations`
     })
     : Effect.fail(
