@@ -54,7 +54,7 @@ export const makeEventBus = (client: RedisClient, bufferSize: number): Effect.Ef
     /** Connect the subscriber and subscribe to the channel, or fail and leave nothing behind. */
     const connect = Effect.tryPromise({
       try: async () => {
-        const subscriber: Redis = client.redis.duplicate({ lazyConnect: true, enableAutoPipelining: false })
+        const subscriber: Redis = client.redis.duplicate({ lazyConnect: true, enableAutoPipelining: false, autoResubscribe: true })
         let down = false
         let closing = false
         let connected = false
