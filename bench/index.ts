@@ -12,6 +12,7 @@ import "./redis.ts"
 import "./sqlite.ts"
 import "./primitives.ts"
 import "./oauth.ts"
+import "./streams.ts"
 import "./load.ts"
 
 const only = process.argv.slice(2)

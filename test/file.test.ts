@@ -22,6 +22,8 @@ import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeContract, type StoreOptions } from "./contract/index.ts"
+import { mcpEventBusContract } from "./contract/McpEventBus.contract.ts"
+import { mcpEventStoreContract } from "./contract/McpEventStore.contract.ts"
 import * as F from "./contract/fixtures.ts"
 
 const root = mkdtempSync(join(tmpdir(), "file-store-test-"))
@@ -31,11 +33,15 @@ let counter = 0
 /** A path no other test uses, in a folder that does not exist yet. */
 const freshPath = (label = "store") => join(root, `${label}-${counter++}`, "tokens.enc")
 
-storeContract({
+const fileBackend = {
   name: "file",
   make: (options?: StoreOptions) =>
     FileStore.layer({ ...options, path: freshPath("contract") }).pipe(Layer.provideMerge(NodeCrypto.layerEphemeral))
-})
+}
+
+storeContract(fileBackend)
+mcpEventStoreContract({ ...fileBackend, boundsStreams: true })
+mcpEventBusContract(fileBackend)
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR

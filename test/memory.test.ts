@@ -1,15 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Context, Effect, Exit, Layer, Option, Scope, TestClock } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Layer, Option, PubSub, Queue, Scope, TestClock } from "effect"
 import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import { makeLocalEventBus } from "../src/internal/localEventBus.ts"
 import * as MemoryStore from "../src/layers/memory/index.ts"
 import { resolveRateLimiterOptions, resolveReplayCacheOptions } from "../src/schema/options.ts"
 import { type RateLimitPolicy, RateLimiter } from "../src/services/RateLimiter.ts"
+import { McpEventBus } from "../src/services/McpEventBus.ts"
 import { RawStorage } from "../src/services/RawStorage.ts"
 import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeContract } from "./contract/index.ts"
+import { mcpEventBusContract } from "./contract/McpEventBus.contract.ts"
+import { mcpEventStoreContract } from "./contract/McpEventStore.contract.ts"
 import * as F from "./contract/fixtures.ts"
 import { advance, using } from "./contract/harness.ts"
 
@@ -166,4 +170,39 @@ describe("memory backend: bounds of the replay cache and the rate limiter", () =
     expect(resolveReplayCacheOptions().maxIds).toBe(100_000)
     expect(resolveRateLimiterOptions().maxKeys).toBe(100_000)
   })
+})
+
+mcpEventStoreContract({ ...memory, boundsStreams: true })
+mcpEventBusContract(memory)
+
+describe("memory backend: the in-process McpEventBus", () => {
+  it.scoped("a closed subscription leaves nothing in the PubSub; with no subscription nothing is kept", () =>
+    Effect.gen(function*() {
+      const bus = yield* makeLocalEventBus(16)
+      yield* bus.service.publish({ _tag: "ToolsListChanged" })
+      expect(yield* PubSub.size(bus.pubsub)).toBe(0)
+      const scope = yield* Scope.make()
+      yield* Scope.extend(bus.service.subscribe, scope)
+      for (let i = 0; i < 40; i++) yield* bus.service.publish({ _tag: "ResourceUpdated", uri: `mem://${i}` })
+      expect(yield* PubSub.size(bus.pubsub)).toBe(16)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* bus.service.subscriptions).toBe(0)
+      expect(yield* PubSub.size(bus.pubsub)).toBe(0)
+      yield* bus.service.publish({ _tag: "ToolsListChanged" })
+      expect(yield* PubSub.size(bus.pubsub)).toBe(0)
+    }))
+
+  it.live("releasing the layer ends its subscriptions: a waiting take is interrupted, publishing after is a no-op", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(memory.make(), scope)
+      const bus = Context.get(context, McpEventBus)
+      const queue = yield* Scope.extend(bus.subscribe, scope)
+      const waiting = yield* Effect.fork(Queue.take(queue))
+      yield* Effect.yieldNow()
+      yield* Scope.close(scope, Exit.void)
+      const exit = yield* waiting.await
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      yield* bus.publish({ _tag: "ToolsListChanged" })
+    }))
 })

@@ -32,6 +32,8 @@ import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { type Backend, storeContract, type StoreOptions } from "./contract/index.ts"
+import { mcpEventBusContract } from "./contract/McpEventBus.contract.ts"
+import { mcpEventStoreContract } from "./contract/McpEventStore.contract.ts"
 import * as F from "./contract/fixtures.ts"
 import { advance, using } from "./contract/harness.ts"
 import { acquireRedisServer, cleanupPrefix, freshPrefix, hasRedisServer, useRedis } from "./support/redis.ts"
@@ -42,18 +44,19 @@ const MINUTE = 60 * SECOND
 const server = useRedis()
 
 /** A fresh build on the shared server: its own key prefix, its own ephemeral keys. */
-const redis: Backend = {
-  name: "redis",
-  make: (options) => {
-    const keyPrefix = freshPrefix()
-    const stores = RedisStore.layer({ ...options, url: server.url(), keyPrefix }).pipe(
-      Layer.provideMerge(NodeCrypto.layerEphemeral)
-    )
-    return server.external ? Layer.merge(stores, cleanupPrefix(server.url(), keyPrefix)) : stores
-  }
+const freshBuild = (options?: StoreOptions) => {
+  const keyPrefix = freshPrefix()
+  const stores = RedisStore.layer({ ...options, url: server.url(), keyPrefix }).pipe(
+    Layer.provideMerge(NodeCrypto.layerEphemeral)
+  )
+  return server.external ? Layer.merge(stores, cleanupPrefix(server.url(), keyPrefix)) : stores
 }
 
+const redis: Backend = { name: "redis", make: freshBuild }
+
 storeContract(redis)
+mcpEventStoreContract({ name: "redis", make: freshBuild, boundsStreams: false })
+mcpEventBusContract({ name: "redis", make: freshBuild })
 
 type Instance = Context.Context<RedisStore.RedisStores | Crypto>
 

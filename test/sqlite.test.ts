@@ -27,6 +27,8 @@ import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeContract, type StoreOptions } from "./contract/index.ts"
+import { mcpEventBusContract } from "./contract/McpEventBus.contract.ts"
+import { mcpEventStoreContract } from "./contract/McpEventStore.contract.ts"
 import * as F from "./contract/fixtures.ts"
 import { advance } from "./contract/harness.ts"
 
@@ -44,6 +46,8 @@ const sqlite = {
 }
 
 storeContract(sqlite)
+mcpEventStoreContract({ ...sqlite, boundsStreams: false })
+mcpEventBusContract(sqlite)
 
 /** The stores on `filename` under a given key (the same key reopens what was sealed before). */
 const storesOn = (filename: string, key: Redacted.Redacted<string>, options: Omit<SqliteStore.SqliteOptions, "filename"> = {}) =>
@@ -220,9 +224,10 @@ describe("sqlite backend", () => {
       const filename = freshFile()
       const key = yield* generateKey
       yield* using(storesOn(filename, key))(Effect.flatMap(TokenStore, (tokens) => tokens.saveGrant(F.grant("g-old"))))
-      // Turn it back into what the first release wrote: no tables of migration 2, no record of it.
+      // Turn it back into what the first release wrote: no tables of the later migrations, no record of them.
       const db = new Database(filename)
-      db.exec("DROP TABLE mcp_rate_limits; DROP TABLE mcp_replay_ids; DELETE FROM mcp_migrations WHERE migration_id = 2")
+      db.exec(`DROP TABLE mcp_rate_limits; DROP TABLE mcp_replay_ids; DROP TABLE mcp_streams; DROP TABLE mcp_stream_events;
+        DELETE FROM mcp_migrations WHERE migration_id >= 2`)
       db.close()
       yield* using(storesOn(filename, key))(Effect.gen(function*() {
         expect(Option.isSome(yield* (yield* TokenStore).getGrant("g-old"))).toBe(true)
@@ -232,7 +237,11 @@ describe("sqlite backend", () => {
       const check = new Database(filename, { readonly: true })
       const applied = check.prepare("SELECT migration_id, name FROM mcp_migrations ORDER BY migration_id").all()
       check.close()
-      expect(applied).toEqual([{ migration_id: 1, name: "initial" }, { migration_id: 2, name: "rate_limits_and_replay_ids" }])
+      expect(applied).toEqual([
+        { migration_id: 1, name: "initial" },
+        { migration_id: 2, name: "rate_limits_and_replay_ids" },
+        { migration_id: 3, name: "mcp_streams" }
+      ])
     }))
 
   it.effect("the file holds no raw bearer secret, API key, client secret, provider token or private key", () =>

@@ -37,6 +37,13 @@ export {
   type UpstreamTokenResponse
 } from "../services/UpstreamTokenClient.ts"
 export { CacheAdapter } from "../services/CacheAdapter.ts"
+export { McpEventBus } from "../services/McpEventBus.ts"
+export {
+  McpEventStore,
+  type McpStreamEvent,
+  type McpStreamReplay,
+  type OpenStreamOptions
+} from "../services/McpEventStore.ts"
 export { StoreError, StoreErrorReason } from "../services/StoreError.ts"
 
 // Records (Effect Schema) and options.
@@ -47,8 +54,11 @@ export { ClientInfo, type EvictionReason, Session, type SessionEviction } from "
 export { Jwk, SigningAlgorithm, SigningKey, SigningKeySet, SigningKeyStatus } from "../schema/signingKey.ts"
 export { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../schema/token.ts"
 export { Transaction } from "../schema/transaction.ts"
+export { McpEvent, PromptsListChanged, ResourcesListChanged, ResourceUpdated, ToolsListChanged } from "../schema/mcpEvent.ts"
 export type { AtomicOperation, StoreCapabilities } from "../schema/capabilities.ts"
 export type {
+  McpEventBusOptions,
+  McpEventStoreOptions,
   ProviderTokenStoreOptions,
   RateLimiterOptions,
   ReplayCacheOptions,

@@ -27,6 +27,10 @@ export const Keys = {
   rateLimit: (bucket: string, keyHash: string) => `ratelimit:${bucket}:${keyHash}`,
   /** A `ReplayCache` entry: the scope's name, then the lookup hash of the id (a DPoP `jti`, ...). */
   replay: (scope: string, idHash: string) => `replay:${scope}:${idHash}`,
+  /** A resumable SSE stream (`McpEventStore`): its owner hash, sequence, expiry and events, sealed to this key. */
+  mcpStream: (streamId: string) => `mcp-stream:${streamId}`,
+  /** The pub/sub channel of `McpEventBus` events (behind the backend's prefix). */
+  mcpEventChannel: "mcp-events",
   /** The file backend's whole sealed snapshot, bound to its format version. */
   fileSnapshot: (formatVersion: number) => `file:snapshot:v${formatVersion}`,
   // Secondary indexes, for backends that keep them in storage (Redis).

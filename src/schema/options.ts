@@ -87,6 +87,26 @@ export const resolveReplayCacheOptions = (o: ReplayCacheOptions = {}): ResolvedR
   maxIds: o.maxIds ?? 100_000
 })
 
+/** Resumable SSE streams (`McpEventStore`): their bounds and lifetime. */
+export interface McpEventStoreOptions {
+  /** Events kept per stream; past it the oldest are dropped (default 100). */
+  readonly maxEventsPerStream?: number
+  /** Memory backends only: streams kept at once, the least recently active evicted (default 1,000). */
+  readonly maxStreams?: number
+  /** A stream and its events expire this long after its last append or replay (default 5 minutes). */
+  readonly streamTtl?: Duration.DurationInput
+}
+
+/** The change-event bus (`McpEventBus`) of one instance. */
+export interface McpEventBusOptions {
+  /**
+   * Events buffered on this instance for subscriptions that have not taken
+   * them yet (default 1,024). A subscription that falls this far behind loses
+   * its oldest events; publishers and other subscriptions never wait for it.
+   */
+  readonly bufferSize?: number
+}
+
 /** How often expired records are swept (seed 000: 60 s). */
 export interface SweepOptions {
   readonly sweepInterval?: Duration.DurationInput
@@ -105,6 +125,8 @@ export interface StoreOptions extends SweepOptions {
   readonly rateLimiter?: RateLimiterOptions
   /** Bounded backends only (memory, file). */
   readonly replayCache?: ReplayCacheOptions
+  readonly eventStore?: McpEventStoreOptions
+  readonly eventBus?: McpEventBusOptions
 }
 
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
@@ -153,6 +175,22 @@ export const resolveSessionStoreOptions = (o: SessionStoreOptions = {}): Resolve
 
 export const resolveProviderTokenStoreOptions = (o: ProviderTokenStoreOptions = {}) => ({
   defaultTtl: millis(o.defaultTtl, "30 days")
+})
+
+export interface ResolvedMcpEventStoreOptions {
+  readonly maxEventsPerStream: number
+  readonly maxStreams: number
+  readonly streamTtl: number
+}
+
+export const resolveMcpEventStoreOptions = (o: McpEventStoreOptions = {}): ResolvedMcpEventStoreOptions => ({
+  maxEventsPerStream: o.maxEventsPerStream ?? 100,
+  maxStreams: o.maxStreams ?? 1_000,
+  streamTtl: millis(o.streamTtl, "5 minutes")
+})
+
+export const resolveMcpEventBusOptions = (o: McpEventBusOptions = {}) => ({
+  bufferSize: o.bufferSize ?? 1_024
 })
 
 export const resolveSweepInterval = (o: SweepOptions = {}): Duration.Duration =>

@@ -13,10 +13,14 @@
  * - One writer: `<file>.lock` (pid and hostname) for the layer's lifetime.
  * - A file that does not open (corrupt, truncated, another key, unknown
  *   version) fails the layer's build with a `StoreError` and is left as is.
+ * - The MCP streaming services are the memory backend's, not persisted: the
+ *   `McpEventBus` reaches this process only, and the `McpEventStore`'s
+ *   streams (short-lived, 5 minutes by default) are lost with the process.
  */
 import { Config, type ConfigError, Context, Effect, Layer, Option, type Scope } from "effect"
 import { resolve } from "node:path"
 import { type RecordStores, type RecordStoreServices, storesContext } from "../../internal/storesContext.ts"
+import { type StreamServices, withRawRows } from "../../internal/streamsContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts"
 import type { ClientStore } from "../../services/ClientStore.ts"
@@ -29,6 +33,7 @@ import type { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { makeMemoryState, type MemorySnapshotJson, type MemoryState } from "../memory/state.ts"
+import { makeMemoryStreams } from "../memory/streams.ts"
 import { pathConfig } from "./config.ts"
 import { ensureDirectory, readWhole, removeIfExists, tempPathOf, writeDurably } from "./disk.ts"
 import { type FlushPolicy, type FlushStats, makeFlusher } from "./flusher.ts"
@@ -58,8 +63,8 @@ export declare namespace StoreFile {
   }
 }
 
-/** Every store, plus the `StoreFile` controls. */
-export type FileStores = RecordStores | StoreFile
+/** Every store, plus the `StoreFile` controls and the (in-memory) MCP streaming services. */
+export type FileStores = RecordStores | StoreFile | StreamServices
 
 const persistedServices = (
   state: MemoryState,
@@ -175,10 +180,19 @@ export const make = (options: FileOptions): Effect.Effect<Context.Context<FileSt
         Effect.annotateLogs("module", "FileStore")
       )
     )
-    yield* forkSweeper("FileStore", resolveSweepInterval(options), flusher.persistedInBackground(state.sweep))
+    const streams = yield* makeMemoryStreams(options)
+    yield* forkSweeper(
+      "FileStore",
+      resolveSweepInterval(options),
+      Effect.zipWith(flusher.persistedInBackground(state.sweep), streams.sweep, (a, b) => a + b)
+    )
 
     const control: StoreFile.Service = { path, flush: flusher.flush, stats: flusher.stats }
-    return storesContext(persistedServices(state, flusher.persisted)).pipe(Context.add(StoreFile, control))
+    const services = persistedServices(state, flusher.persisted)
+    return storesContext({ ...services, raw: withRawRows(services.raw, streams.dump) }).pipe(
+      Context.add(StoreFile, control),
+      Context.merge(streams.context)
+    )
   })
 
 /**

@@ -1,20 +1,24 @@
 /**
  * The memory backend: every store in process memory, with seed 000's limits
  * (1,000 pending authorizations, 10,000 token records per kind, 10,000
- * sessions, 5 per key) and O(1) LRU eviction.
+ * sessions, 5 per key) and O(1) LRU eviction. It also provides the
+ * `McpEventBus` (this process only) and the `McpEventStore` (at most 1,000
+ * streams of 100 events by default).
  */
-import { Config, type ConfigError, type Context, Effect, Layer, type Scope } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, type Scope } from "effect"
 import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
+import { type StreamServices, withRawRows } from "../../internal/streamsContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { makeMemoryState } from "./state.ts"
+import { makeMemoryStreams } from "./streams.ts"
 
 /** The memory backend's options: lifetimes, limits and the sweep interval. */
 export type MemoryOptions = StoreOptions
 
-/** Every store the memory backend provides. */
-export type MemoryStores = RecordStores
+/** Every store the memory backend provides, and the MCP streaming services. */
+export type MemoryStores = RecordStores | StreamServices
 
 /**
  * Build the stores and fork their sweep fiber (every 60 s) in the current
@@ -23,8 +27,9 @@ export type MemoryStores = RecordStores
 export const make = (options: MemoryOptions = {}): Effect.Effect<Context.Context<MemoryStores>, never, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
     const state = yield* makeMemoryState(options)
-    yield* forkSweeper("MemoryStore", resolveSweepInterval(options), state.sweep)
-    return storesContext(state)
+    const streams = yield* makeMemoryStreams(options)
+    yield* forkSweeper("MemoryStore", resolveSweepInterval(options), Effect.zipWith(state.sweep, streams.sweep, (a, b) => a + b))
+    return storesContext({ ...state, raw: withRawRows(state.raw, streams.dump) }).pipe(Context.merge(streams.context))
   })
 
 /**

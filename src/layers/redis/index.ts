@@ -18,17 +18,30 @@
  *
  * It also provides the `RefreshLock` (a lease per key, taken and released by
  * compare-and-delete in one script each), so the provider-token refresher
- * refreshes once across every instance on this Redis.
+ * refreshes once across every instance on this Redis; the `McpEventStore`
+ * (a hash per stream, appends numbered by a script); and the `McpEventBus`
+ * over Redis pub/sub (one channel, one subscriber connection per layer,
+ * opened at the first subscription).
  */
 import { Config, type ConfigError, Context, Effect, Layer, Option, type Scope } from "effect"
 import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
-import { resolveSessionStoreOptions, resolveSweepInterval, resolveTokenStoreOptions, type StoreOptions } from "../../schema/options.ts"
+import { type StreamServices, streamsContext } from "../../internal/streamsContext.ts"
+import {
+  resolveMcpEventBusOptions,
+  resolveMcpEventStoreOptions,
+  resolveSessionStoreOptions,
+  resolveSweepInterval,
+  resolveTokenStoreOptions,
+  type StoreOptions
+} from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { RefreshLock } from "../../services/RefreshLock.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import { connect, type RedisConnectionOptions } from "./client.ts"
 import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
+import { makeEventBus } from "./mcpEventBus.ts"
+import { makeEventStore } from "./mcpEventStore.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
@@ -44,8 +57,8 @@ export type { RedisConnectionOptions } from "./client.ts"
 /** The connection, and the lifetimes and limits every backend accepts. */
 export interface RedisOptions extends RedisConnectionOptions, StoreOptions {}
 
-/** Every store the Redis backend provides, and the cross-instance `RefreshLock`. */
-export type RedisStores = RecordStores | RefreshLock
+/** Every store the Redis backend provides, the cross-instance `RefreshLock`, and the MCP streaming services. */
+export type RedisStores = RecordStores | RefreshLock | StreamServices
 
 /**
  * All the stores on one Redis connection, opened when the layer is built
@@ -65,6 +78,8 @@ export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<
     const clients = yield* makeClientStore(client)
     const signingKeys = yield* makeSigningKeyStore(client)
     const refreshLock = yield* makeRefreshLock(client)
+    const events = yield* makeEventStore(client, resolveMcpEventStoreOptions(options.eventStore))
+    const bus = yield* makeEventBus(client, resolveMcpEventBusOptions(options.eventBus).bufferSize)
     yield* forkRedisSweeper(client, resolveSweepInterval(options))
     const rateLimiter = yield* makeRateLimiter(client)
     const replayCache = yield* makeReplayCache(client)
@@ -78,7 +93,8 @@ export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<
       replayCache,
       raw: makeRawStorage(client)
     }).pipe(
-      Context.add(RefreshLock, refreshLock)
+      Context.add(RefreshLock, refreshLock),
+      Context.merge(streamsContext(bus, events))
     )
   })
 

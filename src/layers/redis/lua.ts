@@ -488,6 +488,79 @@ redis.call('ZADD', P .. ${K.expiry}, int(x), m)
 return 1
 `)
 
+// Resumable SSE streams (McpEventStore): one hash per stream, `Keys.mcpStream(id)`, with its owner hash (o),
+// last sequence (s), first retained sequence (f), TTL (t), expiry (x) and each retained event's envelope (e<n>);
+// PX and the expiry index like every record, so the sweep deletes it whole.
+
+/** ARGV: P, m, now, x, owner hash, ttl. A new, empty stream. */
+export const openStream = script("openStream", [], `
+local m, now, x = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key = P .. m
+redis.call('DEL', key)
+redis.call('HSET', key, 'o', ARGV[5], 's', '0', 'f', '1', 't', ARGV[6], 'x', ARGV[4])
+redis.call('PEXPIRE', key, ttl(x, now))
+redis.call('ZADD', P .. ${K.expiry}, int(x), m)
+return 1
+`)
+
+/**
+ * ARGV: P, m, now, envelope, max. Append to a live stream: the next
+ * sequence number, the event stored under it, the oldest dropped past `max`,
+ * the expiry slid. The new sequence number; 0 when the stream is gone.
+ */
+export const appendStreamEvent = script("appendStreamEvent", [], `
+local m, now, max = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local key = P .. m
+local f = redis.call('HMGET', key, 's', 'f', 't', 'x')
+if not f[1] or tonumber(f[4]) <= now then return 0 end
+local s, first = tonumber(f[1]) + 1, tonumber(f[2])
+local x = now + tonumber(f[3])
+redis.call('HSET', key, 's', int(s), 'x', int(x), 'e' .. int(s), ARGV[4])
+while s - first + 1 > max do
+  redis.call('HDEL', key, 'e' .. int(first))
+  first = first + 1
+end
+redis.call('HSET', key, 'f', int(first))
+redis.call('PEXPIRE', key, ttl(x, now))
+redis.call('ZADD', P .. ${K.expiry}, int(x), m)
+return s
+`)
+
+/**
+ * ARGV: P, m, now, owner hash, after. The events after sequence `after` of
+ * a live stream of that owner, its expiry slid: { last sequence, then
+ * (sequence, envelope) per retained event }. nil when the stream is gone,
+ * belongs to another owner, or never reached `after`.
+ */
+export const replayStream = script("replayStream", [], `
+local m, now, after = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local key = P .. m
+local f = redis.call('HMGET', key, 'o', 's', 'f', 't', 'x')
+if not f[1] or tonumber(f[5]) <= now or f[1] ~= ARGV[4] then return false end
+local s = tonumber(f[2])
+if after > s then return false end
+local x = now + tonumber(f[4])
+redis.call('HSET', key, 'x', int(x))
+redis.call('PEXPIRE', key, ttl(x, now))
+redis.call('ZADD', P .. ${K.expiry}, int(x), m)
+local out = { int(s) }
+for n = math.max(after + 1, tonumber(f[3])), s do
+  local e = redis.call('HGET', key, 'e' .. int(n))
+  if e then
+    out[#out + 1] = int(n)
+    out[#out + 1] = e
+  end
+end
+return out
+`)
+
+/** ARGV: P, m. Delete a stream; 1 when it existed. */
+export const closeStream = script("closeStream", [], `
+local n = redis.call('DEL', P .. ARGV[2])
+redis.call('ZREM', P .. ${K.expiry}, ARGV[2])
+return n
+`)
+
 /** Every script, loaded when the layer connects. */
 export const all: ReadonlyArray<Script> = [
   putString,
@@ -514,5 +587,9 @@ export const all: ReadonlyArray<Script> = [
   refundToken,
   dropRecord,
   rememberId,
+  openStream,
+  appendStreamEvent,
+  replayStream,
+  closeStream,
   sweep
 ]

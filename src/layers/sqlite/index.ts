@@ -1,8 +1,12 @@
 import { Migrator, SqlClient } from "@effect/sql"
-import { Config, type ConfigError, type Context, type Duration, Effect, Layer, type Scope } from "effect"
+import { Config, type ConfigError, Context, type Duration, Effect, Layer, type Scope } from "effect"
+import { makeLocalEventBus } from "../../internal/localEventBus.ts"
 import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
+import { type StreamServices, streamsContext } from "../../internal/streamsContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import {
+  resolveMcpEventBusOptions,
+  resolveMcpEventStoreOptions,
   resolveSessionStoreOptions,
   resolveSweepInterval,
   resolveTokenStoreOptions,
@@ -12,6 +16,7 @@ import type { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
+import { makeEventStore, sweepStreams } from "./mcpEventStore.ts"
 import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
@@ -41,8 +46,13 @@ export interface SqliteOptions extends SqliteStoreOptions {
   readonly filename: string
 }
 
-/** Every store the SQLite backend provides. */
-export type SqliteStores = RecordStores
+/**
+ * Every store the SQLite backend provides, and the MCP streaming services:
+ * the `McpEventStore` in the file (shared by every process on it), and an
+ * in-process `McpEventBus` (processes sharing the file do not share it: use
+ * Redis for that).
+ */
+export type SqliteStores = RecordStores | StreamServices
 
 const METHOD = "SqliteStore.layer"
 
@@ -81,8 +91,11 @@ const makeStores = (
     const sessions = yield* makeSessionStore(db, t, resolveSessionStoreOptions(options.sessions))
     const clients = yield* makeClientStore(db, t)
     const signingKeys = yield* makeSigningKeyStore(db, t)
+    const events = yield* makeEventStore(db, t, resolveMcpEventStoreOptions(options.eventStore))
+    const bus = yield* makeLocalEventBus(resolveMcpEventBusOptions(options.eventBus).bufferSize)
 
-    yield* forkSweeper("SqliteStore", resolveSweepInterval(options), makeSweep(db, t, tokenOptions.refreshGraceWindow))
+    const sweep = Effect.zipWith(makeSweep(db, t, tokenOptions.refreshGraceWindow), sweepStreams(db, t), (a, b) => a + b)
+    yield* forkSweeper("SqliteStore", resolveSweepInterval(options), sweep)
 
     const rateLimiter = yield* makeRateLimiter(db, t)
     const replayCache = yield* makeReplayCache(db, t)
@@ -95,7 +108,7 @@ const makeStores = (
       rateLimiter,
       replayCache,
       raw: makeRawStorage(db, t)
-    })
+    }).pipe(Context.merge(streamsContext(bus.service, events)))
   })
 
 /**

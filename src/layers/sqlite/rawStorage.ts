@@ -26,6 +26,8 @@ export const makeRawStorage = (db: Db, t: Tables): RawStorage.Service => {
     [t.signingKeys, (row) => text(row, "name")],
     [t.rateLimits, (row) => text(row, "key")],
     [t.replayIds, (row) => text(row, "key")],
+    [t.mcpStreams, (row) => Keys.mcpStream(text(row, "id"))],
+    [t.mcpStreamEvents, (row) => `${Keys.mcpStream(text(row, "stream_id"))}.${text(row, "seq")}`],
     [t.migrations, (row) => `${t.migrations}:${text(row, "migration_id")}`]
   ]
   return {

@@ -18,6 +18,9 @@ export interface Tables {
   readonly signingKeys: string
   readonly rateLimits: string
   readonly replayIds: string
+  /** Resumable SSE streams (`McpEventStore`) and their events. */
+  readonly mcpStreams: string
+  readonly mcpStreamEvents: string
   /** The migrator's own bookkeeping. */
   readonly migrations: string
 }
@@ -39,6 +42,8 @@ export const tablesFor = (prefix: string): Effect.Effect<Tables, StoreError> =>
       signingKeys: `${prefix}signing_keys`,
       rateLimits: `${prefix}rate_limits`,
       replayIds: `${prefix}replay_ids`,
+      mcpStreams: `${prefix}streams`,
+      mcpStreamEvents: `${prefix}stream_events`,
       migrations: `${prefix}migrations`
     })
     : Effect.fail(
@@ -163,5 +168,25 @@ export const migrations = (t: Tables): Record<string, Effect.Effect<void, unknow
         expires_at INTEGER NOT NULL
       )`,
       `CREATE INDEX ${t.replayIds}_expires_at ON ${t.replayIds} (expires_at)`
+    ], (statement) => sql.unsafe(statement), { discard: true })),
+
+  // Resumable SSE streams: a row per stream (its owner's hash, last sequence number, TTL and sliding expiry),
+  // a row per retained event (sealed message), keyed by stream and sequence.
+  "3_mcp_streams": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.forEach([
+      `CREATE TABLE ${t.mcpStreams} (
+        id TEXT PRIMARY KEY NOT NULL,
+        owner_hash TEXT NOT NULL,
+        last_seq INTEGER NOT NULL,
+        ttl INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX ${t.mcpStreams}_expires_at ON ${t.mcpStreams} (expires_at)`,
+      `CREATE TABLE ${t.mcpStreamEvents} (
+        stream_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        PRIMARY KEY (stream_id, seq)
+      )`
     ], (statement) => sql.unsafe(statement), { discard: true }))
 })
