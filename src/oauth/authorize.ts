@@ -9,7 +9,6 @@ import {
   InvalidClient,
   InvalidRequest,
   InvalidScope,
-  InvalidTarget,
   type OAuthError,
   UnauthorizedClient
 } from "../errors/OAuthError.ts"
@@ -23,6 +22,7 @@ import { TokenStore } from "../services/TokenStore.ts"
 import { OAuthConfig } from "./config.ts"
 import { isCodeChallenge } from "./pkce.ts"
 import { matchRedirectUri } from "./redirectUris.ts"
+import { resolveResource } from "./resources.ts"
 import { narrowScopes, parseScope } from "./scopes.ts"
 import { traced } from "../internal/traced.ts"
 
@@ -79,23 +79,6 @@ const errorParams = (config: { readonly issuer: string }, error: OAuthError, sta
   ...(state === undefined ? {} : { state }),
   iss: config.issuer
 })
-
-/** The one resource of a request, checked against the configured resources (RFC 8707 §2). */
-const resolveResource = (
-  resource: AuthorizationRequest["resource"],
-  allowed: ReadonlyArray<string>
-): Effect.Effect<string | undefined, InvalidTarget> => {
-  const values = resource === undefined ? [] : typeof resource === "string" ? [resource] : resource
-  if (values.length === 0) return Effect.succeed(undefined)
-  const [value] = values
-  if (values.length > 1 || value === undefined) return Effect.fail(new InvalidTarget({ description: "one resource per request" }))
-  if (!URL.canParse(value) || value.includes("#")) {
-    return Effect.fail(new InvalidTarget({ description: "resource must be an absolute URI without a fragment" }))
-  }
-  return allowed.includes(value)
-    ? Effect.succeed(value)
-    : Effect.fail(new InvalidTarget({ description: "resource is not served by this authorization server" }))
-}
 
 /** The scopes of a request narrowed to what the client may have and the server supports. */
 const resolveScopes = (
