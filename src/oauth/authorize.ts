@@ -19,6 +19,7 @@ import { ClientStore } from "../services/ClientStore.ts"
 import { Crypto } from "../services/Crypto.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import { TokenStore } from "../services/TokenStore.ts"
+import { findClient } from "./clientMetadataDocument.ts"
 import { OAuthConfig } from "./config.ts"
 import { isCodeChallenge } from "./pkce.ts"
 import { matchRedirectUri } from "./redirectUris.ts"
@@ -99,8 +100,10 @@ const resolveScopes = (
 /**
  * Validate an authorization request and save it as a pending transaction.
  *
- * The client and the redirect URI (exact match with a registered one; may be
- * left out only when exactly one is registered) are checked first: their
+ * The client (registered, or a Client ID Metadata Document: `findClient`) and
+ * the redirect URI (a registered one, exactly, or a loopback one in any port,
+ * RFC 8252 §7.3; may be left out only when exactly one is registered) are
+ * checked first: their
  * failures are plain `InvalidClient` / `InvalidRequest`, for the user. Then,
  * as `AuthorizationErrorRedirect`: `response_type=code`, the client's grant
  * types, PKCE (S256 only; `plain` or no challenge refused), the `resource`
@@ -117,7 +120,7 @@ export const authorize = (
   Effect.gen(function*() {
     const config = yield* OAuthConfig
     if (request.clientId === undefined) return yield* Effect.fail(new InvalidRequest({ description: "client_id is required" }))
-    const found = yield* (yield* ClientStore).get(request.clientId)
+    const found = yield* findClient(request.clientId)
     if (Option.isNone(found)) return yield* Effect.fail(new InvalidClient({ description: "unknown client" }))
     const client = found.value
     const registered = client.metadata.redirect_uris
@@ -171,14 +174,18 @@ export const authorize = (
     return { transaction, client }
   }).pipe(traced("OAuth.authorize"))
 
-/** A pending authorization, for the consent page: `None` when unknown or expired. Does not consume it. */
+/**
+ * A pending authorization, for the consent page: `None` when unknown or
+ * expired. Does not consume it. A metadata-document client whose cached copy
+ * expired meanwhile is fetched again (`InvalidClient` if that fails).
+ */
 export const pendingAuthorization = (
   transactionId: string
-): Effect.Effect<Option.Option<PendingAuthorization>, StoreError, ClientStore | TokenStore> =>
+): Effect.Effect<Option.Option<PendingAuthorization>, InvalidClient | StoreError, ClientStore | TokenStore | OAuthConfig> =>
   Effect.gen(function*() {
     const transaction = yield* (yield* TokenStore).getTransaction(transactionId)
     if (Option.isNone(transaction)) return Option.none()
-    const client = yield* (yield* ClientStore).get(transaction.value.clientId)
+    const client = yield* findClient(transaction.value.clientId)
     return Option.map(client, (c) => ({ transaction: transaction.value, client: c }))
   })
 
