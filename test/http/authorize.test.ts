@@ -266,7 +266,7 @@ describe("POST /authorize: sign-in and decision", () => {
       expect(logLines.some((l) => l.startsWith("sign-in failed"))).toBe(true)
       expect(logLines.join("\n")).not.toContain("wrong-key-0123456789")
 
-      const empty = yield* post({ ...form, action: "approve", api_key: "" }, { cookie })
+      const empty = yield* post({ ...form, action: "approve", api_key: "", scope_0: "read" }, { cookie })
       expect(empty.status).toBe(401)
 
       const approved = yield* post({ ...form, action: "approve", api_key: ALICE_KEY, scope_0: "read" }, { cookie })
@@ -277,7 +277,7 @@ describe("POST /authorize: sign-in and decision", () => {
   it.effect(`after ${MAX_SIGN_IN_FAILURES} wrong keys the request is refused: access_denied with state, transaction gone`, () =>
     using()(Effect.gen(function*() {
       const { cookie, form } = yield* consent()
-      const wrong = { ...form, action: "approve", api_key: "wrong-key-0123456789" }
+      const wrong = { ...form, action: "approve", api_key: "wrong-key-0123456789", scope_0: "read" }
       for (let i = 1; i < MAX_SIGN_IN_FAILURES; i++) expect((yield* post(wrong, { cookie })).status).toBe(401)
       const to = location(yield* post(wrong, { cookie }))
       expect(to.searchParams.get("error")).toBe("access_denied")
@@ -285,6 +285,31 @@ describe("POST /authorize: sign-in and decision", () => {
       expect(Option.isNone(yield* (yield* TokenStore).getTransaction(form.transaction))).toBe(true)
       const late = yield* post({ ...form, action: "approve", api_key: ALICE_KEY }, { cookie })
       expect(late.status).toBe(400)
+    })))
+
+  it.effect("approving with no scope ticked is refused with a message (400, the page again, no code); the request stays open", () =>
+    using()(Effect.gen(function*() {
+      const { client, cookie, form } = yield* consent()
+      const nothing = yield* post({ ...form, action: "approve", api_key: ALICE_KEY }, { cookie })
+      expect(nothing.status).toBe(400)
+      expect(nothing.headers.get("location")).toBeNull()
+      expect(nothing.body).toContain("Tick at least one permission to approve, or choose Deny.")
+      expect(nothing.body).toContain(`name="scope_0" value="read">`)
+      expect(logLines.some((l) => l.startsWith("authorization approved"))).toBe(false)
+      expect(Option.isSome(yield* (yield* TokenStore).getTransaction(form.transaction))).toBe(true)
+      const approved = yield* post({ ...form, action: "approve", api_key: ALICE_KEY, scope_1: "write" }, { cookie })
+      const issued = yield* exchange(client.clientId, location(approved).searchParams.get("code") ?? "")
+      expect(issued.scopes).toEqual(["write"])
+    })))
+
+  it.effect("each scope is shown with its configured description (a default for one without); the resource granted is shown", () =>
+    using({ settings: { scopeDescriptions: { read: "Read your <notes>" } } })(Effect.gen(function*() {
+      const { page } = yield* consent()
+      expect(page.body).toContain(`<code>read</code><span class="scope-description">Read your &lt;notes&gt;</span>`)
+      expect(page.body).toContain(`<code>write</code><span class="scope-description">No description is configured for this permission.</span>`)
+      expect(page.body).toContain(`Access to: <code>${RESOURCE}</code>`)
+      expect(page.body).toContain(`value="approve" class="primary"`)
+      expect(page.body).toContain(`value="deny" formnovalidate class="secondary"`)
     })))
 
   it.effect("deny: 302 access_denied with state and iss; the transaction is taken", () =>
