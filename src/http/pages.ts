@@ -19,7 +19,7 @@ body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding
 h1{font-size:1.4rem;line-height:1.3}code{background:#f3f3f3;padding:0 .25rem;overflow-wrap:anywhere;word-break:break-word}
 small{color:#555}fieldset{border:1px solid #ccc;border-radius:6px;margin:1rem 0;padding:.5rem .75rem;min-width:0}
 label{display:block;margin:.5rem 0}label.scope{display:flex;gap:.6rem;align-items:flex-start}
-label.scope input{margin-top:.35rem;flex:none}.scope-text{display:flex;flex-direction:column;min-width:0}
+label.scope input{margin-top:.35rem;flex:none}.scope-text{display:flex;flex-direction:column;align-items:flex-start;min-width:0}
 .scope-description{color:#444;font-size:.92rem}ul.scopes{padding-left:1.2rem}
 input[type=password]{display:block;width:100%;max-width:100%;padding:.5rem;margin-top:.25rem;font:inherit}
 .actions{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1.25rem}
