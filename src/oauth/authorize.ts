@@ -103,12 +103,13 @@ const resolveScopes = (
  * The client (registered, or a Client ID Metadata Document: `findClient`) and
  * the redirect URI (a registered one, exactly, or a loopback one in any port,
  * RFC 8252 §7.3; may be left out only when exactly one is registered) are
- * checked first: their
- * failures are plain `InvalidClient` / `InvalidRequest`, for the user. Then,
- * as `AuthorizationErrorRedirect`: `response_type=code`, the client's grant
- * types, PKCE (S256 only; `plain` or no challenge refused), the `resource`
- * (RFC 8707: recorded, later the token's audience) and the scopes (narrowed to
- * what the client registered and the server supports). `state` is carried.
+ * checked first: their failures are plain `InvalidClient` / `InvalidRequest`,
+ * for the user. Then, as `AuthorizationErrorRedirect`: `response_type=code`,
+ * the client's grant types, PKCE (S256 only; `plain` or no challenge
+ * refused), the `resource` (RFC 8707: compared in its canonical form,
+ * recorded as the configured string, later the token's audience) and the
+ * scopes (narrowed to what the client registered and the server supports).
+ * `state` is carried.
  */
 export const authorize = (
   request: AuthorizationRequest

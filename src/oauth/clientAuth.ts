@@ -22,11 +22,11 @@ export interface ClientCredentials {
 const refused = (description: string) => new InvalidClient({ description })
 
 /**
- * The client (registered, or a Client ID Metadata Document fetched again when
- * its cached copy expired: `findClient`), when its credentials are right: the method it used must be the
- * one it registered; a public client (`none`) must not send a secret; a
- * confidential client's secret is checked by the store in constant time
- * (expired secrets refused).
+ * The client (registered, or a Client ID Metadata Document, fetched again
+ * when its cached copy expired: `findClient`), when its credentials are
+ * right: the method it used must be the one it registered; a public client
+ * (`none`) must not send a secret; a confidential client's secret is checked
+ * by the store in constant time (expired secrets refused).
  */
 export const authenticateClient = (
   credentials: ClientCredentials
