@@ -146,6 +146,18 @@ describe("NodeClientMetadata: fetching a document", () => {
     ) expect(reasonOf(await fetchWith(options, url)), url).toBe("Forbidden")
   })
 
+  it("reaches an IPv6 literal host ([::1]) under the switch, and refuses it without", async () => {
+    const v6 = await startDocumentServer(certificate, "::1")
+    try {
+      v6.serveJson("/v6.json", DOC)
+      expect(reasonOf(await fetchWith({ allowLoopback: true }, `${v6.origin}/v6.json`))).toBe("Success")
+      expect(reasonOf(await fetchWith({}, `${v6.origin}/v6.json`))).toBe("Forbidden")
+      expect(v6.requests).toEqual(["/v6.json"])
+    } finally {
+      await v6.close()
+    }
+  })
+
   it("fetches https only", async () => {
     expect(reasonOf(await fetchWith({ allowLoopback: true }, `http://127.0.0.1:${server.port}/ok.json`))).toBe("Forbidden")
     expect(reasonOf(await fetchWith({ allowLoopback: true }, `https://user:pw@127.0.0.1:${server.port}/ok.json`))).toBe("Forbidden")
