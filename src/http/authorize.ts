@@ -28,13 +28,13 @@ import type { TokenStore } from "../services/TokenStore.ts"
 import { authorizationFailure, authorizationRequestFrom } from "./authorizationRequest.ts"
 import { type FormParams, queryParams, readForm } from "./body.ts"
 import { authorizePath, checkCsrf, issueCsrf, withCsrfCookie } from "./consent/csrf.ts"
-import { consentPage, formActionSource, grantedScopesFrom } from "./consent/page.ts"
+import { consentPage, formActionSource, grantedScopesFrom, ScopeDescriptions } from "./consent/page.ts"
 import { MAX_SIGN_IN_FAILURES, SignIn } from "./consent/signIn.ts"
 import { errorPage } from "./pages.ts"
 import { htmlResponse, redirectResponse } from "./respond.ts"
 
 /** What the `/authorize` handlers need. */
-export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto
+export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto | ScopeDescriptions
 
 interface ConsentOptions {
   readonly status?: number
@@ -47,10 +47,11 @@ const consentResponse = (
   request: HttpServerRequest.HttpServerRequest,
   pending: PendingAuthorization,
   options: ConsentOptions = {}
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, SignIn | OAuthConfig | Crypto> =>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, SignIn | OAuthConfig | Crypto | ScopeDescriptions> =>
   Effect.gen(function*() {
     const config = yield* OAuthConfig
     const signIn = yield* SignIn
+    const scopeDescriptions = yield* ScopeDescriptions
     const csrf = yield* issueCsrf(request, pending.transaction.id)
     const html = consentPage({
       client: pending.client,
@@ -60,7 +61,7 @@ const consentResponse = (
       signInConfigured: signIn.configured,
       error: options.error,
       ticked: options.ticked,
-      scopeDescriptions: settings.scopeDescriptions
+      scopeDescriptions
     })
     const redirectTarget = formActionSource(pending.transaction.redirectUri)
     const response = htmlResponse(html, {

@@ -55,7 +55,7 @@ export const UPSTREAM_SCOPE = "mcp:upstream"
 
 /** The consent page's descriptions of the built-in scopes. */
 export const DEFAULT_SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = {
-  [TOOLS_SCOPE]: "Use this server's tools on your behalf (whoami).",
+  [TOOLS_SCOPE]: "Use this server's tools on your behalf (whoami, greet).",
   [UPSTREAM_SCOPE]: "Call your account at the upstream provider through this server."
 }
 

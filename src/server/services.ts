@@ -23,6 +23,7 @@ export const serverOptions = (settings: ServerSettings) => {
       apiKeys: settings.apiKeys,
       ...(Option.isSome(settings.devAutoApprove) ? { autoApprove: settings.devAutoApprove.value } : {})
     },
+    scopeDescriptions: settings.scopeDescriptions,
     oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
     maxBodyBytes: settings.maxBodyBytes
   } as const

@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { authorizeGet, authorizePost } from "../../src/http/authorize.ts"
 import { CSRF_COOKIE, csrfToken } from "../../src/http/consent/csrf.ts"
-import { formActionSource, grantedScopesFrom, redirectHost } from "../../src/http/consent/page.ts"
+import { formActionSource, grantedScopesFrom, redirectHost, ScopeDescriptions } from "../../src/http/consent/page.ts"
 import { MAX_SIGN_IN_FAILURES, signInLayer, type SignInOptions } from "../../src/http/consent/signIn.ts"
 import { federationLayer, type UpstreamOptions } from "../../src/http/upstream/layer.ts"
 import { token } from "../../src/oauth/tokenEndpoint.ts"
@@ -20,6 +20,7 @@ const baseSignIn: SignInOptions = {
 
 interface Setup {
   readonly signIn?: Partial<SignInOptions>
+  readonly scopeDescriptions?: Readonly<Record<string, string>>
   readonly engine?: EngineOptions
   /** Upstream mode: a federation (no request is made until it is used). */
   readonly upstream?: UpstreamOptions
@@ -31,7 +32,9 @@ const { captured, lines: logLines } = captureLogs()
 /** Run a test body over fresh memory stores, the engine and the server settings. */
 const using = (setup: Setup = {}) =>
 <A, E, R>(body: Effect.Effect<A, E, R>) => {
-  const base = signInLayer({ ...baseSignIn, ...setup.signIn }).pipe(Layer.provideMerge(engine(setup.engine)))
+  const base = Layer.merge(signInLayer({ ...baseSignIn, ...setup.signIn }), Layer.succeed(ScopeDescriptions, setup.scopeDescriptions ?? {})).pipe(
+    Layer.provideMerge(engine(setup.engine))
+  )
   const services = setup.upstream === undefined ? base : Layer.merge(base, federationLayer(ISSUER, setup.upstream))
   return captured(Effect.scoped(Effect.provide(body, Layer.fresh(services)))) as Effect.Effect<A, unknown, never>
 }
@@ -303,7 +306,7 @@ describe("POST /authorize: sign-in and decision", () => {
     })))
 
   it.effect("each scope is shown with its configured description (a default for one without); the resource granted is shown", () =>
-    using({ settings: { scopeDescriptions: { read: "Read your <notes>" } } })(Effect.gen(function*() {
+    using({ scopeDescriptions: { read: "Read your <notes>" } })(Effect.gen(function*() {
       const { page } = yield* consent()
       expect(page.body).toContain(`<code>read</code><span class="scope-description">Read your &lt;notes&gt;</span>`)
       expect(page.body).toContain(`<code>write</code><span class="scope-description">No description is configured for this permission.</span>`)

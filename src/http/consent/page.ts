@@ -12,12 +12,19 @@
  * `scope_<i>` (its position in the request) whose value is the scope, so
  * no field name repeats (`readForm` refuses repeated parameters).
  */
+import { Context } from "effect"
 import { verifiedClientHost } from "../../oauth/clientMetadataDocument.ts"
 import type { RegisteredClient } from "../../schema/client.ts"
 import type { Transaction } from "../../schema/transaction.ts"
 import type { FormParams } from "../body.ts"
 import { escapeHtml, page } from "../pages.ts"
 import { CSRF_FIELD } from "./csrf.ts"
+
+/** What the consent page says each scope allows (scope -> description); a scope without one gets `UNDESCRIBED_SCOPE`. */
+export class ScopeDescriptions extends Context.Tag("mcp-oauth-store/ScopeDescriptions")<
+  ScopeDescriptions,
+  Readonly<Record<string, string>>
+>() {}
 
 /** The name of the checkbox of the `index`th requested scope. */
 export const scopeField = (index: number): string => `scope_${index}`
