@@ -219,20 +219,30 @@ describe("sqlite backend", () => {
       }))
     }), 120_000)
 
-  it.effect("a database from before the rate limiter and replay cache is migrated in place, its records kept", () =>
+  it.effect("a database from the first release is migrated in place (rate limiter, replay cache, client expiry), its records kept", () =>
     Effect.gen(function*() {
       const filename = freshFile()
       const key = yield* generateKey
-      yield* using(storesOn(filename, key))(Effect.flatMap(TokenStore, (tokens) => tokens.saveGrant(F.grant("g-old"))))
-      // Turn it back into what the first release wrote: no tables of the later migrations, no record of them.
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        yield* (yield* TokenStore).saveGrant(F.grant("g-old"))
+        yield* (yield* ClientStore).register({ clientId: "old-client", metadata: F.clientMetadata })
+      }))
+      // Turn it back into what the first release wrote: nothing of the later migrations, no record of them.
       const db = new Database(filename)
-      db.exec(`DROP TABLE mcp_rate_limits; DROP TABLE mcp_replay_ids; DROP TABLE mcp_streams; DROP TABLE mcp_stream_events;
-        DELETE FROM mcp_migrations WHERE migration_id >= 2`)
+      db.exec(
+        "DROP TABLE mcp_rate_limits; DROP TABLE mcp_replay_ids; DROP TABLE mcp_streams; DROP TABLE mcp_stream_events; " +
+          "DROP INDEX mcp_clients_expires_at; ALTER TABLE mcp_clients DROP COLUMN expires_at; " +
+          "DELETE FROM mcp_migrations WHERE migration_id >= 2"
+      )
       db.close()
       yield* using(storesOn(filename, key))(Effect.gen(function*() {
         expect(Option.isSome(yield* (yield* TokenStore).getGrant("g-old"))).toBe(true)
         expect((yield* (yield* RateLimiter).consume(raceLimit, "a")).allowed).toBe(true)
         expect(yield* (yield* ReplayCache).remember("dpop", "jti", "1 minute")).toBe("First")
+        const clients = yield* ClientStore
+        expect(Option.isSome(yield* clients.get("old-client"))).toBe(true)
+        yield* clients.register({ clientId: "https://app.example/client.json", metadata: F.clientMetadata, ttl: "1 minute" })
+        expect(Option.isSome(yield* clients.get("https://app.example/client.json"))).toBe(true)
       }))
       const check = new Database(filename, { readonly: true })
       const applied = check.prepare("SELECT migration_id, name FROM mcp_migrations ORDER BY migration_id").all()
@@ -240,7 +250,8 @@ describe("sqlite backend", () => {
       expect(applied).toEqual([
         { migration_id: 1, name: "initial" },
         { migration_id: 2, name: "rate_limits_and_replay_ids" },
-        { migration_id: 3, name: "mcp_streams" }
+        { migration_id: 3, name: "mcp_streams" },
+        { migration_id: 4, name: "client_expiry" }
       ])
     }))
 

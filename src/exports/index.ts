@@ -15,6 +15,12 @@ export { TokenStore, type NewRecord, type NewRefreshToken } from "../services/To
 export { SessionStore, type CreatedSession, type NewSession, type SessionPatch } from "../services/SessionStore.ts"
 export { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 export { ClientStore, type NewClient } from "../services/ClientStore.ts"
+export {
+  ClientMetadataDocuments,
+  ClientMetadataFetchError,
+  type ClientMetadataFetchReason,
+  type FetchedClientMetadata
+} from "../services/ClientMetadataDocuments.ts"
 export { SigningKeyStore } from "../services/SigningKeyStore.ts"
 export { type RateLimitDecision, RateLimiter, type RateLimitPolicy } from "../services/RateLimiter.ts"
 export { ReplayCache, type ReplaySighting } from "../services/ReplayCache.ts"
@@ -22,6 +28,7 @@ export { Crypto } from "../services/Crypto.ts"
 export {
   Jwks,
   type JwtClaims,
+  type JwtSignOptions,
   type JwtVerifyOptions,
   type PublicJwks,
   type SignedJwt,

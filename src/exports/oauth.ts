@@ -16,8 +16,30 @@ export {
 export * as StoredJwks from "../oauth/jwks.ts"
 
 // Clients.
-export { type ClientRegistration, registerClient, registrationResponse } from "../oauth/registration.ts"
+export {
+  type ClientMetadataRules,
+  type ClientRegistration,
+  DEFAULT_GRANT_TYPES,
+  registerClient,
+  registrationResponse
+} from "../oauth/registration.ts"
 export { authenticateClient, type ClientCredentials } from "../oauth/clientAuth.ts"
+export { type ClientKind, matchRedirectUri, redirectUriProblem } from "../oauth/redirectUris.ts"
+
+// Client ID Metadata Documents: a `client_id` that is an https URL (needs a `ClientMetadataDocuments` service).
+export {
+  clientIdUrlProblem,
+  clientMetadataDocumentsSupported,
+  DEFAULT_DOCUMENT_TTL,
+  documentTtl,
+  findClient,
+  MAX_DOCUMENT_TTL,
+  MIN_DOCUMENT_TTL,
+  validateClientMetadataDocument
+} from "../oauth/clientMetadataDocument.ts"
+
+// RFC 8707 resource indicators, compared in their canonical form.
+export { canonicalResource, sameResource } from "../oauth/resources.ts"
 
 // The authorization endpoint and the user's consent.
 export {
@@ -57,6 +79,7 @@ export {
 
 // The resource side: access tokens and tool-level scopes.
 export {
+  ACCESS_TOKEN_TYP,
   type IssuedAccessToken,
   issueAccessToken,
   type TokenSubject,

@@ -28,6 +28,7 @@ import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import type { TokenStore } from "../services/TokenStore.ts"
 import type { UpstreamTokenClient } from "../services/UpstreamTokenClient.ts"
+import { ScopeDescriptions } from "./consent/page.ts"
 import { SignIn, signInLayer, type SignInOptions } from "./consent/signIn.ts"
 import { McpEndpointConfig } from "./mcp/config.ts"
 import type { McpTool } from "./mcp/McpTool.ts"
@@ -47,6 +48,8 @@ export interface McpServerOptions<R = never> {
   readonly scopes?: ReadonlyArray<string>
   /** How users sign in on the consent page (API keys), or the development auto-approval. */
   readonly signIn?: SignInOptions
+  /** What the consent page says each scope allows (scope -> description). */
+  readonly scopeDescriptions?: Readonly<Record<string, string>>
   /** Sign users in at an upstream OAuth / OpenID Connect provider instead of the consent page. */
   readonly upstream?: UpstreamOptions
   /** The OAuth engine's lifetimes, token format and claims hook (the issuer, resources and scopes come from above). */
@@ -71,7 +74,7 @@ export interface McpServerOptions<R = never> {
 export type McpServerRequirements = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | Crypto
 
 /** What `layer` provides to the handlers. */
-export type McpServerServices = OAuthConfig | Jwks | SignIn | McpTools | McpEndpointConfig | HttpLimits
+export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits
 
 /** Loopback names of one host: a page served from any of them is ours. */
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
@@ -131,7 +134,8 @@ export function layer<R = never>(
     ...rebindingAllowances(publicUrl, options.allowedOrigins ?? [], options.allowedHosts ?? [])
   })
   const limits = Layer.succeed(HttpLimits, { maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024 })
-  const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), endpoint, limits)
+  const consent = Layer.succeed(ScopeDescriptions, options.scopeDescriptions ?? {})
+  const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), consent, endpoint, limits)
   if (options.upstream === undefined) return Layer.merge(base, toolsLayer(tools))
   const upstream = upstreamLayer(publicUrl, options.upstream)
   return Layer.mergeAll(base, Layer.provideMerge(toolsLayer(tools), upstream))

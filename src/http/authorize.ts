@@ -28,13 +28,13 @@ import type { TokenStore } from "../services/TokenStore.ts"
 import { authorizationFailure, authorizationRequestFrom } from "./authorizationRequest.ts"
 import { type FormParams, queryParams, readForm } from "./body.ts"
 import { authorizePath, checkCsrf, issueCsrf, withCsrfCookie } from "./consent/csrf.ts"
-import { consentPage, formActionSource, grantedScopesFrom } from "./consent/page.ts"
+import { consentPage, formActionSource, grantedScopesFrom, ScopeDescriptions } from "./consent/page.ts"
 import { MAX_SIGN_IN_FAILURES, SignIn } from "./consent/signIn.ts"
 import { errorPage } from "./pages.ts"
 import { htmlResponse, redirectResponse } from "./respond.ts"
 
 /** What the `/authorize` handlers need. */
-export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto
+export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto | ScopeDescriptions
 
 interface ConsentOptions {
   readonly status?: number
@@ -47,10 +47,11 @@ const consentResponse = (
   request: HttpServerRequest.HttpServerRequest,
   pending: PendingAuthorization,
   options: ConsentOptions = {}
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, SignIn | OAuthConfig | Crypto> =>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, SignIn | OAuthConfig | Crypto | ScopeDescriptions> =>
   Effect.gen(function*() {
     const config = yield* OAuthConfig
     const signIn = yield* SignIn
+    const scopeDescriptions = yield* ScopeDescriptions
     const csrf = yield* issueCsrf(request, pending.transaction.id)
     const html = consentPage({
       client: pending.client,
@@ -59,7 +60,8 @@ const consentResponse = (
       action: authorizePath(config.issuer),
       signInConfigured: signIn.configured,
       error: options.error,
-      ticked: options.ticked
+      ticked: options.ticked,
+      scopeDescriptions
     })
     const redirectTarget = formActionSource(pending.transaction.redirectUri)
     const response = htmlResponse(html, {
@@ -143,9 +145,11 @@ const signInFailed = (
  * POST `/authorize`: the consent form (`application/x-www-form-urlencoded`).
  * A foreign `Origin` or a CSRF token that does not match the cookie is 403 and
  * leaves the pending authorization as it was. `action=deny` sends
- * `access_denied` to the client; `action=approve` needs a configured API key
- * (wrong: 401 and the page again, the request kept) and grants the scopes
- * still ticked (`scope_<i>` fields), sending the code, `state` and `iss`.
+ * `access_denied` to the client; `action=approve` needs at least one ticked
+ * scope when scopes were requested (none: 400 and the page again with a
+ * message, the request kept) and a configured API key (wrong: 401 and the
+ * page again, the request kept), and grants the scopes still ticked
+ * (`scope_<i>` fields), sending the code, `state` and `iss`.
  */
 export const authorizePost = (
   request: HttpServerRequest.HttpServerRequest
@@ -176,9 +180,17 @@ export const authorizePost = (
       return yield* consentResponse(request, pending, { status: 403, error: "Sign-in is not configured on this server." })
     }
 
+    const grantedScopes = grantedScopesFrom(form, pending.transaction.scopes)
+    if (pending.transaction.scopes.length > 0 && grantedScopes.length === 0) {
+      // Approving nothing of what was asked is no grant at all: say so, keep the request open.
+      return yield* consentResponse(request, pending, {
+        status: 400,
+        error: "Tick at least one permission to approve, or choose Deny.",
+        ticked: []
+      })
+    }
     const user = yield* signIn.userFor(form["api_key"] ?? "")
     if (Option.isNone(user)) return yield* signInFailed(request, pending, form)
-    const grantedScopes = grantedScopesFrom(form, pending.transaction.scopes)
     const approved = yield* approve({ transactionId, subject: user.value, grantedScopes })
     yield* signIn.forget(transactionId)
     yield* Effect.logInfo("authorization approved").pipe(

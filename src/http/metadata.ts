@@ -3,6 +3,7 @@
  * protected resource metadata (RFC 9728) for the MCP endpoint, and the JWKS.
  */
 import { Effect, Schema } from "effect"
+import { clientMetadataDocumentsSupported } from "../oauth/clientMetadataDocument.ts"
 import { OAuthConfig } from "../oauth/config.ts"
 import { formatScope } from "../oauth/scopes.ts"
 import { Jwks } from "../services/Jwks.ts"
@@ -47,7 +48,9 @@ export const AuthorizationServerMetadata = Schema.Struct({
   token_endpoint_auth_methods_supported: Strings,
   revocation_endpoint_auth_methods_supported: Strings,
   introspection_endpoint_auth_methods_supported: Strings,
-  authorization_response_iss_parameter_supported: Schema.Boolean
+  authorization_response_iss_parameter_supported: Schema.Boolean,
+  /** draft-ietf-oauth-client-id-metadata-document: a `client_id` may be an https URL naming the client's metadata document. */
+  client_id_metadata_document_supported: Schema.Boolean
 })
 
 /** RFC 9728 §2. */
@@ -67,10 +70,11 @@ const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 /** The scopes published in the metadata: the configured ones (none when any scope is accepted). */
 const publishedScopes = (config: OAuthConfig["Type"]): ReadonlyArray<string> => config.scopesSupported ?? []
 
-/** RFC 8414 metadata of this authorization server. */
-export const authorizationServerMetadata = Effect.map(OAuthConfig, (config): typeof AuthorizationServerMetadata.Type => {
+/** RFC 8414 metadata of this authorization server; `client_id_metadata_document_supported` when metadata documents are resolved. */
+export const authorizationServerMetadata = Effect.gen(function*() {
+  const config = yield* OAuthConfig
   const urls = endpointUrls(config.issuer)
-  return {
+  const metadata: typeof AuthorizationServerMetadata.Type = {
     issuer: urls.issuer,
     authorization_endpoint: urls.authorization,
     token_endpoint: urls.token,
@@ -86,14 +90,20 @@ export const authorizationServerMetadata = Effect.map(OAuthConfig, (config): typ
     token_endpoint_auth_methods_supported: AUTH_METHODS,
     revocation_endpoint_auth_methods_supported: AUTH_METHODS,
     introspection_endpoint_auth_methods_supported: AUTH_METHODS,
-    authorization_response_iss_parameter_supported: true
+    authorization_response_iss_parameter_supported: true,
+    client_id_metadata_document_supported: yield* clientMetadataDocumentsSupported
   }
+  return metadata
 })
 
 /**
  * The protected resource metadata at the `/mcp`-suffixed well-known path
- * (`mcp`: the MCP endpoint) or at the root one (the server as a whole; tokens
- * for it are accepted at `/mcp` too).
+ * (`mcp`: the MCP endpoint) or at the root one. The root document is the
+ * server as a whole: its `resource` is the public URL, as RFC 9728 §3.3
+ * requires of the document at that well-known path (the identifier it was
+ * built from); tokens for it are accepted at `/mcp` too, and a client that
+ * writes it with a trailing slash (the MCP Inspector) names the same
+ * resource (`resolveResource`).
  */
 export const protectedResourceMetadata = (which: "mcp" | "root") => Effect.map(OAuthConfig, (config): typeof ProtectedResourceMetadata.Type => {
   const urls = endpointUrls(config.issuer)

@@ -36,12 +36,26 @@ export interface IssuedAccessToken {
 /** The claim naming the grant a JWT access token belongs to, checked on every verification. */
 export const GRANT_ID_CLAIM = "gid"
 
+/** The `typ` of JWT access tokens (RFC 9068 §2.1). */
+export const ACCESS_TOKEN_TYP = "at+jwt"
+
+/**
+ * The `typ` header values a JWT access token may carry: RFC 9068's `at+jwt`
+ * (with or without `application/`), and the `JWT` (or none) of tokens issued
+ * before this server used the profile, which keep verifying until they
+ * expire. Any other type (another kind of JWT) is refused.
+ */
+const acceptedTyp = (typ: string | undefined): boolean =>
+  typ === undefined || ["at+jwt", "application/at+jwt", "jwt"].includes(typ.toLowerCase())
+
 /** Claims the custom-claims hook cannot set. */
 const RESERVED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "client_id", GRANT_ID_CLAIM]
 
 /**
  * Issue an access token for a grant: `expires_in` is the configured lifetime
  * (seed 002: 1 hour), cut short at `notAfter` (the grant's end) when given.
+ * A JWT follows RFC 9068: header `typ: at+jwt`; claims `iss`, `exp`, `aud`,
+ * `sub`, `client_id`, `iat`, `jti`, `scope` (plus the grant id and custom claims).
  */
 export const issueAccessToken = (
   grant: TokenSubject,
@@ -89,7 +103,7 @@ export const issueAccessToken = (
       scope: formatScope(grant.scopes),
       client_id: grant.clientId,
       [GRANT_ID_CLAIM]: grant.grantId
-    })
+    }, { typ: ACCESS_TOKEN_TYP })
     return { token: Redacted.make(signed.token), format: "jwt", expiresAt: exp * 1000, expiresIn: exp - iat }
   })
 
@@ -152,7 +166,8 @@ const readClaims = (claims: JwtClaims): Effect.Effect<VerifiedAccessToken, Inval
 
 /**
  * Verify a bearer access token, as the resource server does on every request:
- * a JWT's signature, `kid`, algorithm, `exp` (required), issuer and audience,
+ * a JWT's signature, `kid`, algorithm, `typ` (`at+jwt`, or the `JWT` of tokens
+ * issued before RFC 9068 was followed), `exp` (required), issuer and audience,
  * then its grant (one store read: a revoked grant fails its unexpired tokens);
  * an opaque token by its store record. Failures are `InvalidToken`, or
  * `InsufficientScope` naming the required scopes.
@@ -172,6 +187,7 @@ export const verifyAccessToken = (
         audience: expected,
         clockTolerance: options.clockTolerance ?? Duration.seconds(config.clockToleranceSeconds)
       })
+      if (!acceptedTyp(jwt.typ)) return yield* Effect.fail(new InvalidToken({ description: "token is not an access token" }))
       verified = yield* readClaims(jwt.claims)
       if (Option.isNone(yield* store.getGrant(verified.grantId))) return yield* Effect.fail(revoked())
     } else {

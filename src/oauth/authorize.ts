@@ -9,7 +9,6 @@ import {
   InvalidClient,
   InvalidRequest,
   InvalidScope,
-  InvalidTarget,
   type OAuthError,
   UnauthorizedClient
 } from "../errors/OAuthError.ts"
@@ -20,9 +19,11 @@ import { ClientStore } from "../services/ClientStore.ts"
 import { Crypto } from "../services/Crypto.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import { TokenStore } from "../services/TokenStore.ts"
+import { findClient } from "./clientMetadataDocument.ts"
 import { OAuthConfig } from "./config.ts"
 import { isCodeChallenge } from "./pkce.ts"
 import { matchRedirectUri } from "./redirectUris.ts"
+import { resolveResource } from "./resources.ts"
 import { narrowScopes, parseScope } from "./scopes.ts"
 import { traced } from "../internal/traced.ts"
 
@@ -80,23 +81,6 @@ const errorParams = (config: { readonly issuer: string }, error: OAuthError, sta
   iss: config.issuer
 })
 
-/** The one resource of a request, checked against the configured resources (RFC 8707 §2). */
-const resolveResource = (
-  resource: AuthorizationRequest["resource"],
-  allowed: ReadonlyArray<string>
-): Effect.Effect<string | undefined, InvalidTarget> => {
-  const values = resource === undefined ? [] : typeof resource === "string" ? [resource] : resource
-  if (values.length === 0) return Effect.succeed(undefined)
-  const [value] = values
-  if (values.length > 1 || value === undefined) return Effect.fail(new InvalidTarget({ description: "one resource per request" }))
-  if (!URL.canParse(value) || value.includes("#")) {
-    return Effect.fail(new InvalidTarget({ description: "resource must be an absolute URI without a fragment" }))
-  }
-  return allowed.includes(value)
-    ? Effect.succeed(value)
-    : Effect.fail(new InvalidTarget({ description: "resource is not served by this authorization server" }))
-}
-
 /** The scopes of a request narrowed to what the client may have and the server supports. */
 const resolveScopes = (
   scope: string | undefined,
@@ -116,13 +100,16 @@ const resolveScopes = (
 /**
  * Validate an authorization request and save it as a pending transaction.
  *
- * The client and the redirect URI (exact match with a registered one; may be
- * left out only when exactly one is registered) are checked first: their
- * failures are plain `InvalidClient` / `InvalidRequest`, for the user. Then,
- * as `AuthorizationErrorRedirect`: `response_type=code`, the client's grant
- * types, PKCE (S256 only; `plain` or no challenge refused), the `resource`
- * (RFC 8707: recorded, later the token's audience) and the scopes (narrowed to
- * what the client registered and the server supports). `state` is carried.
+ * The client (registered, or a Client ID Metadata Document: `findClient`) and
+ * the redirect URI (a registered one, exactly, or a loopback one in any port,
+ * RFC 8252 §7.3; may be left out only when exactly one is registered) are
+ * checked first: their failures are plain `InvalidClient` / `InvalidRequest`,
+ * for the user. Then, as `AuthorizationErrorRedirect`: `response_type=code`,
+ * the client's grant types, PKCE (S256 only; `plain` or no challenge
+ * refused), the `resource` (RFC 8707: compared in its canonical form,
+ * recorded as the configured string, later the token's audience) and the
+ * scopes (narrowed to what the client registered and the server supports).
+ * `state` is carried.
  */
 export const authorize = (
   request: AuthorizationRequest
@@ -134,7 +121,7 @@ export const authorize = (
   Effect.gen(function*() {
     const config = yield* OAuthConfig
     if (request.clientId === undefined) return yield* Effect.fail(new InvalidRequest({ description: "client_id is required" }))
-    const found = yield* (yield* ClientStore).get(request.clientId)
+    const found = yield* findClient(request.clientId)
     if (Option.isNone(found)) return yield* Effect.fail(new InvalidClient({ description: "unknown client" }))
     const client = found.value
     const registered = client.metadata.redirect_uris
@@ -188,14 +175,18 @@ export const authorize = (
     return { transaction, client }
   }).pipe(traced("OAuth.authorize"))
 
-/** A pending authorization, for the consent page: `None` when unknown or expired. Does not consume it. */
+/**
+ * A pending authorization, for the consent page: `None` when unknown or
+ * expired. Does not consume it. A metadata-document client whose cached copy
+ * expired meanwhile is fetched again (`InvalidClient` if that fails).
+ */
 export const pendingAuthorization = (
   transactionId: string
-): Effect.Effect<Option.Option<PendingAuthorization>, StoreError, ClientStore | TokenStore> =>
+): Effect.Effect<Option.Option<PendingAuthorization>, InvalidClient | StoreError, ClientStore | TokenStore | OAuthConfig> =>
   Effect.gen(function*() {
     const transaction = yield* (yield* TokenStore).getTransaction(transactionId)
     if (Option.isNone(transaction)) return Option.none()
-    const client = yield* (yield* ClientStore).get(transaction.value.clientId)
+    const client = yield* findClient(transaction.value.clientId)
     return Option.map(client, (c) => ({ transaction: transaction.value, client: c }))
   })
 

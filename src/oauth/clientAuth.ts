@@ -4,6 +4,8 @@ import { InvalidClient } from "../errors/OAuthError.ts"
 import type { RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
 import { ClientStore } from "../services/ClientStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
+import { findClient } from "./clientMetadataDocument.ts"
+import type { OAuthConfig } from "./config.ts"
 import { traced } from "../internal/traced.ts"
 
 /**
@@ -20,17 +22,18 @@ export interface ClientCredentials {
 const refused = (description: string) => new InvalidClient({ description })
 
 /**
- * The client, when its credentials are right: the method it used must be the
- * one it registered; a public client (`none`) must not send a secret; a
- * confidential client's secret is checked by the store in constant time
- * (expired secrets refused).
+ * The client (registered, or a Client ID Metadata Document, fetched again
+ * when its cached copy expired: `findClient`), when its credentials are
+ * right: the method it used must be the one it registered; a public client
+ * (`none`) must not send a secret; a confidential client's secret is checked
+ * by the store in constant time (expired secrets refused).
  */
 export const authenticateClient = (
   credentials: ClientCredentials
-): Effect.Effect<RegisteredClient, InvalidClient | StoreError, ClientStore> =>
+): Effect.Effect<RegisteredClient, InvalidClient | StoreError, ClientStore | OAuthConfig> =>
   Effect.gen(function*() {
     const store = yield* ClientStore
-    const found = yield* store.get(credentials.clientId)
+    const found = yield* findClient(credentials.clientId)
     if (Option.isNone(found)) return yield* Effect.fail(refused("client authentication failed"))
     const registered = found.value.metadata.token_endpoint_auth_method
     if (registered === "none") {

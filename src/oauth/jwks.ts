@@ -273,12 +273,13 @@ export const make = (options: JwksOptions = {}) =>
       })
 
     const service: Jwks.Service = {
-      sign: (claims: JwtClaims) =>
+      sign: (claims: JwtClaims, signOptions = {}) =>
         Effect.suspend(() => {
           const key = current().signing
+          const typ = signOptions.typ ?? "JWT"
           return Effect.tryPromise({
             try: () =>
-              new SignJWT({ ...claims } as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" }).sign(
+              new SignJWT({ ...claims } as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ }).sign(
                 key.privateKey
               ),
             catch: (cause) => new StoreError({ reason: "Invalid", method: "Jwks.sign", description: "claims do not sign", cause })
@@ -297,7 +298,7 @@ export const make = (options: JwksOptions = {}) =>
             const problem = claimProblem(seen.claims, { issuer, audience, toleranceSeconds, nowSeconds: Math.floor(now / 1000) })
             return problem === undefined ? seen : yield* Effect.fail(new InvalidToken({ description: problem }))
           }
-          let header: { kid?: unknown; alg?: unknown }
+          let header: { kid?: unknown; alg?: unknown; typ?: unknown }
           try {
             header = decodeProtectedHeader(token)
           } catch {
@@ -319,7 +320,12 @@ export const make = (options: JwksOptions = {}) =>
               }),
             catch: (error) => new InvalidToken({ description: describeFailure(error) })
           })
-          const outcome: VerifiedJwt = { kid: key.kid, alg: key.alg, claims: result.payload }
+          const outcome: VerifiedJwt = {
+            kid: key.kid,
+            alg: key.alg,
+            ...(typeof header.typ === "string" ? { typ: header.typ } : {}),
+            claims: result.payload
+          }
           if (resolved.verifyCacheSize > 0) {
             verified.set(token, outcome)
             if (verified.size > resolved.verifyCacheSize) verified.evictOldest()

@@ -13,6 +13,16 @@ import { traced } from "../internal/traced.ts"
 /** The grant types a client may register: the authorization-code flow and refresh. */
 export const SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token"] as const
 
+/**
+ * The grant types of a client that registers without `grant_types`: the
+ * code flow and refresh. RFC 7591 §2 defaults to `authorization_code` alone,
+ * but most MCP clients leave the member out and still expect to refresh;
+ * RFC 7591 §3.2.1 lets the server substitute values, and the registration
+ * response (or the metadata document's cached record) says what was
+ * registered. A client that lists `grant_types` gets exactly those.
+ */
+export const DEFAULT_GRANT_TYPES: ReadonlyArray<string> = SUPPORTED_GRANT_TYPES
+
 /** The registration request as it arrives (RFC 7591 §2): every member optional, types checked. */
 const RegistrationRequest = Schema.Struct({
   ...ClientMetadata.omit("redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types").fields,
@@ -35,33 +45,48 @@ const badMetadata = (description: string) => new InvalidClientMetadata({ descrip
 
 const URI_MEMBERS = ["client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri"] as const
 
+/** How metadata is validated beyond RFC 7591's rules. */
+export interface ClientMetadataRules {
+  /**
+   * Only a public client (`token_endpoint_auth_method: none`, the default
+   * then): a Client ID Metadata Document, which cannot carry a secret.
+   */
+  readonly publicOnly?: boolean
+}
+
 /**
  * Validate RFC 7591 client metadata: redirect URIs (https, or http on a
- * loopback host), grant and response types, the token endpoint auth method
- * (`none`, `client_secret_post`, `client_secret_basic`; default
- * `client_secret_basic` as RFC 7591 says), scopes the server supports, and
- * URL members.
+ * loopback host; for a public client also private-use schemes, RFC 8252
+ * §7.1), grant types (default `DEFAULT_GRANT_TYPES`) and response types, the
+ * token endpoint auth method (`none`, `client_secret_post`,
+ * `client_secret_basic`; default `client_secret_basic` as RFC 7591 says, or
+ * `none` under `publicOnly`), scopes the server supports, and URL members.
  */
 export const validateClientMetadata = (
   input: unknown,
-  scopesSupported: ReadonlyArray<string> | undefined
+  scopesSupported: ReadonlyArray<string> | undefined,
+  rules: ClientMetadataRules = {}
 ): Effect.Effect<ClientMetadata, InvalidClientMetadata | InvalidRedirectUri> =>
   Effect.gen(function*() {
     const request = yield* decodeRequest(input).pipe(
       Effect.mapError(() => badMetadata("client metadata members have the wrong types"))
     )
-    const redirectUris = request.redirect_uris ?? []
-    if (redirectUris.length === 0) return yield* Effect.fail(new InvalidRedirectUri({ description: "redirect_uris is required" }))
-    for (const uri of redirectUris) {
-      const problem = redirectUriProblem(uri)
-      if (problem !== undefined) return yield* Effect.fail(new InvalidRedirectUri({ description: `redirect URI ${problem}` }))
-    }
-
-    const method: string = request.token_endpoint_auth_method ?? "client_secret_basic"
+    const method: string = request.token_endpoint_auth_method ?? (rules.publicOnly === true ? "none" : "client_secret_basic")
     if (!isAuthMethod(method)) {
       return yield* Effect.fail(badMetadata("token_endpoint_auth_method must be none, client_secret_post or client_secret_basic"))
     }
-    const grantTypes = request.grant_types ?? ["authorization_code"]
+    if (rules.publicOnly === true && method !== "none") {
+      return yield* Effect.fail(badMetadata("token_endpoint_auth_method must be none: this client cannot hold a secret"))
+    }
+
+    const redirectUris = request.redirect_uris ?? []
+    if (redirectUris.length === 0) return yield* Effect.fail(new InvalidRedirectUri({ description: "redirect_uris is required" }))
+    for (const uri of redirectUris) {
+      const problem = redirectUriProblem(uri, method === "none" ? "public" : "confidential")
+      if (problem !== undefined) return yield* Effect.fail(new InvalidRedirectUri({ description: `redirect URI ${problem}` }))
+    }
+
+    const grantTypes = request.grant_types ?? DEFAULT_GRANT_TYPES
     const supported: ReadonlyArray<string> = SUPPORTED_GRANT_TYPES
     const unsupported = grantTypes.find((g) => !supported.includes(g))
     if (unsupported !== undefined) return yield* Effect.fail(badMetadata(`unsupported grant type: ${unsupported}`))

@@ -24,6 +24,7 @@ import { issueAccessToken, type TokenSubject } from "./accessTokens.ts"
 import { authenticateClient, type ClientCredentials } from "./clientAuth.ts"
 import { OAuthConfig } from "./config.ts"
 import { verifyPkce } from "./pkce.ts"
+import { sameResource } from "./resources.ts"
 import { formatScope, missingScopes, parseScope } from "./scopes.ts"
 import { traced } from "../internal/traced.ts"
 
@@ -115,6 +116,10 @@ const issuePair = (client: RegisteredClient, grant: Grant, subject: TokenSubject
     return issued
   })
 
+/** Whether a token request's `resource` (RFC 8707) names another resource than the one recorded (equal canonical forms agree). */
+const differentResource = (requested: string | undefined, recorded: string | undefined): boolean =>
+  requested !== undefined && (recorded === undefined || !sameResource(requested, recorded))
+
 /** Fail the request, revoking a grant that can no longer be trusted. */
 const revokeAnd = <E>(grantId: string, error: E) =>
   Effect.flatMap(TokenStore, (store) => store.revokeGrant(grantId)).pipe(Effect.zipRight(Effect.fail(error)))
@@ -164,7 +169,7 @@ export const exchangeCode = (
     if (!(yield* verifyPkce(request.codeVerifier, code.codeChallenge, crypto.timingSafeEqual))) {
       return yield* revokeAnd(code.grantId, new InvalidGrant({ description: "PKCE verification failed" }))
     }
-    if (request.resource !== undefined && request.resource !== code.resource) {
+    if (differentResource(request.resource, code.resource)) {
       return yield* revokeAnd(code.grantId, new InvalidTarget({ description: "resource differs from the authorization request" }))
     }
     const grant = yield* store.getGrant(code.grantId)
@@ -212,7 +217,7 @@ export const refreshTokens = (
     if (missingScopes(record.scopes, requested).length > 0) {
       return yield* Effect.fail(new InvalidScope({ description: "scope exceeds the grant" }))
     }
-    if (request.resource !== undefined && request.resource !== record.resource) {
+    if (differentResource(request.resource, record.resource)) {
       return yield* Effect.fail(new InvalidTarget({ description: "resource differs from the grant's" }))
     }
     const grant = yield* store.getGrant(record.grantId)

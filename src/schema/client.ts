@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { EpochMillis } from "./common.ts"
 
 /** Seconds since the Unix epoch, as RFC 7591 dates are. */
 export const EpochSeconds = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
@@ -33,6 +34,12 @@ export const RegisteredClient = Schema.Struct({
   clientIdIssuedAt: EpochSeconds,
   /** 0 means the secret never expires (RFC 7591 §3.2.1). */
   clientSecretExpiresAt: EpochSeconds,
-  metadata: ClientMetadata
+  metadata: ClientMetadata,
+  /**
+   * When the record stops being served (milliseconds since the epoch): a
+   * cached copy of a Client ID Metadata Document. Absent: kept until deleted
+   * (a registered client).
+   */
+  expiresAt: Schema.optional(EpochMillis)
 })
 export type RegisteredClient = typeof RegisteredClient.Type

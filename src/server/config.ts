@@ -40,12 +40,49 @@ export interface ServerSettings {
   readonly accessTokenTtlSeconds: number
   readonly accessTokenFormat: "jwt" | "opaque"
   readonly maxBodyBytes: number
+  /** Resolve `client_id` URLs as Client ID Metadata Documents (`CLIENT_METADATA_DOCUMENTS`, default on). */
+  readonly clientMetadataDocuments: boolean
+  /** Development switch: metadata documents may be fetched from loopback addresses. Loopback hosts only. */
+  readonly clientMetadataAllowLoopback: boolean
+  /** What the consent page says each scope allows (`SCOPE_DESCRIPTIONS`, over the built-in ones). */
+  readonly scopeDescriptions: Readonly<Record<string, string>>
 }
 
 /** The scope the `whoami` tool needs. */
 export const TOOLS_SCOPE = "mcp:tools"
 /** The scope the upstream tool needs. */
 export const UPSTREAM_SCOPE = "mcp:upstream"
+
+/** The consent page's descriptions of the built-in scopes. */
+export const DEFAULT_SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  [TOOLS_SCOPE]: "Use this server's tools on your behalf (whoami, greet).",
+  [UPSTREAM_SCOPE]: "Call your account at the upstream provider through this server."
+}
+
+/** A JSON object of scope -> description (`SCOPE_DESCRIPTIONS`), laid over the built-in descriptions. */
+export const parseScopeDescriptions = (
+  name: string,
+  value: string
+): Either.Either<Readonly<Record<string, string>>, ConfigError.ConfigError> => {
+  if (value.trim() === "") return Either.right(DEFAULT_SCOPE_DESCRIPTIONS)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    return Either.left(invalid(name, "expected a JSON object of scope -> description"))
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return Either.left(invalid(name, "expected a JSON object of scope -> description"))
+  }
+  const descriptions: Record<string, string> = { ...DEFAULT_SCOPE_DESCRIPTIONS }
+  for (const [scope, description] of Object.entries(parsed)) {
+    if (parseScope(scope)?.length !== 1 || typeof description !== "string" || description.length > 500) {
+      return Either.left(invalid(name, `the description of ${JSON.stringify(scope.slice(0, 40))} must be a string of at most 500 characters`))
+    }
+    descriptions[scope] = description
+  }
+  return Either.right(descriptions)
+}
 
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
@@ -128,7 +165,16 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
   scopes: scopesConfig("SCOPES", `${TOOLS_SCOPE} ${UPSTREAM_SCOPE}`),
   accessTokenTtlSeconds: positive("ACCESS_TOKEN_TTL", 3600),
   accessTokenFormat: Config.literal("jwt", "opaque")("ACCESS_TOKEN_FORMAT").pipe(Config.withDefault("jwt" as const)),
-  maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024)
+  maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024),
+  clientMetadataDocuments: Config.literal("on", "off")("CLIENT_METADATA_DOCUMENTS").pipe(
+    Config.withDefault("on" as const),
+    Config.map((value) => value === "on")
+  ),
+  clientMetadataAllowLoopback: Config.boolean("CLIENT_METADATA_ALLOW_LOOPBACK").pipe(Config.withDefault(false)),
+  scopeDescriptions: Config.string("SCOPE_DESCRIPTIONS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((value) => parseScopeDescriptions("SCOPE_DESCRIPTIONS", value))
+  )
 }).pipe(
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
     const urlHost = settings.host.includes(":") ? `[${settings.host}]` : settings.host
@@ -136,6 +182,9 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
     const publicUrl = Option.getOrElse(settings.publicUrl, () => `http://${loopback ? urlHost : "127.0.0.1"}:${settings.port}`)
     if (Option.isSome(settings.devAutoApprove) && !loopback) {
       return Either.left(invalid("DEV_AUTO_APPROVE", `refused on the non-loopback HOST ${settings.host}`))
+    }
+    if (settings.clientMetadataAllowLoopback && !loopback) {
+      return Either.left(invalid("CLIENT_METADATA_ALLOW_LOOPBACK", `refused on the non-loopback HOST ${settings.host}`))
     }
     if (Option.isSome(settings.devAutoApprove) && Option.isSome(settings.upstream)) {
       return Either.left(invalid("DEV_AUTO_APPROVE", "cannot be combined with UPSTREAM_ISSUER: the upstream provider signs users in"))

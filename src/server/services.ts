@@ -12,6 +12,7 @@ import { whoami } from "../http/mcp/tools/whoami.ts"
 import type { ServerSettings } from "./config.ts"
 import { serverCrypto } from "./secrets.ts"
 import { serverStores, storeLocation } from "./stores.ts"
+import * as NodeClientMetadata from "../layers/clientMetadata/node.ts"
 
 /** The piece's options from the settings (the tools of the mode, sign-in, lifetimes, limits). */
 export const serverOptions = (settings: ServerSettings) => {
@@ -22,6 +23,7 @@ export const serverOptions = (settings: ServerSettings) => {
       apiKeys: settings.apiKeys,
       ...(Option.isSome(settings.devAutoApprove) ? { autoApprove: settings.devAutoApprove.value } : {})
     },
+    scopeDescriptions: settings.scopeDescriptions,
     oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
     maxBodyBytes: settings.maxBodyBytes
   } as const
@@ -48,9 +50,21 @@ const logStore = (settings: ServerSettings) =>
       Effect.logInfo("store opened").pipe(Effect.annotateLogs({ store: settings.store, location })))
   )
 
-/** The server's services for the settings given: the piece over the chosen store and `Crypto`. */
+/**
+ * Client ID Metadata Documents, unless `CLIENT_METADATA_DOCUMENTS=off`: the
+ * SSRF-safe Node fetcher beside the stores. Without the service the engine
+ * treats URL client ids as unknown and the metadata does not advertise support.
+ */
+const clientMetadataDocuments = (settings: ServerSettings) =>
+  settings.clientMetadataDocuments
+    ? NodeClientMetadata.layer({ allowLoopback: settings.clientMetadataAllowLoopback })
+    : Layer.empty
+
+/** The server's services for the settings given: the piece over the chosen store and `Crypto` (and the metadata-document fetcher). */
 export const serviceLayer = (settings: ServerSettings) => {
   const crypto = serverCrypto(settings.dataDir, settings.store)
-  const stores = Layer.merge(serverStores(settings.store, settings.dataDir), logStore(settings)).pipe(Layer.provideMerge(crypto))
+  const stores = Layer.mergeAll(serverStores(settings.store, settings.dataDir), logStore(settings), clientMetadataDocuments(settings)).pipe(
+    Layer.provideMerge(crypto)
+  )
   return serverOptions(settings).pipe(Layer.provideMerge(stores))
 }

@@ -1,4 +1,4 @@
-import { Context, type Effect, type Option } from "effect"
+import { Context, type Duration, type Effect, type Option } from "effect"
 import type { ClientMetadata, RegisteredClient } from "../schema/client.ts"
 import type { StoreError } from "./StoreError.ts"
 
@@ -10,9 +10,19 @@ export interface NewClient {
   /** Seconds since the epoch; 0 (the default) means the secret never expires. */
   readonly clientSecretExpiresAt?: number
   readonly metadata: ClientMetadata
+  /**
+   * Keep the record this long only (a cached Client ID Metadata Document):
+   * past it, `get` and `authenticate` no longer find it and the backend
+   * removes it. Absent: kept until deleted.
+   */
+  readonly ttl?: Duration.DurationInput
 }
 
-/** Dynamically registered OAuth clients (RFC 7591). */
+/**
+ * OAuth clients: dynamically registered ones (RFC 7591), kept until deleted,
+ * and cached Client ID Metadata Documents, kept for their `ttl`. `register`
+ * replaces a record with the same `clientId`.
+ */
 export class ClientStore extends Context.Tag("mcp-oauth-store/ClientStore")<ClientStore, ClientStore.Service>() {}
 
 export declare namespace ClientStore {

@@ -25,7 +25,15 @@ export interface JwtVerifyOptions {
 export interface VerifiedJwt {
   readonly kid: string
   readonly alg: SigningAlgorithm
+  /** The protected header's `typ`, when it has one (`at+jwt` for RFC 9068 access tokens). */
+  readonly typ?: string
   readonly claims: JwtClaims
+}
+
+/** How to sign. */
+export interface JwtSignOptions {
+  /** The header's `typ` (default `JWT`; RFC 9068 access tokens use `at+jwt`). */
+  readonly typ?: string
 }
 
 /** A signed compact JWS and the key that signed it. */
@@ -59,8 +67,8 @@ export class Jwks extends Context.Tag("mcp-oauth-store/Jwks")<Jwks, Jwks.Service
 
 export declare namespace Jwks {
   export interface Service {
-    /** Sign `claims` with the active key (header: `alg`, `kid`, `typ: JWT`). The caller sets `iat`/`exp`. */
-    readonly sign: (claims: JwtClaims) => Effect.Effect<SignedJwt, StoreError>
+    /** Sign `claims` with the active key (header: `alg`, `kid`, `typ`, default `JWT`). The caller sets `iat`/`exp`. */
+    readonly sign: (claims: JwtClaims, options?: JwtSignOptions) => Effect.Effect<SignedJwt, StoreError>
     /** Verify a compact JWS: exact `kid`, pinned algorithm, required `exp`; every failure is `InvalidToken`. */
     readonly verify: (token: string, options?: JwtVerifyOptions) => Effect.Effect<VerifiedJwt, InvalidToken | StoreError>
     /** The public keys to publish: every generated key (next, active, retiring) and every configured one. */

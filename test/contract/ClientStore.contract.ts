@@ -3,7 +3,7 @@ import { Effect, Option } from "effect"
 import { ClientStore } from "../../src/services/ClientStore.ts"
 import { RawStorage } from "../../src/services/RawStorage.ts"
 import * as F from "./fixtures.ts"
-import { advance, type Backend, using } from "./harness.ts"
+import { advance, type Backend, everyMinute, using } from "./harness.ts"
 
 /** The `ClientStore` contract (RFC 7591 registrations). */
 export const clientStoreContract = (backend: Backend) =>
@@ -44,5 +44,54 @@ export const clientStoreContract = (backend: Backend) =>
         expect(Option.isSome(yield* store.authenticate("c1", "s"))).toBe(true)
         yield* advance(1)
         expect(Option.isNone(yield* store.authenticate("c1", "s"))).toBe(true)
+      })))
+
+    it.effect("a client stored with a ttl (a cached metadata document) is served until then only; the sweep removes it", () =>
+      using(backend)(Effect.gen(function*() {
+        const store = yield* ClientStore
+        const url = "https://app.example/client.json"
+        yield* advance(1_000)
+        const cached = yield* store.register({ clientId: url, metadata: F.clientMetadata, ttl: "10 minutes" })
+        expect(cached.expiresAt).toBe(1_000 + 600_000)
+        yield* store.register({ clientId: "registered", metadata: F.clientMetadata })
+        yield* advance(599_999)
+        expect(Option.getOrThrow(yield* store.get(url))).toEqual(cached)
+        yield* advance(1)
+        expect(Option.isNone(yield* store.get(url))).toBe(true)
+        expect(Option.isSome(yield* store.get("registered"))).toBe(true)
+
+        // Fetched again: the new record replaces the old, with its own expiry.
+        const renewed = yield* store.register({
+          clientId: url,
+          metadata: { ...F.clientMetadata, client_name: "renewed" },
+          ttl: "1 hour"
+        })
+        expect(Option.getOrThrow(yield* store.get(url)).metadata.client_name).toBe("renewed")
+        expect(renewed.expiresAt).toBe(601_000 + 3_600_000)
+        yield* advance("1 hour")
+        expect(Option.isNone(yield* store.get(url))).toBe(true)
+        expect(Option.isSome(yield* store.get("registered"))).toBe(true)
+      })))
+
+    it.effect("an expired confidential client no longer authenticates", () =>
+      using(backend)(Effect.gen(function*() {
+        const store = yield* ClientStore
+        yield* store.register({ clientId: "c1", clientSecret: "s", metadata: F.clientMetadata, ttl: "1 minute" })
+        expect(Option.isSome(yield* store.authenticate("c1", "s"))).toBe(true)
+        yield* advance("1 minute")
+        expect(Option.isNone(yield* store.authenticate("c1", "s"))).toBe(true)
+      })))
+
+    it.effect("the sweep deletes expired clients and keeps registered ones", () =>
+      using(backend, everyMinute)(Effect.gen(function*() {
+        const store = yield* ClientStore
+        yield* store.register({ clientId: "https://app.example/a.json", metadata: F.clientMetadata, ttl: "2 minutes" })
+        yield* store.register({ clientId: "registered", metadata: F.clientMetadata })
+        const raw = () => Effect.flatMap(RawStorage, (r) => r.dump).pipe(Effect.map((lines) => lines.join("\n")))
+        expect(yield* raw()).toContain("a.json")
+        yield* advance("3 minutes")
+        yield* advance("1 minute")
+        expect(yield* raw()).not.toContain("a.json")
+        expect(yield* raw()).toContain("registered")
       })))
   })

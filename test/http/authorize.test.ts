@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { authorizeGet, authorizePost } from "../../src/http/authorize.ts"
 import { CSRF_COOKIE, csrfToken } from "../../src/http/consent/csrf.ts"
-import { formActionSource, grantedScopesFrom, redirectHost } from "../../src/http/consent/page.ts"
+import { formActionSource, grantedScopesFrom, redirectHost, ScopeDescriptions } from "../../src/http/consent/page.ts"
 import { MAX_SIGN_IN_FAILURES, signInLayer, type SignInOptions } from "../../src/http/consent/signIn.ts"
 import { federationLayer, type UpstreamOptions } from "../../src/http/upstream/layer.ts"
 import { token } from "../../src/oauth/tokenEndpoint.ts"
@@ -20,6 +20,7 @@ const baseSignIn: SignInOptions = {
 
 interface Setup {
   readonly signIn?: Partial<SignInOptions>
+  readonly scopeDescriptions?: Readonly<Record<string, string>>
   readonly engine?: EngineOptions
   /** Upstream mode: a federation (no request is made until it is used). */
   readonly upstream?: UpstreamOptions
@@ -31,7 +32,9 @@ const { captured, lines: logLines } = captureLogs()
 /** Run a test body over fresh memory stores, the engine and the server settings. */
 const using = (setup: Setup = {}) =>
 <A, E, R>(body: Effect.Effect<A, E, R>) => {
-  const base = signInLayer({ ...baseSignIn, ...setup.signIn }).pipe(Layer.provideMerge(engine(setup.engine)))
+  const base = Layer.merge(signInLayer({ ...baseSignIn, ...setup.signIn }), Layer.succeed(ScopeDescriptions, setup.scopeDescriptions ?? {})).pipe(
+    Layer.provideMerge(engine(setup.engine))
+  )
   const services = setup.upstream === undefined ? base : Layer.merge(base, federationLayer(ISSUER, setup.upstream))
   return captured(Effect.scoped(Effect.provide(body, Layer.fresh(services)))) as Effect.Effect<A, unknown, never>
 }
@@ -266,7 +269,7 @@ describe("POST /authorize: sign-in and decision", () => {
       expect(logLines.some((l) => l.startsWith("sign-in failed"))).toBe(true)
       expect(logLines.join("\n")).not.toContain("wrong-key-0123456789")
 
-      const empty = yield* post({ ...form, action: "approve", api_key: "" }, { cookie })
+      const empty = yield* post({ ...form, action: "approve", api_key: "", scope_0: "read" }, { cookie })
       expect(empty.status).toBe(401)
 
       const approved = yield* post({ ...form, action: "approve", api_key: ALICE_KEY, scope_0: "read" }, { cookie })
@@ -277,7 +280,7 @@ describe("POST /authorize: sign-in and decision", () => {
   it.effect(`after ${MAX_SIGN_IN_FAILURES} wrong keys the request is refused: access_denied with state, transaction gone`, () =>
     using()(Effect.gen(function*() {
       const { cookie, form } = yield* consent()
-      const wrong = { ...form, action: "approve", api_key: "wrong-key-0123456789" }
+      const wrong = { ...form, action: "approve", api_key: "wrong-key-0123456789", scope_0: "read" }
       for (let i = 1; i < MAX_SIGN_IN_FAILURES; i++) expect((yield* post(wrong, { cookie })).status).toBe(401)
       const to = location(yield* post(wrong, { cookie }))
       expect(to.searchParams.get("error")).toBe("access_denied")
@@ -285,6 +288,31 @@ describe("POST /authorize: sign-in and decision", () => {
       expect(Option.isNone(yield* (yield* TokenStore).getTransaction(form.transaction))).toBe(true)
       const late = yield* post({ ...form, action: "approve", api_key: ALICE_KEY }, { cookie })
       expect(late.status).toBe(400)
+    })))
+
+  it.effect("approving with no scope ticked is refused with a message (400, the page again, no code); the request stays open", () =>
+    using()(Effect.gen(function*() {
+      const { client, cookie, form } = yield* consent()
+      const nothing = yield* post({ ...form, action: "approve", api_key: ALICE_KEY }, { cookie })
+      expect(nothing.status).toBe(400)
+      expect(nothing.headers.get("location")).toBeNull()
+      expect(nothing.body).toContain("Tick at least one permission to approve, or choose Deny.")
+      expect(nothing.body).toContain(`name="scope_0" value="read">`)
+      expect(logLines.some((l) => l.startsWith("authorization approved"))).toBe(false)
+      expect(Option.isSome(yield* (yield* TokenStore).getTransaction(form.transaction))).toBe(true)
+      const approved = yield* post({ ...form, action: "approve", api_key: ALICE_KEY, scope_1: "write" }, { cookie })
+      const issued = yield* exchange(client.clientId, location(approved).searchParams.get("code") ?? "")
+      expect(issued.scopes).toEqual(["write"])
+    })))
+
+  it.effect("each scope is shown with its configured description (a default for one without); the resource granted is shown", () =>
+    using({ scopeDescriptions: { read: "Read your <notes>" } })(Effect.gen(function*() {
+      const { page } = yield* consent()
+      expect(page.body).toContain(`<code>read</code><span class="scope-description">Read your &lt;notes&gt;</span>`)
+      expect(page.body).toContain(`<code>write</code><span class="scope-description">No description is configured for this permission.</span>`)
+      expect(page.body).toContain(`Access to: <code>${RESOURCE}</code>`)
+      expect(page.body).toContain(`value="approve" class="primary"`)
+      expect(page.body).toContain(`value="deny" formnovalidate class="secondary"`)
     })))
 
   it.effect("deny: 302 access_denied with state and iss; the transaction is taken", () =>

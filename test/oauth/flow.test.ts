@@ -129,14 +129,28 @@ describe("authorize", () => {
       }
     })))
 
-  it.effect("the redirect URI must match a registered one exactly, and its errors are never redirected", () =>
+  it.effect("the redirect URI must match a registered one exactly (a loopback one in any port), and its errors are never redirected", () =>
     using()(Effect.gen(function*() {
       const client = yield* registerPublic({ redirect_uris: [REDIRECT, "http://127.0.0.1:8080/cb"] })
-      for (const redirectUri of [`${REDIRECT}/`, `${REDIRECT}?x=1`, "https://APP.example/callback", "http://127.0.0.1:8081/cb", undefined]) {
+      for (
+        const redirectUri of [
+          `${REDIRECT}/`,
+          `${REDIRECT}?x=1`,
+          "https://APP.example/callback",
+          "https://app.example:8443/callback",
+          "http://127.0.0.1:8080/cb/",
+          "http://localhost:8080/cb",
+          "http://[::1]:8080/cb",
+          undefined
+        ]
+      ) {
         const error = yield* Effect.flip(authorize(authorizationRequest(client.clientId, { redirectUri })))
         expect(error._tag).toBe("InvalidRequest")
       }
       yield* authorize(authorizationRequest(client.clientId, { redirectUri: "http://127.0.0.1:8080/cb" }))
+      // RFC 8252 §7.3: a native app's loopback listener gets whatever port is free.
+      const other = yield* authorize(authorizationRequest(client.clientId, { redirectUri: "http://127.0.0.1:51234/cb" }))
+      expect(other.transaction.redirectUri).toBe("http://127.0.0.1:51234/cb")
       expect((yield* Effect.flip(authorize(authorizationRequest("no-such-client"))))._tag).toBe("InvalidClient")
     })))
 

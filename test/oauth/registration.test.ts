@@ -19,18 +19,54 @@ describe("client registration (RFC 7591)", () => {
       for (
         const uri of [
           "http://app.example/cb",
+          // A private-use scheme only for a public client (below); this one is confidential.
           "com.example.app:/callback",
+          "cursor://anysphere.cursor-retrieval/oauth/callback",
           "javascript:alert(1)",
           "/relative",
           "https://app.example/cb#fragment",
           "https://user:pw@app.example/cb"
         ]
       ) {
-        const error = yield* Effect.flip(register({ redirect_uris: ["https://ok.example/cb", uri] }))
+        const error = yield* Effect.flip(
+          register({ redirect_uris: ["https://ok.example/cb", uri], token_endpoint_auth_method: "client_secret_post" })
+        )
         expect(error._tag).toBe("InvalidRedirectUri")
       }
       expect((yield* Effect.flip(register({ redirect_uris: [] })))._tag).toBe("InvalidRedirectUri")
       expect((yield* Effect.flip(registerClient({ client_name: "no redirects" })))._tag).toBe("InvalidRedirectUri")
+    })))
+
+  it.effect("a public client (a native app, RFC 8252 §7.1) may register private-use schemes; dangerous schemes never", () =>
+    using()(Effect.gen(function*() {
+      const publicClient = (uri: string) => registerClient({ redirect_uris: [uri], token_endpoint_auth_method: "none" })
+      for (
+        const uri of [
+          "com.example.app:/oauth2redirect/example-provider",
+          "cursor://anysphere.cursor-retrieval/oauth/user-callback",
+          "vscode://vscode.github-authentication/did-authenticate",
+          "http://127.0.0.1/callback"
+        ]
+      ) {
+        const { client } = yield* publicClient(uri)
+        expect(client.metadata.redirect_uris).toEqual([uri])
+      }
+      for (
+        const uri of [
+          "javascript:alert(1)",
+          "JavaScript:alert(1)",
+          "data:text/html,<script>alert(1)</script>",
+          "file:///etc/passwd",
+          "blob:https://app.example/0b7c",
+          "vbscript:msgbox",
+          "about:blank",
+          "http://app.example/cb",
+          "com.example.app:/cb#frag"
+        ]
+      ) {
+        const error = yield* Effect.flip(publicClient(uri))
+        expect(error._tag).toBe("InvalidRedirectUri")
+      }
     })))
 
   it.effect("metadata: auth method, grant and response types, scopes, URLs and member types", () =>
@@ -52,15 +88,18 @@ describe("client registration (RFC 7591)", () => {
       expect((yield* Effect.flip(registerClient("not an object")))._tag).toBe("InvalidClientMetadata")
     })))
 
-  it.effect("defaults: client_secret_basic, authorization_code, code", () =>
+  it.effect("defaults: client_secret_basic, authorization_code with refresh_token (most MCP clients omit grant_types), code", () =>
     using()(Effect.gen(function*() {
       const { client, clientSecret } = yield* registerClient({ redirect_uris: [REDIRECT] })
       expect(client.metadata).toMatchObject({
         token_endpoint_auth_method: "client_secret_basic",
-        grant_types: ["authorization_code"],
+        grant_types: ["authorization_code", "refresh_token"],
         response_types: ["code"]
       })
       expect(Option.isSome(clientSecret)).toBe(true)
+      // Listed grant types are honored as they are.
+      const codeOnly = yield* registerClient({ redirect_uris: [REDIRECT], grant_types: ["authorization_code"] })
+      expect(codeOnly.client.metadata.grant_types).toEqual(["authorization_code"])
     })))
 
   it.effect("a confidential client's secret is returned once and stored only as a hash", () =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
+import { decodeJwt, decodeProtectedHeader } from "jose"
 import { renderOAuthError } from "../../src/errors/render.ts"
 import { verifyAccessToken } from "../../src/oauth/accessTokens.ts"
 import { requireScopes } from "../../src/oauth/scopes.ts"
@@ -65,6 +66,29 @@ describe("access token verification (seed 002's options)", () => {
       const unknownGrant = yield* jwks.sign({ ...base, gid: "never-granted" })
       expect((yield* Effect.flip(verifyAccessToken(unknownGrant.token))).description).toBe("token has been revoked")
       expect((yield* Effect.flip(verifyAccessToken("opaque-but-unknown"))).description).toBe("token is unknown, expired or revoked")
+    })))
+
+  it.effect("RFC 9068: tokens are issued with typ at+jwt; tokens issued before (typ JWT) still verify until they expire; other types are refused", () =>
+    using()(Effect.gen(function*() {
+      const { accessToken, tokens } = yield* tokensFor()
+      expect(decodeProtectedHeader(accessToken).typ).toBe("at+jwt")
+      const claims = decodeJwt(accessToken)
+      expect(Object.keys(claims)).toEqual(expect.arrayContaining(["iss", "exp", "aud", "sub", "client_id", "iat", "jti", "scope"]))
+
+      // The same claims signed the way this server signed before RFC 9068: header typ JWT.
+      const jwks = yield* Jwks
+      const legacy = yield* jwks.sign({ ...claims })
+      expect(decodeProtectedHeader(legacy.token).typ).toBe("JWT")
+      expect((yield* verifyAccessToken(legacy.token)).grantId).toBe(tokens.grantId)
+      const untyped = yield* jwks.sign({ ...claims }, { typ: "application/at+jwt" })
+      expect((yield* verifyAccessToken(untyped.token)).subject).toBe("alice")
+      for (const typ of ["dpop+jwt", "logout+jwt", "JOSE"]) {
+        const other = yield* jwks.sign({ ...claims }, { typ })
+        expect((yield* Effect.flip(verifyAccessToken(other.token))).description).toBe("token is not an access token")
+      }
+      // Until they expire: the legacy token fails like any other once its exp has passed.
+      yield* TestClock.adjust("1 hour")
+      expect((yield* Effect.flip(verifyAccessToken(legacy.token))).description).toBe("token has expired")
     })))
 
   it.effect("verification errors render as seed 002's invalid_token response", () =>

@@ -26,6 +26,32 @@ describe("server settings from the environment", () => {
       expect(Option.isNone(settings.upstream)).toBe(true)
     }))
 
+  it.effect("metadata documents are on by default; CLIENT_METADATA_DOCUMENTS=off turns them off; the loopback switch is loopback-only", () =>
+    Effect.gen(function*() {
+      const defaults = yield* load({})
+      expect(defaults.clientMetadataDocuments).toBe(true)
+      expect(defaults.clientMetadataAllowLoopback).toBe(false)
+      expect((yield* load({ CLIENT_METADATA_DOCUMENTS: "off" })).clientMetadataDocuments).toBe(false)
+      expect(yield* failure({ CLIENT_METADATA_DOCUMENTS: "maybe" })).toContain("CLIENT_METADATA_DOCUMENTS")
+      expect((yield* load({ CLIENT_METADATA_ALLOW_LOOPBACK: "true" })).clientMetadataAllowLoopback).toBe(true)
+      const refused = yield* failure({ HOST: "0.0.0.0", PUBLIC_URL: "https://auth.example", CLIENT_METADATA_ALLOW_LOOPBACK: "true" })
+      expect(refused).toContain("CLIENT_METADATA_ALLOW_LOOPBACK")
+      expect(refused).toContain("non-loopback")
+    }))
+
+  it.effect("SCOPE_DESCRIPTIONS: a JSON object laid over the built-in descriptions; anything else names the variable", () =>
+    Effect.gen(function*() {
+      const defaults = (yield* load({})).scopeDescriptions
+      expect(Object.keys(defaults)).toEqual(["mcp:tools", "mcp:upstream"])
+      const custom = (yield* load({ SCOPE_DESCRIPTIONS: `{"mcp:tools":"Use the tools","files:read":"Read your files"}` })).scopeDescriptions
+      expect(custom).toEqual({ "mcp:tools": "Use the tools", "mcp:upstream": defaults["mcp:upstream"], "files:read": "Read your files" })
+      for (const bad of ["not json", "[1]", `{"a b":"x"}`, `{"read":3}`, `{"read":"${"x".repeat(501)}"}`]) {
+        const message = yield* failure({ SCOPE_DESCRIPTIONS: bad })
+        expect(message).toContain("SCOPE_DESCRIPTIONS")
+        expect(message).not.toContain("x".repeat(100))
+      }
+    }))
+
   it.effect("API_KEYS gives users with redacted keys", () =>
     Effect.gen(function*() {
       const settings = yield* load({ API_KEYS: "alice=alice-key-0123456789, bob=bob-key-0123456789abc" })

@@ -1,19 +1,30 @@
 /**
- * The consent page: who is asking (the client's name, and the host its
- * redirect URI points at, which a client cannot fake), the scopes it asked
- * for as checkboxes the user may untick, the API-key sign-in, and Approve /
- * Deny. Every value from the client or the request is escaped.
+ * The consent page: who is asking (the client's self-asserted name; for a
+ * Client ID Metadata Document client, the host serving its document, which
+ * it has proved; and the host its redirect URI points at, which a client
+ * cannot fake), the resource being granted, the scopes it asked for as
+ * checkboxes with their descriptions the user may untick, the API-key
+ * sign-in, and Approve (the primary action) / Deny. Every value from the
+ * client or the request is escaped.
  *
  * Form fields: `transaction`, `csrf`, `api_key`, `action` (`approve` or
  * `deny`, the button pressed), and one checkbox per requested scope named
  * `scope_<i>` (its position in the request) whose value is the scope, so
  * no field name repeats (`readForm` refuses repeated parameters).
  */
+import { Context } from "effect"
+import { verifiedClientHost } from "../../oauth/clientMetadataDocument.ts"
 import type { RegisteredClient } from "../../schema/client.ts"
 import type { Transaction } from "../../schema/transaction.ts"
 import type { FormParams } from "../body.ts"
 import { escapeHtml, page } from "../pages.ts"
 import { CSRF_FIELD } from "./csrf.ts"
+
+/** What the consent page says each scope allows (scope -> description); a scope without one gets `UNDESCRIBED_SCOPE`. */
+export class ScopeDescriptions extends Context.Tag("mcp-oauth-store/ScopeDescriptions")<
+  ScopeDescriptions,
+  Readonly<Record<string, string>>
+>() {}
 
 /** The name of the checkbox of the `index`th requested scope. */
 export const scopeField = (index: number): string => `scope_${index}`
@@ -64,38 +75,65 @@ export interface ConsentView {
   readonly error?: string | undefined
   /** The scopes to show ticked (after a failed sign-in: what the user had left ticked); default all. */
   readonly ticked?: ReadonlyArray<string> | undefined
+  /** What each scope allows, shown beside it. */
+  readonly scopeDescriptions?: Readonly<Record<string, string>> | undefined
 }
 
+/** Shown for a scope without a configured description. */
+export const UNDESCRIBED_SCOPE = "No description is configured for this permission."
+
 const hidden = (name: string, value: string) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`
+
+const describe = (view: ConsentView, scope: string): string =>
+  `<span class="scope-text"><code>${escapeHtml(scope)}</code>` +
+  `<span class="scope-description">${escapeHtml(view.scopeDescriptions?.[scope] ?? UNDESCRIBED_SCOPE)}</span></span>`
 
 const scopeList = (view: ConsentView): string => {
   const { scopes } = view.transaction
   if (scopes.length === 0) return `<p>No specific permissions were requested.</p>`
   if (!view.signInConfigured) {
-    return `<p>It asks for:</p><ul>${scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join("")}</ul>`
+    return `<p>It asks for:</p><ul class="scopes">${scopes.map((s) => `<li>${describe(view, s)}</li>`).join("")}</ul>`
   }
   const ticked = view.ticked ?? scopes
   const boxes = scopes.map((scope, index) =>
-    `<label><input type="checkbox" name="${scopeField(index)}" value="${escapeHtml(scope)}"${
+    `<label class="scope"><input type="checkbox" name="${scopeField(index)}" value="${escapeHtml(scope)}"${
       ticked.includes(scope) ? " checked" : ""
-    }> <code>${escapeHtml(scope)}</code></label>`
+    }> ${describe(view, scope)}</label>`
   ).join("")
   return `<fieldset><legend>Permissions (untick any you do not want to grant)</legend>${boxes}</fieldset>`
+}
+
+/** Who the client is: a metadata-document client's verified host, then the name it gives itself (unverified). */
+const identity = (client: RegisteredClient, displayName: string): string => {
+  const name = escapeHtml(displayName)
+  const verified = verifiedClientHost(client)
+  if (verified !== undefined) {
+    const named = displayName === client.clientId ? "" : ` It calls itself <strong>${name}</strong> (a name it chose; not verified).`
+    return `<p class="identity">Verified identity: <strong class="client-host">${escapeHtml(verified)}</strong> ` +
+      `<small>(it publishes its client metadata at <code>${escapeHtml(client.clientId)}</code>)</small>.${named}</p>`
+  }
+  const clientId = displayName === client.clientId ? "" : ` <small>(client <code>${escapeHtml(client.clientId)}</code>)</small>`
+  return `<p class="identity"><strong>${name}</strong>${clientId} <small>(a name the client chose; not verified)</small></p>`
 }
 
 /** The consent page's HTML. */
 export const consentPage = (view: ConsentView): string => {
   const displayName = clientDisplayName(view.client)
-  const name = escapeHtml(displayName)
+  const verified = verifiedClientHost(view.client)
+  const title = verified ?? displayName
   const host = escapeHtml(redirectHost(view.transaction.redirectUri))
-  const clientId = displayName === view.client.clientId ? "" : ` <small>(client <code>${escapeHtml(view.client.clientId)}</code>)</small>`
+  const resource = view.transaction.resource === undefined
+    ? ""
+    : `<p class="resource">Access to: <code>${escapeHtml(view.transaction.resource)}</code></p>`
   const error = view.error === undefined ? "" : `<p class="error" role="alert">${escapeHtml(view.error)}</p>`
   const signIn = view.signInConfigured
     ? `<label>API key <input type="password" name="api_key" autocomplete="current-password" required autofocus></label>`
     : `<p class="error">Sign-in is not configured on this server (no API keys are set), so this request can only be denied.</p>`
-  const approve = view.signInConfigured ? `<button type="submit" name="action" value="approve">Approve</button>` : ""
-  const body = `<h1>Authorize ${name}</h1>` +
-    `<p><strong>${name}</strong>${clientId} wants access to this server on your behalf.</p>` +
+  const approve = view.signInConfigured ? `<button type="submit" name="action" value="approve" class="primary">Approve</button>` : ""
+  const body = `<h1>Authorize ${escapeHtml(title)}</h1>` +
+    identity(view.client, displayName) +
+    `<p>It wants access to this server on your behalf.</p>` +
+    resource +
     `<p>If you approve, you will be sent to <strong class="redirect-host">${host}</strong>.</p>` +
     error +
     `<form method="post" action="${escapeHtml(view.action)}">` +
@@ -103,7 +141,7 @@ export const consentPage = (view: ConsentView): string => {
     hidden(CSRF_FIELD, view.csrf) +
     scopeList(view) +
     signIn +
-    `<div class="actions">${approve}<button type="submit" name="action" value="deny" formnovalidate>Deny</button></div>` +
+    `<div class="actions">${approve}<button type="submit" name="action" value="deny" formnovalidate class="secondary">Deny</button></div>` +
     `</form>`
-  return page(`Authorize ${displayName}`, body)
+  return page(`Authorize ${title}`, body)
 }

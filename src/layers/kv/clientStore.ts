@@ -7,7 +7,11 @@ import type { Crypto } from "../../services/Crypto.ts"
 import type { KvTier } from "./tier.ts"
 import { traced } from "../../internal/traced.ts"
 
-/** The KV `ClientStore`: one sealed client per `client:{id}`, secrets as lookup hashes, no expiry. */
+/**
+ * The KV `ClientStore`: one sealed client per `client:{id}`, secrets as
+ * lookup hashes; a cached metadata document carries its expiry (read past it
+ * as missing, KV's TTL clamped to its 60-second floor), a registered client none.
+ */
 export const makeClientStore = (tier: KvTier, crypto: Crypto.Service): ClientStore.Service => {
   const get = (method: string, clientId: string) => tier.read(method, RegisteredClient, Keys.client(clientId))
   return {
@@ -15,7 +19,13 @@ export const makeClientStore = (tier: KvTier, crypto: Crypto.Service): ClientSto
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const client = yield* newClient(crypto, input, now)
-        yield* tier.write("ClientStore.register", RegisteredClient, Keys.client(client.clientId), client, {})
+        yield* tier.write(
+          "ClientStore.register",
+          RegisteredClient,
+          Keys.client(client.clientId),
+          client,
+          client.expiresAt === undefined ? {} : { e: client.expiresAt }
+        )
         return client
       }).pipe(traced("ClientStore.register")),
 

@@ -3,19 +3,29 @@ import { Keys } from "../../internal/keys.ts"
 import { RegisteredClient } from "../../schema/client.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { ClientStore } from "../../services/ClientStore.ts"
-import { authenticateClient, newClient } from "../../internal/clientRecord.ts"
+import { authenticateClient, isLiveClient, newClient } from "../../internal/clientRecord.ts"
 
 /** The whole state of a memory `ClientStore`: its clients, secrets as lookup hashes. */
 export const ClientStoreState = Schema.Array(RegisteredClient)
 export type ClientStoreState = typeof ClientStoreState.Type
 export type ClientStoreStateJson = typeof ClientStoreState.Encoded
 
-/** The memory `ClientStore`: registered clients by id, secrets as lookup hashes. */
+/** The memory `ClientStore`: clients by id, secrets as lookup hashes; expired (cached) ones dropped on read and by `sweep`. */
 export const makeClientStore = Effect.gen(function*() {
   const crypto = yield* Crypto
   const clients = new Map<string, RegisteredClient>()
   /** Grows on every change of the state. */
   let changes = 0
+
+  /** The live client with this id; an expired one is dropped. */
+  const live = (clientId: string) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const client = clients.get(clientId)
+      if (client === undefined || isLiveClient(client, now)) return Option.fromNullable(client)
+      clients.delete(clientId)
+      changes++
+      return Option.none<RegisteredClient>()
+    })
 
   const service: ClientStore.Service = {
     register: (input) =>
@@ -27,10 +37,9 @@ export const makeClientStore = Effect.gen(function*() {
         return client
       }),
 
-    get: (clientId) => Effect.sync(() => Option.fromNullable(clients.get(clientId))),
+    get: live,
 
-    authenticate: (clientId, secret) =>
-      authenticateClient(crypto, Option.fromNullable(clients.get(clientId)), secret),
+    authenticate: (clientId, secret) => Effect.flatMap(live(clientId), (client) => authenticateClient(crypto, client, secret)),
 
     delete: (clientId) =>
       Effect.sync(() => {
@@ -39,6 +48,19 @@ export const makeClientStore = Effect.gen(function*() {
         return existed
       })
   }
+
+  /** Remove every expired client; the number removed. */
+  const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
+    let removed = 0
+    for (const [id, client] of clients) {
+      if (!isLiveClient(client, now)) {
+        clients.delete(id)
+        removed++
+      }
+    }
+    if (removed > 0) changes++
+    return removed
+  })
 
   const dump = (): ReadonlyArray<string> =>
     [...clients].map(([id, client]) => `${Keys.client(id)} ${JSON.stringify(client)}`)
@@ -52,5 +74,5 @@ export const makeClientStore = Effect.gen(function*() {
     changes++
   }
 
-  return { service, dump, snapshot, restore, changes: () => changes } as const
+  return { service, sweep, dump, snapshot, restore, changes: () => changes } as const
 })

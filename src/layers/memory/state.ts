@@ -90,7 +90,7 @@ export const makeMemoryState = (options: StoreOptions = {}): Effect.Effect<Memor
         ])
       },
       sweep: Effect.map(
-        Effect.all([tokens.sweep, sessions.sweep, providerTokens.sweep, rateLimiter.sweep, replayCache.sweep]),
+        Effect.all([tokens.sweep, sessions.sweep, providerTokens.sweep, rateLimiter.sweep, replayCache.sweep, clients.sweep]),
         (removed) => removed.reduce((a, b) => a + b, 0)
       ),
       snapshot: () => ({

@@ -39,7 +39,9 @@ export const makeSweep = (db: Db, t: Tables, graceWindow: number): Effect.Effect
     t.providerTokens,
     t.sessions,
     t.rateLimits,
-    t.replayIds
+    t.replayIds,
+    // Clients without an expiry (registered ones) have a NULL `expires_at`, which `<=` never matches.
+    t.clients
   ]
 
   return Effect.gen(function*() {

@@ -188,5 +188,12 @@ export const migrations = (t: Tables): Record<string, Effect.Effect<void, unknow
         envelope TEXT NOT NULL,
         PRIMARY KEY (stream_id, seq)
       )`
+    ], (statement) => sql.unsafe(statement), { discard: true })),
+
+  // Cached Client ID Metadata Documents expire; registered clients (NULL) do not.
+  "4_client_expiry": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.forEach([
+      `ALTER TABLE ${t.clients} ADD COLUMN expires_at INTEGER`,
+      `CREATE INDEX ${t.clients}_expires_at ON ${t.clients} (expires_at) WHERE expires_at IS NOT NULL`
     ], (statement) => sql.unsafe(statement), { discard: true }))
 })
