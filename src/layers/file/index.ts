@@ -27,6 +27,7 @@ import type { ReplayCache } from "../../services/ReplayCache.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import type { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { makeMemoryState, type MemorySnapshotJson, type MemoryState } from "../memory/state.ts"
 import { pathConfig } from "./config.ts"
@@ -34,6 +35,7 @@ import { ensureDirectory, readWhole, removeIfExists, tempPathOf, writeDurably } 
 import { type FlushPolicy, type FlushStats, makeFlusher } from "./flusher.ts"
 import { decodeFile, encodeFile } from "./format.ts"
 import { holdLock } from "./lock.ts"
+import { makeFileMaintenance } from "./maintenance.ts"
 
 export type { FlushPolicy, FlushStats } from "./flusher.ts"
 
@@ -59,7 +61,7 @@ export declare namespace StoreFile {
 }
 
 /** Every store, plus the `StoreFile` controls. */
-export type FileStores = RecordStores | StoreFile
+export type FileStores = RecordStores | StoreFile | StoreMaintenance
 
 const persistedServices = (
   state: MemoryState,
@@ -178,7 +180,10 @@ export const make = (options: FileOptions): Effect.Effect<Context.Context<FileSt
     yield* forkSweeper("FileStore", resolveSweepInterval(options), flusher.persistedInBackground(state.sweep))
 
     const control: StoreFile.Service = { path, flush: flusher.flush, stats: flusher.stats }
-    return storesContext(persistedServices(state, flusher.persisted)).pipe(Context.add(StoreFile, control))
+    return storesContext(persistedServices(state, flusher.persisted)).pipe(
+      Context.add(StoreFile, control),
+      Context.add(StoreMaintenance, yield* makeFileMaintenance(state, flusher, path))
+    )
   })
 
 /**

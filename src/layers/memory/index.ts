@@ -3,18 +3,20 @@
  * (1,000 pending authorizations, 10,000 token records per kind, 10,000
  * sessions, 5 per key) and O(1) LRU eviction.
  */
-import { Config, type ConfigError, type Context, Effect, Layer, type Scope } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, type Scope } from "effect"
 import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
+import { makeMemoryMaintenance } from "./maintenance.ts"
 import { makeMemoryState } from "./state.ts"
 
 /** The memory backend's options: lifetimes, limits and the sweep interval. */
 export type MemoryOptions = StoreOptions
 
-/** Every store the memory backend provides. */
-export type MemoryStores = RecordStores
+/** Every store the memory backend provides, and its `StoreMaintenance`. */
+export type MemoryStores = RecordStores | StoreMaintenance
 
 /**
  * Build the stores and fork their sweep fiber (every 60 s) in the current
@@ -24,7 +26,7 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Context.Context
   Effect.gen(function*() {
     const state = yield* makeMemoryState(options)
     yield* forkSweeper("MemoryStore", resolveSweepInterval(options), state.sweep)
-    return storesContext(state)
+    return Context.add(storesContext(state), StoreMaintenance, yield* makeMemoryMaintenance(state, { description: "memory" }))
   })
 
 /**

@@ -26,9 +26,11 @@ import { resolveSessionStoreOptions, resolveSweepInterval, resolveTokenStoreOpti
 import type { Crypto } from "../../services/Crypto.ts"
 import { RefreshLock } from "../../services/RefreshLock.ts"
 import type { StoreError } from "../../services/StoreError.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { connect, type RedisConnectionOptions } from "./client.ts"
 import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
+import { makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
@@ -45,7 +47,7 @@ export type { RedisConnectionOptions } from "./client.ts"
 export interface RedisOptions extends RedisConnectionOptions, StoreOptions {}
 
 /** Every store the Redis backend provides, and the cross-instance `RefreshLock`. */
-export type RedisStores = RecordStores | RefreshLock
+export type RedisStores = RecordStores | RefreshLock | StoreMaintenance
 
 /**
  * All the stores on one Redis connection, opened when the layer is built
@@ -78,7 +80,8 @@ export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<
       replayCache,
       raw: makeRawStorage(client)
     }).pipe(
-      Context.add(RefreshLock, refreshLock)
+      Context.add(RefreshLock, refreshLock),
+      Context.add(StoreMaintenance, makeMaintenance(client))
     )
   })
 

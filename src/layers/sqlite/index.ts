@@ -1,5 +1,5 @@
 import { Migrator, SqlClient } from "@effect/sql"
-import { Config, type ConfigError, type Context, type Duration, Effect, Layer, type Scope } from "effect"
+import { Config, type ConfigError, Context, type Duration, Effect, Layer, type Scope } from "effect"
 import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
 import { forkSweeper } from "../../internal/sweeper.ts"
 import {
@@ -10,9 +10,11 @@ import {
 } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
 import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
+import { makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
@@ -42,7 +44,7 @@ export interface SqliteOptions extends SqliteStoreOptions {
 }
 
 /** Every store the SQLite backend provides. */
-export type SqliteStores = RecordStores
+export type SqliteStores = RecordStores | StoreMaintenance
 
 const METHOD = "SqliteStore.layer"
 
@@ -69,7 +71,8 @@ const migrate = (sql: SqlClient.SqlClient, db: Db, t: Tables): Effect.Effect<voi
 const makeStores = (
   sql: SqlClient.SqlClient,
   db: Db,
-  options: SqliteStoreOptions
+  options: SqliteStoreOptions,
+  description: string
 ): Effect.Effect<Context.Context<SqliteStores>, StoreError, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
     const t = yield* tablesFor(options.tablePrefix ?? DEFAULT_TABLE_PREFIX)
@@ -95,7 +98,7 @@ const makeStores = (
       rateLimiter,
       replayCache,
       raw: makeRawStorage(db, t)
-    })
+    }).pipe(Context.add(StoreMaintenance, makeMaintenance(db, t, description)))
   })
 
 /**
@@ -116,7 +119,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Context.Context<Sqli
     const client = yield* openClient(options.filename)
     const db = yield* makeOwnedDb(client)
     yield* configure(db, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, isPlainFile(options.filename))
-    const stores = yield* makeStores(client, db, options)
+    const stores = yield* makeStores(client, db, options, `sqlite ${options.filename}`)
     yield* restrictSidecars(options.filename)
     return stores
   })
@@ -140,7 +143,7 @@ export const layerClient = (
     })
     const db = makeDb(sql)
     if (options.busyTimeout !== undefined) yield* configure(db, options.busyTimeout, false)
-    return yield* makeStores(sql, db, options)
+    return yield* makeStores(sql, db, options, "sqlite")
   }))
 
 /** `SQLITE_PATH`: the database file (default `./data/store.db`). */
