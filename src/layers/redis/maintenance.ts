@@ -107,11 +107,12 @@ const DEFAULT_PAGE = 500
 type Reply = ReadonlyArray<unknown>
 
 /** What to read for one key of a page, and how its reply becomes a record. */
-const readCommand = (pipeline: ReturnType<Redis["pipeline"]>, key: string, kind: RecordKind, expiryKey: string): void => {
+const readCommand = (pipeline: ReturnType<Redis["pipeline"]>, prefix: string, m: string, kind: RecordKind): void => {
+  const key = prefix + m
   switch (kind) {
     case "Transaction":
       pipeline.get(key)
-      pipeline.zscore(expiryKey, key)
+      pipeline.zscore(prefix + Keys.expiries, m)
       pipeline.pttl(key)
       return
     case "Code":
@@ -247,7 +248,7 @@ export const makeMaintenance = (client: RedisClient): StoreMaintenance.Service =
       if (wanted.length === 0) return []
       const replies = yield* client.call(LIST, async (redis) => {
         const pipeline = redis.pipeline()
-        for (const [m, kind] of wanted) readCommand(pipeline, P + m, kind, P + Keys.expiries)
+        for (const [m, kind] of wanted) readCommand(pipeline, P, m, kind)
         const results = (await pipeline.exec()) ?? []
         return results.map(([error, value]) => {
           if (error !== null) throw error
@@ -278,14 +279,23 @@ export const makeMaintenance = (client: RedisClient): StoreMaintenance.Service =
             [Chunk.unsafeFromArray(page), next === "0" ? Option.none() : Option.some(next)] as const)))
     }))
 
+  /**
+   * Keys present, less those whose expiry (by `Clock`, in the `expiry`
+   * index) has passed but which Redis has not dropped yet (`PX` runs on real
+   * time): normally none, as the sweep clears them every minute.
+   */
   const counts = Effect.gen(function*() {
+    const method = "StoreMaintenance.counts"
+    const now = yield* Clock.currentTimeMillis
     const seen = new Set<string>()
     let cursor = "0"
     do {
-      const [next, keys] = yield* scan("StoreMaintenance.counts", cursor, 1_000)
+      const [next, keys] = yield* scan(method, cursor, 1_000)
       for (const m of keys) if (kindOf(m) !== undefined) seen.add(m)
       cursor = next
     } while (cursor !== "0")
+    const expired = yield* client.call(method, (r) => r.zrangebyscore(P + Keys.expiries, "-inf", now))
+    for (const m of expired) seen.delete(m)
     const result = emptyCounts()
     for (const m of seen) {
       const kind = kindOf(m)
