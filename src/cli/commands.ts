@@ -17,7 +17,7 @@ import { InvalidInput } from "./errors.ts"
 import { grantsOf, keyPrefixOf, revokeGrants, revokeSessions, type SessionSelector, sessionsOf } from "./inspect.ts"
 import { migrate } from "./migrate.ts"
 import { CliOutput, line } from "./output.ts"
-import { formatCount, makeProgress } from "./progress.ts"
+import { DEFAULT_LINE_INTERVAL, formatCount, makeProgress } from "./progress.ts"
 import { rekey } from "./rekey.ts"
 import { collectStats, KIND_LABELS, renderStats } from "./stats.ts"
 import { cliCrypto, displayOf, openStore, resolveStore } from "./stores.ts"
@@ -45,9 +45,27 @@ const onStore = <A, E, R>(named: Option.Option<string>, body: Effect.Effect<A, E
   Effect.flatMap(resolveStore(named), (spec) =>
     Effect.provide(body, openStore(spec, true).pipe(Layer.provideMerge(cliCrypto))))
 
+const progressInterval = Options.text("progress-interval").pipe(
+  Options.withPseudoName("DURATION"),
+  Options.withDescription(
+    "When stderr is not a terminal, print a progress line at most this often (default \"2 seconds\"; \"0 seconds\": after every batch)."
+  ),
+  Options.withDefault(DEFAULT_LINE_INTERVAL)
+)
+
+const durationOf = (name: string, text: string) =>
+  Option.match(Duration.decodeUnknown(text), {
+    onNone: () => Effect.fail(new InvalidInput({ description: `${name} must be a duration such as "2 seconds" or "30 minutes"` })),
+    onSome: (duration) => Effect.succeed(Duration.toMillis(duration))
+  })
+
 /** The progress display, for engines that take one. */
-const progressFactory = Effect.map(CliOutput, (output) => (label: string, total: number) =>
-  Effect.provideService(makeProgress(label, total), CliOutput, output))
+const progressFactory = (interval: string) =>
+  Effect.gen(function*() {
+    const output = yield* CliOutput
+    const lineMillis = yield* durationOf("--progress-interval", interval)
+    return (label: string, total: number) => Effect.provideService(makeProgress(label, total, lineMillis), CliOutput, output)
+  })
 
 const iso = (millis: number): string => DateTime.formatIso(DateTime.unsafeMake(millis)).replace(/\.\d{3}Z$/, "Z")
 
@@ -108,16 +126,16 @@ const rekeyCommand = Command.make(
   {
     store,
     dryRun: Options.boolean("dry-run").pipe(Options.withDescription("Count what would be re-sealed and check every value opens; write nothing.")),
-    batchSize
+    batchSize,
+    progressInterval
   },
-  ({ batchSize, dryRun, store }) =>
+  ({ batchSize, dryRun, progressInterval, store }) =>
     Effect.gen(function*() {
       yield* positive("--batch-size", batchSize)
-      const progress = yield* progressFactory
+      const progress = yield* progressFactory(progressInterval)
       const report = yield* onStore(
         store,
-        Effect.flatMap(StoreMaintenance, (m) =>
-          Effect.zipLeft(rekey({ dryRun, batchSize, progress }), line(`rekey: ${m.description}`)))
+        Effect.flatMap(StoreMaintenance, (m) => Effect.zipRight(line(`rekey: ${m.description}`), rekey({ dryRun, batchSize, progress })))
       )
       const byKey = [...report.byKeyId].map(([kid, n]) => `${kid}${kid === report.activeKeyId ? " (active)" : ""}: ${formatCount(n)}`)
       yield* printLines([
@@ -151,12 +169,13 @@ const migrateCommand = Command.make(
     from: Options.text("from").pipe(Options.withPseudoName("STORE"), Options.withDescription("The store to copy from (sqlite:PATH, file:PATH, redis://...).")),
     to: Options.text("to").pipe(Options.withPseudoName("STORE"), Options.withDescription("The store to copy into (created when it is a file that does not exist).")),
     force: Options.boolean("force").pipe(Options.withDescription("Write into a target that already holds records (records under the same key are replaced, the others kept).")),
-    batchSize
+    batchSize,
+    progressInterval
   },
-  ({ batchSize, force, from, to }) =>
+  ({ batchSize, force, from, progressInterval, to }) =>
     Effect.gen(function*() {
       yield* positive("--batch-size", batchSize)
-      const progress = yield* progressFactory
+      const progress = yield* progressFactory(progressInterval)
       const [source, target] = yield* Effect.all([resolveStore(Option.some(from)), resolveStore(Option.some(to))])
       if (displayOf(source) === displayOf(target)) {
         return yield* new InvalidInput({ description: "--from and --to name the same store" })
@@ -207,12 +226,9 @@ const statsCommand = Command.make(
   },
   ({ expiringWithin, store, top }) =>
     Effect.gen(function*() {
-      const within = Duration.decodeUnknown(expiringWithin)
-      if (Option.isNone(within)) {
-        return yield* new InvalidInput({ description: "--expiring-within must be a duration such as \"24 hours\" or \"30 minutes\"" })
-      }
+      const within = yield* durationOf("--expiring-within", expiringWithin)
       yield* positive("--top", top)
-      const report = yield* onStore(store, collectStats({ expiringWithin: Duration.toMillis(within.value), top }))
+      const report = yield* onStore(store, collectStats({ expiringWithin: within, top }))
       yield* printLines(renderStats(report))
     })
 ).pipe(Command.withDescription(

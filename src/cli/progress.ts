@@ -28,10 +28,12 @@ export const formatDuration = (millis: number): string => {
 
 const BAR = 24
 const REDRAW_MILLIS = 100
-const LINE_MILLIS = 2_000
 
-/** Start a display of `label` over `total` records. */
-export const makeProgress = (label: string, total: number): Effect.Effect<Progress, never, CliOutput> =>
+/** How often a plain line is printed when stderr is not a terminal (`--progress-interval`). */
+export const DEFAULT_LINE_INTERVAL = "2 seconds"
+
+/** Start a display of `label` over `total` records; plain lines at most every `lineMillis` (0: every batch). */
+export const makeProgress = (label: string, total: number, lineMillis: number): Effect.Effect<Progress, never, CliOutput> =>
   Effect.gen(function*() {
     const output = yield* CliOutput
     const started = yield* Clock.currentTimeMillis
@@ -63,7 +65,7 @@ export const makeProgress = (label: string, total: number): Effect.Effect<Progre
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           done += n
           if (next !== undefined) detail = next
-          if (now - lastDrawn < (output.interactive ? REDRAW_MILLIS : LINE_MILLIS)) return Effect.void
+          if (now - lastDrawn < (output.interactive ? REDRAW_MILLIS : lineMillis)) return Effect.void
           lastDrawn = now
           return draw(now, false)
         }),

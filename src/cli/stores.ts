@@ -12,7 +12,7 @@
  *   redis://[user:password@]HOST[:PORT][/DB][?prefix=PREFIX]   (rediss:// for TLS)
  * The Redis key prefix is `prefix`, else `REDIS_KEY_PREFIX`, else `mcp:`.
  */
-import { Config, type ConfigError, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Config, type ConfigError, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import * as FileStore from "../layers/file/index.ts"
@@ -128,6 +128,13 @@ export const resolveStore = (named: Option.Option<string>) =>
   Option.match(named, { onNone: () => storeFromSettings, onSome: parseStore })
 
 /**
+ * The tool never sweeps: expiry is the servers' business (with their own
+ * options: a default grace window here could clear refresh successor pairs a
+ * server configured to keep longer), and `stats` or `--dry-run` write nothing.
+ */
+const NO_SWEEP = { sweepInterval: Duration.infinity } as const
+
+/**
  * Open a store. A file that must already exist (`mustExist`: anything but a
  * migration's target) is checked first, so a typo does not create an empty
  * store; an unreachable Redis is `StoreUnreachable`.
@@ -140,11 +147,11 @@ export const openStore = (
     Layer.fail(new InvalidInput({ description: `${displayOf(spec)}: no such file (${path})` }))
   switch (spec._tag) {
     case "sqlite":
-      return mustExist && !existsSync(spec.filename) ? missing(spec.filename) : SqliteStore.layer({ filename: spec.filename })
+      return mustExist && !existsSync(spec.filename) ? missing(spec.filename) : SqliteStore.layer({ filename: spec.filename, ...NO_SWEEP })
     case "file":
-      return mustExist && !existsSync(spec.path) ? missing(spec.path) : FileStore.layer({ path: spec.path })
+      return mustExist && !existsSync(spec.path) ? missing(spec.path) : FileStore.layer({ path: spec.path, ...NO_SWEEP })
     case "redis":
-      return RedisStore.layer(spec.connection).pipe(
+      return RedisStore.layer({ ...spec.connection, ...NO_SWEEP }).pipe(
         Layer.mapError((error): StoreError | StoreUnreachable =>
           error.method === "RedisStore.connect"
             ? new StoreUnreachable({ store: displayOf(spec), description: error.description ?? "no answer" })

@@ -89,6 +89,7 @@ export const resolveReplayCacheOptions = (o: ReplayCacheOptions = {}): ResolvedR
 
 /** How often expired records are swept (seed 000: 60 s). */
 export interface SweepOptions {
+  /** `Duration.infinity`: never (for a tool that opens the store beside the servers that sweep it). */
   readonly sweepInterval?: Duration.DurationInput
 }
 
