@@ -138,11 +138,12 @@ const rekeyCommand = Command.make(
         Effect.flatMap(StoreMaintenance, (m) => Effect.zipRight(line(`rekey: ${m.description}`), rekey({ dryRun, batchSize, progress })))
       )
       const byKey = [...report.byKeyId].map(([kid, n]) => `${kid}${kid === report.activeKeyId ? " (active)" : ""}: ${formatCount(n)}`)
+      const passes = report.passes === 1 ? "" : ` in ${report.passes} passes`
       yield* printLines([
         `active key: ${report.activeKeyId}`,
-        `sealed values: ${formatCount(report.resealed + report.current)}${byKey.length === 0 ? "" : ` (${byKey.join(", ")})`}`,
-        `${dryRun ? "would re-seal" : "re-sealed"}: ${formatCount(report.resealed)}; already under the active key: ${formatCount(report.current)}` +
-          (report.changedMeanwhile > 0 ? `; rewritten by a server meanwhile: ${formatCount(report.changedMeanwhile)}` : ""),
+        `sealed values: ${formatCount(report.sealed)}${byKey.length === 0 ? "" : ` (${byKey.join(", ")})`}`,
+        `${dryRun ? "would re-seal" : "re-sealed"}: ${formatCount(report.resealed)}${passes}; already under the active key: ${formatCount(report.current)}` +
+          (report.rewrittenMeanwhile > 0 ? `; rewritten by a server meanwhile (left as written, looked at again): ${formatCount(report.rewrittenMeanwhile)}` : ""),
         ...(report.containersResealed > 0 ? [`${dryRun ? "would re-seal" : "re-sealed"} the store file's snapshot`] : []),
         dryRun
           ? "dry run: nothing written"

@@ -23,10 +23,13 @@ export class KeyMismatch extends Data.TaggedError("KeyMismatch")<{
   /** The key ids the unopened envelopes name (ids, never keys). */
   readonly keyIds: ReadonlyArray<string>
   readonly count: number
+  /** The first values all failed, so the rest were not tried. */
+  readonly stoppedEarly: boolean
 }> {
   override get message(): string {
     const ids = this.keyIds.length === 0 ? "" : ` (sealed by key id ${this.keyIds.join(", ")})`
-    return `no configured key opens these records: ${this.count} sealed value(s)${ids} do not open with ` +
+    const count = this.stoppedEarly ? `the first ${this.count.toLocaleString("en-US")}` : this.count.toLocaleString("en-US")
+    return `no configured key opens these records: ${count} sealed value(s)${ids} do not open with ` +
       "RS_TOKENS_ENC_KEY or RS_TOKENS_ENC_KEYRING; add the key that sealed them to RS_TOKENS_ENC_KEYRING"
   }
 }

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `mcp-oauth-store`: the operator's command-line tool (see `commands.ts` and
  * `--help`). Exit codes: 0 done, 1 the work failed (store, keys,

@@ -150,7 +150,7 @@ export const migrate = (
       )
     )
     yield* check.finish
-    if (unopened > 0) return yield* new KeyMismatch({ keyIds: [...unopenedKeyIds], count: unopened })
+    if (unopened > 0) return yield* new KeyMismatch({ keyIds: [...unopenedKeyIds], count: unopened, stoppedEarly: false })
 
     const now = yield* Clock.currentTimeMillis
     for (const kind of RECORD_KINDS) {

@@ -42,9 +42,13 @@ export interface RekeyReport {
   readonly byKeyId: ReadonlyMap<string, number>
   /** Values sealed again under the active key (would be, with `dryRun`). */
   readonly resealed: number
-  /** Values already under the active key. */
+  /** Sealed values seen in the first pass. */
+  readonly sealed: number
+  /** Values already under the active key in the first pass. */
   readonly current: number
-  /** Values a server rewrote between the read and the write (left as the server wrote them). */
+  /** Values a server rewrote between the tool's read and its write, over every pass (left as the server wrote them, looked at again). */
+  readonly rewrittenMeanwhile: number
+  /** Of those, the ones the last pass still met: servers still write under another key. */
   readonly changedMeanwhile: number
   /** Containers (the file's snapshot) sealed again. */
   readonly containersResealed: number
@@ -58,13 +62,18 @@ interface PassTotals {
   current: number
   changedMeanwhile: number
   unopened: number
+  opened: number
   readonly unopenedKeyIds: Set<string>
   readonly byKeyId: Map<string, number>
 }
 
 const describeTotals = (t: PassTotals, dryRun: boolean) =>
   `${dryRun ? "to re-seal" : "re-sealed"} ${formatCount(t.resealed)}, current ${formatCount(t.current)}` +
-  (t.changedMeanwhile > 0 ? `, changed meanwhile ${formatCount(t.changedMeanwhile)}` : "")
+  (t.changedMeanwhile > 0 ? `, changed meanwhile ${formatCount(t.changedMeanwhile)}` : "") +
+  (t.unopened > 0 ? `, unopened ${formatCount(t.unopened)}` : "")
+
+/** Values that failed to open before any opened: the keyring is plainly not the store's, stop there. */
+const HOPELESS = 100
 
 /** One pass over every record. */
 const pass = (label: string, options: RekeyOptions) =>
@@ -80,11 +89,12 @@ const pass = (label: string, options: RekeyOptions) =>
       current: 0,
       changedMeanwhile: 0,
       unopened: 0,
+      opened: 0,
       unopenedKeyIds: new Set(),
       byKeyId: new Map()
     }
 
-    const page = (records: Chunk.Chunk<Parameters<typeof sealedValuesOf>[0]>): Effect.Effect<void, StoreError> =>
+    const page = (records: Chunk.Chunk<Parameters<typeof sealedValuesOf>[0]>): Effect.Effect<void, StoreError | KeyMismatch> =>
       Effect.gen(function*() {
         const batch: Array<Reseal> = []
         for (const record of records) {
@@ -101,8 +111,12 @@ const pass = (label: string, options: RekeyOptions) =>
               if (opened.left.reason !== "DecryptFailed") return yield* opened.left
               totals.unopened++
               totals.unopenedKeyIds.add(kid)
+              if (totals.unopened >= HOPELESS && totals.opened === 0) {
+                return yield* new KeyMismatch({ keyIds: [...totals.unopenedKeyIds], count: totals.unopened, stoppedEarly: true })
+              }
               continue
             }
+            totals.opened++
             batch.push({ ref: value.ref, expected: value.envelope, next: yield* crypto.encrypt(opened.right, recordKey) })
           }
         }
@@ -140,6 +154,7 @@ export const rekey = (options: RekeyOptions): Effect.Effect<RekeyReport, StoreEr
     const first = yield* pass(options.dryRun ? "rekey (dry run)" : "rekey", options)
     let records = first.records
     let resealed = first.resealed
+    let rewrittenMeanwhile = first.changedMeanwhile
     let changedMeanwhile = first.changedMeanwhile
     let passes = 1
     let last = first
@@ -149,6 +164,7 @@ export const rekey = (options: RekeyOptions): Effect.Effect<RekeyReport, StoreEr
       last = yield* pass(`rekey (pass ${passes})`, options)
       records += last.records
       resealed += last.resealed
+      rewrittenMeanwhile += last.changedMeanwhile
       changedMeanwhile = last.changedMeanwhile
     }
 
@@ -158,13 +174,15 @@ export const rekey = (options: RekeyOptions): Effect.Effect<RekeyReport, StoreEr
     containersResealed = stale.length
 
     const unopened = last.unopened
-    if (unopened > 0) return yield* new KeyMismatch({ keyIds: [...last.unopenedKeyIds], count: unopened })
+    if (unopened > 0) return yield* new KeyMismatch({ keyIds: [...last.unopenedKeyIds], count: unopened, stoppedEarly: false })
     return {
       activeKeyId: crypto.activeKeyId,
       records,
       byKeyId: first.byKeyId,
       resealed,
+      sealed: [...first.byKeyId.values()].reduce((sum, n) => sum + n, 0),
       current: first.current,
+      rewrittenMeanwhile,
       changedMeanwhile,
       containersResealed,
       passes,

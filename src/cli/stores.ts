@@ -65,7 +65,7 @@ const parseRedis = (text: string): Effect.Effect<StoreSpec, InvalidInput | Confi
     const fromQuery = url.searchParams.get("prefix")
     url.searchParams.delete("prefix")
     const keyPrefix = fromQuery ?? Option.getOrElse(yield* redisPrefix, () => "mcp:")
-    const display = `${url.hostname}:${url.port === "" ? "6379" : url.port}/${db === "" ? "0" : db} prefix ${keyPrefix}`
+    const display = `${url.hostname}:${url.port === "" ? "6379" : url.port}/${db === "" ? "0" : db} (prefix ${keyPrefix})`
     return { _tag: "redis", connection: { url: Redacted.make(url.toString()), keyPrefix }, display } as const
   })
 
@@ -118,7 +118,7 @@ export const storeFromSettings: Effect.Effect<StoreSpec, InvalidInput | ConfigEr
           const parsed = new URL(url)
           return `${parsed.hostname}:${parsed.port === "" ? "6379" : parsed.port}/${parsed.pathname.replace(/^\//, "") || "0"}`
         }), () => "REDIS_URL")
-      return { _tag: "redis", connection, display: `${shown} prefix ${connection.keyPrefix ?? "mcp:"}` } as const
+      return { _tag: "redis", connection, display: `${shown} (prefix ${connection.keyPrefix ?? "mcp:"})` } as const
     }
   }
 })

@@ -8,7 +8,7 @@
  * still works through the stores.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
+import { Chunk, Effect, Exit, Layer, Option, Redacted, Scope, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -19,10 +19,12 @@ import * as FileStore from "../../src/layers/file/index.ts"
 import * as RedisStore from "../../src/layers/redis/index.ts"
 import * as SqliteStore from "../../src/layers/sqlite/index.ts"
 import { Crypto } from "../../src/services/Crypto.ts"
+import { ProviderTokenStore } from "../../src/services/ProviderTokenStore.ts"
 import { StoreMaintenance } from "../../src/services/StoreMaintenance.ts"
 import type { MaintainedStores } from "../contract/StoreMaintenance.contract.ts"
 import { bundleCli, type CliCommand, type CliRun, runCli } from "../support/cli.ts"
 import { acquireRedisServer, freshPrefix, hasRedisServer, type RedisServer } from "../support/redis.ts"
+import * as F from "../contract/fixtures.ts"
 import { checkSeeded, RECORDS, seedStore } from "../support/seedStore.ts"
 
 const ROUNDS = 10
@@ -187,5 +189,65 @@ for (const backend of backends) {
         for (const key of [oldKey, newKey, hashKey]) expect(printed).not.toContain(Redacted.value(key))
         console.info(`${backend.name}: sealed values under the new key after each kill: ${progress.join(", ")} (of ${before.values})`)
       }), { timeout: 600_000 })
+  })
+}
+
+/**
+ * Safe while servers serve: a server midway through a rolling rotation (the
+ * new key already in its keyring, the old one still active) rewrites every
+ * provider token while the tool runs. No write is lost (a re-seal never puts back the
+ * value it read over a newer one); what the server wrote under the old key
+ * after the tool passed is re-sealed by running the tool again.
+ */
+for (const name of ["sqlite", "redis"] as const) {
+  describe.skipIf(name === "redis" && !hasRedisServer)(`rekey as a process while a server writes: ${name}`, () => {
+    it.live("no write is lost; a further run re-seals what the server wrote under the old key", () =>
+      Effect.gen(function*() {
+        const COUNT = 3_000
+        const [oldKey, newKey, hashKey] = yield* Effect.all([generateKey, generateKey, generateKey])
+        const oldCrypto = Layer.orDie(NodeCrypto.layer({ activeKey: oldKey, hashKey }))
+        const keyring = Layer.orDie(NodeCrypto.layer({ activeKey: newKey, previousKeys: [oldKey], hashKey }))
+        const serverKeys = Layer.orDie(NodeCrypto.layer({ activeKey: oldKey, previousKeys: [newKey], hashKey }))
+        const newKid = (yield* Effect.provide(Crypto, keyring)).activeKeyId
+        const filename = join(dir, "busy.db")
+        const prefix = freshPrefix()
+        const layer: Layer.Layer<MaintainedStores, unknown, Crypto> = name === "sqlite"
+          ? SqliteStore.layer({ filename, sweepInterval: "1 day" })
+          : RedisStore.layer({ url: redis?.url ?? "", keyPrefix: prefix, sweepInterval: "1 day" })
+        const store = name === "sqlite" ? `sqlite:${filename}` : `${redis?.url ?? ""}/0?prefix=${encodeURIComponent(prefix)}`
+        const ids = Array.from({ length: COUNT }, (_, i) => `busy-${i}`)
+        yield* using(layer, oldCrypto, Effect.flatMap(ProviderTokenStore, (providers) =>
+          Effect.forEach(ids, (id) => providers.storeTokens(id, "github", F.providerTokens(`v1-${id}`)), { concurrency: 8, discard: true })))
+
+        const env = {
+          RS_TOKENS_ENC_KEY: Redacted.value(newKey),
+          RS_TOKENS_ENC_KEYRING: Redacted.value(oldKey),
+          RS_TOKENS_HASH_KEY: Redacted.value(hashKey),
+          DATA_DIR: dir
+        }
+        const args = ["rekey", "--store", store, "--batch-size", "50"]
+        let started: () => void = () => undefined
+        const begun = new Promise<void>((resolve) => (started = resolve))
+        const tool = runCli(cli, args, { env, onStdoutLine: (line) => line.startsWith("rekey: ") && started() })
+        // The "server": every value rewritten once, in a shuffled order, while the tool runs.
+        const order = [...ids].sort(() => Math.random() - 0.5)
+        yield* Effect.promise(() => begun)
+        yield* using(layer, serverKeys, Effect.flatMap(ProviderTokenStore, (providers) =>
+          Effect.forEach(order, (id) => providers.storeTokens(id, "github", F.providerTokens(`v2-${id}`)), { concurrency: 4, discard: true })))
+        const first = yield* Effect.promise(() => tool)
+        expect(first.code, first.stderr).toBe(0)
+
+        const read = using(layer, keyring, Effect.flatMap(ProviderTokenStore, (providers) =>
+          Effect.forEach(ids, (id) => Effect.map(providers.getTokens(id, "github"), (t) => Option.map(t, (v) => Redacted.value(v.accessToken))))))
+        const values = yield* read
+        expect(values.filter((v, i) => Option.getOrUndefined(v) !== `gho_provider_access_v2-${ids[i]}_secret`)).toEqual([])
+
+        const second = yield* Effect.promise(() => runCli(cli, args, { env }))
+        expect(second.code, second.stderr).toBe(0)
+        const after = yield* using(layer, keyring, census(newKid))
+        expect(after).toMatchObject({ values: COUNT, underKid: COUNT, unopened: 0 })
+        expect((yield* read).every((v, i) => Option.getOrUndefined(v) === `gho_provider_access_v2-${ids[i]}_secret`)).toBe(true)
+        console.info(`${name}: first run: ${first.stdout.split("\n").filter((l) => l.startsWith("re-sealed")).join(" ")}`)
+      }), { timeout: 300_000 })
   })
 }

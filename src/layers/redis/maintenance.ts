@@ -231,7 +231,7 @@ const location = (ref: SealedRef): readonly [string, string] => {
 export const makeMaintenance = (client: RedisClient): StoreMaintenance.Service => {
   const P = client.prefix
   const { db, host, port } = client.redis.options
-  const description = `redis ${host ?? "127.0.0.1"}:${port ?? 6379}/${db ?? 0} prefix ${P}`
+  const description = `redis ${host ?? "127.0.0.1"}:${port ?? 6379}/${db ?? 0} (prefix ${P})`
 
   /** One `SCAN` step: the next cursor and the keys (without the prefix) of this page. */
   const scan = (method: string, cursor: string, count: number) =>
