@@ -38,6 +38,7 @@ export {
 } from "../services/UpstreamTokenClient.ts"
 export { CacheAdapter } from "../services/CacheAdapter.ts"
 export { StoreError, StoreErrorReason } from "../services/StoreError.ts"
+export { type SealedContainer, StoreMaintenance } from "../services/StoreMaintenance.ts"
 
 // Records (Effect Schema) and options.
 export { ClientMetadata, RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
@@ -47,6 +48,14 @@ export { ClientInfo, type EvictionReason, Session, type SessionEviction } from "
 export { Jwk, SigningAlgorithm, SigningKey, SigningKeySet, SigningKeyStatus } from "../schema/signingKey.ts"
 export { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../schema/token.ts"
 export { Transaction } from "../schema/transaction.ts"
+export {
+  RECORD_KINDS,
+  type RecordCounts,
+  type RecordKind,
+  type Reseal,
+  type SealedRef,
+  StoredRecord
+} from "../schema/storedRecord.ts"
 export type { AtomicOperation, StoreCapabilities } from "../schema/capabilities.ts"
 export type {
   ProviderTokenStoreOptions,

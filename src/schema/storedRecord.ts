@@ -43,6 +43,7 @@ export const StoredRefreshToken = Schema.TaggedStruct("RefreshToken", {
   sealedSuccessor: Schema.optional(Schema.String)
 })
 
+/** A grant (no secret in it). */
 export const StoredGrant = Schema.TaggedStruct("Grant", {
   record: Grant
 })
@@ -71,7 +72,7 @@ export const StoredSigningKeys = Schema.TaggedStruct("SigningKeys", {
   envelope: Schema.String
 })
 
-/** Any stored record. */
+/** Any stored record, as `StoreMaintenance` lists, re-seals and imports them. */
 export const StoredRecord = Schema.Union(
   StoredTransaction,
   StoredCode,
@@ -97,6 +98,7 @@ export const RECORD_KINDS = [
   "Client",
   "SigningKeys"
 ] as const satisfies ReadonlyArray<StoredRecord["_tag"]>
+/** One kind of stored record (its `_tag`). */
 export type RecordKind = typeof RECORD_KINDS[number]
 
 /** How many live records of each kind a backend holds. */
