@@ -69,9 +69,12 @@ const progressFactory = (interval: string) =>
 
 const iso = (millis: number): string => DateTime.formatIso(DateTime.unsafeMake(millis)).replace(/\.\d{3}Z$/, "Z")
 
-const table = (rows: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<string> => {
+/** Rows as aligned columns; the columns listed in `right` (numbers) aligned right. */
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>, right: ReadonlyArray<number> = []): ReadonlyArray<string> => {
   const widths = rows.reduce<Array<number>>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)), [])
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd())
+  return rows.map((row) =>
+    row.map((cell, i) => right.includes(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()
+  )
 }
 
 const printLines = (lines: ReadonlyArray<string>) => Effect.forEach(lines, line, { discard: true })
@@ -195,7 +198,7 @@ const migrateCommand = Command.make(
         formatCount(report.found[kind])
       ])]
       yield* printLines([
-        ...table(rows).map((row) => `  ${row}`),
+        ...table(rows, [1, 2]).map((row) => `  ${row}`),
         `verified: counts match, ${formatCount(report.sampled)} records compared one by one, ${formatCount(report.sealedChecked)} sealed values open with the keyring`,
         "servers on the target must use the same RS_TOKENS_HASH_KEY (or the RS_TOKENS_ENC_KEY it derives from) and keyring"
       ])

@@ -37,7 +37,7 @@ export class KeyMismatch extends Data.TaggedError("KeyMismatch")<{
 /** A migration target that already holds records, without `--force`. */
 export class TargetNotEmpty extends Data.TaggedError("TargetNotEmpty")<{ readonly target: string; readonly records: number }> {
   override get message(): string {
-    return `the target (${this.target}) already holds ${this.records} record(s): ` +
+    return `the target (${this.target}) already holds ${this.records.toLocaleString("en-US")} record(s): ` +
       "refusing to write into it without --force (records under the same key would be replaced)"
   }
 }

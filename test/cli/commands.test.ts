@@ -199,6 +199,45 @@ describe("the command-line tool", () => {
     expect(real.stdout).toContain("re-sealed: 1;")
   })
 
+  it("migrate SQLite -> file -> SQLite with every kind of record: pending authorizations keep their verifier, codes their consumption", { timeout: 120_000 }, async () => {
+    const filename = await seededSqlite()
+    await on(filename, Effect.gen(function*() {
+      const tokens = yield* TokenStore
+      yield* tokens.saveTransaction({ ...F.transaction("tx-m"), upstream: { state: "s", codeVerifier: Redacted.make("the-verifier-0123456789") } })
+      yield* tokens.saveCode(F.secret("used"), F.code("g-a1"))
+      yield* tokens.consumeCode(F.secret("used"))
+      yield* tokens.saveCode(F.secret("fresh"), F.code("g-a1"))
+    }))
+    const file = join(dir, `migrated-${++counter}.enc`)
+    const back = join(dir, `migrated-${++counter}.db`)
+    const there = await run(["migrate", "--from", `sqlite:${filename}`, "--to", `file:${file}`])
+    expect(there.code, there.stderr).toBe(0)
+    expect(there.stdout).toMatch(/pending authorizations\s+1\s+1/)
+    const again = await run(["migrate", "--from", `file:${file}`, "--to", `sqlite:${back}`])
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toMatch(/authorization codes\s+2\s+2/)
+    const found = await on(back, Effect.gen(function*() {
+      const tokens = yield* TokenStore
+      const t = yield* tokens.takeTransaction("tx-m")
+      return {
+        verifier: Option.isSome(t) && t.value.upstream !== undefined ? Redacted.value(t.value.upstream.codeVerifier) : undefined,
+        used: (yield* tokens.consumeCode(F.secret("used")))._tag,
+        fresh: (yield* tokens.consumeCode(F.secret("fresh")))._tag,
+        sessions: (yield* Effect.flatMap(SessionStore, (s) => s.listByApiKey(BOB_KEY))).length
+      }
+    }))
+    expect(found).toEqual({ verifier: "the-verifier-0123456789", used: "Replayed", fresh: "Consumed", sessions: 3 })
+  })
+
+  it("migrate checks the target: a file store keeps at most 1,000 pending authorizations, so 1,200 fail the check (exit 1)", { timeout: 120_000 }, async () => {
+    const filename = join(dir, `many-${++counter}.db`)
+    await on(filename, Effect.flatMap(TokenStore, (tokens) =>
+      Effect.forEach(Array.from({ length: 1_200 }, (_, i) => i), (i) => tokens.saveTransaction(F.transaction(`tx-${i}`)), { discard: true })))
+    const result = await run(["migrate", "--from", `sqlite:${filename}`, "--to", `file:${join(dir, `many-${counter}.enc`)}`])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain("verification failed: Transaction: copied 1200, the target holds 1000")
+  })
+
   it("bad input: unknown or unusable store names, missing files, missing keys, bad values (exit 2)", { timeout: 120_000 }, async () => {
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string, Record<string, string>?]> = [
       [["stats", "--store", "postgres://db/x"], "unknown store scheme \"postgres:\""],
