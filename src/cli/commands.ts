@@ -307,7 +307,9 @@ const grants = Command.make("grants", {}, () => needSubcommand("grants", "list, 
 
 const keyOption = Options.redacted("key").pipe(
   Options.withPseudoName("KEY"),
-  Options.withDescription("The API key the sessions belong to (sessions of OAuth users are keyed sub:<subject>; see --subject)."),
+  Options.withDescription(
+    "The API key the sessions belong to; - reads it from stdin (kept out of the process list). Sessions of OAuth users are keyed sub:<subject>: see --subject."
+  ),
   Options.optional
 )
 const subjectKeyOption = subject("The OAuth user whose MCP sessions to select (their key is sub:<subject>).").pipe(Options.optional)
@@ -316,6 +318,19 @@ const hashOption = Options.text("key-hash").pipe(
   Options.withDescription("A prefix of the key's lookup hash, as stats shows it."),
   Options.optional
 )
+
+/** The first line of stdin (`--key -`): a key kept out of the process list and the shell history. */
+const stdinLine = Effect.tryPromise({
+  try: async () => {
+    let text = ""
+    for await (const chunk of process.stdin) {
+      text += String(chunk)
+      if (text.includes("\n")) break
+    }
+    return text.split(/\r?\n/)[0]?.trim() ?? ""
+  },
+  catch: () => new InvalidInput({ description: "--key -: cannot read the key from stdin" })
+}).pipe(Effect.filterOrFail((line) => line.length > 0, () => new InvalidInput({ description: "--key -: stdin holds no key" })))
 
 const selectorOf = (
   key: Option.Option<Redacted.Redacted<string>>,
@@ -327,7 +342,10 @@ const selectorOf = (
   if (given > 1 || (required && given === 0)) {
     return Effect.fail(new InvalidInput({ description: "choose the sessions with one of --key, --subject or --key-hash" }))
   }
-  if (Option.isSome(key)) return Effect.succeed(Option.some({ _tag: "Key", key: Redacted.value(key.value) }))
+  if (Option.isSome(key)) {
+    const value = Redacted.value(key.value)
+    return Effect.map(value === "-" ? stdinLine : Effect.succeed(value), (k) => Option.some({ _tag: "Key", key: k }))
+  }
   if (Option.isSome(subjectKey)) return Effect.succeed(Option.some({ _tag: "Key", key: principalKey(subjectKey.value) }))
   if (Option.isSome(hash)) {
     return hash.value.length < 4

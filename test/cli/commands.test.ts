@@ -170,6 +170,8 @@ describe("the command-line tool", () => {
     const byKey = await run(["sessions", "list", "--store", store, "--key", BOB_KEY])
     expect(byKey.stdout.trim().split("\n")).toHaveLength(4)
     expect(byKey.stdout).not.toContain(BOB_KEY)
+    const fromStdin = await runCli(cli, ["sessions", "list", "--store", store, "--key", "-"], { env: envWith(key), stdin: `${BOB_KEY}\n` })
+    expect(fromStdin.stdout).toBe(byKey.stdout)
     const byHash = await run(["sessions", "list", "--store", store, "--key-hash", bobHashPrefix.slice(0, 8)])
     expect(byHash.stdout).toBe(byKey.stdout)
 

@@ -64,6 +64,8 @@ export const cleanEnv = (env: Readonly<Record<string, string>>): Record<string, 
 
 export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>
+  /** Written to the child's stdin (closed after); without it stdin is empty. */
+  readonly stdin?: string
   /** Called with the child and each complete stderr line (to kill it at some point of its progress). */
   readonly onStderrLine?: (line: string, child: ChildProcess) => void
   /** Called with the child and each complete stdout line. */
@@ -76,8 +78,9 @@ export const runCli = (cli: CliCommand, args: ReadonlyArray<string>, options: Ru
     const child = spawn(process.execPath, [...cli.argv, ...args], {
       cwd: ROOT,
       env: cleanEnv(options.env ?? {}),
-      stdio: ["ignore", "pipe", "pipe"]
+      stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"]
     })
+    if (options.stdin !== undefined) child.stdin?.end(options.stdin)
     let stdout = ""
     let stderr = ""
     const lines = (onLine: ((line: string, child: ChildProcess) => void) | undefined) => {
@@ -92,11 +95,11 @@ export const runCli = (cli: CliCommand, args: ReadonlyArray<string>, options: Ru
     }
     const outLines = lines(options.onStdoutLine)
     const errLines = lines(options.onStderrLine)
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk
       outLines(chunk)
     })
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk
       errLines(chunk)
     })
