@@ -8,8 +8,8 @@ import { ConfigError, Data } from "effect"
 import { StoreError } from "../services/StoreError.ts"
 import { describeConfigError } from "../server/config.ts"
 
-/** Exit codes: success, a failure of the work, input the tool cannot use. */
-export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const
+/** Exit codes: success, a failure of the work, input the tool cannot use, interrupted (SIGINT, SIGTERM). */
+export const ExitCode = { Ok: 0, Failure: 1, Usage: 2, Interrupted: 130 } as const
 
 /** An argument, store name or file the tool cannot use. */
 export class InvalidInput extends Data.TaggedError("InvalidInput")<{ readonly description: string }> {

@@ -41,7 +41,7 @@ const isValidationError = (error: unknown): boolean =>
 const program = Effect.suspend(() => cli(process.argv)).pipe(
   Effect.as<number>(ExitCode.Ok),
   Effect.catchAllCause((cause) => {
-    if (Cause.isInterruptedOnly(cause)) return Effect.succeed(130)
+    if (Cause.isInterruptedOnly(cause)) return Effect.succeed(ExitCode.Interrupted)
     const failure = Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
     if (isValidationError(failure)) return Effect.succeed(ExitCode.Usage)
     const { exitCode, line } = describeFailure(failure)
@@ -53,5 +53,12 @@ const program = Effect.suspend(() => cli(process.argv)).pipe(
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
   disablePrettyLogger: true,
-  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : ExitCode.Failure)
+  teardown: (exit, onExit) =>
+    onExit(
+      Exit.isSuccess(exit) && typeof exit.value === "number"
+        ? exit.value
+        : Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
+        ? ExitCode.Interrupted
+        : ExitCode.Failure
+    )
 })

@@ -8,7 +8,7 @@ import { CliOutput } from "./output.ts"
 
 /** A running display. */
 export interface Progress {
-  /** `n` more records done; `detail` (counts of what happened so far) is shown beside them. */
+  /** `n` more records done; `detail` (counts of what happened so far) is shown beside them. Called between batches. */
   readonly advance: (n: number, detail?: string) => Effect.Effect<void>
   /** The final line (the total may have changed while running: records written meanwhile). */
   readonly finish: Effect.Effect<void>
@@ -28,6 +28,16 @@ export const formatDuration = (millis: number): string => {
 
 const BAR = 24
 const REDRAW_MILLIS = 100
+
+/**
+ * Let the event loop run (a macrotask): the stores' work can be synchronous
+ * for a long stretch (better-sqlite3), and Effect yields between steps only
+ * to microtasks, so a Ctrl-C would otherwise wait for the end of the run.
+ */
+const letSignalsIn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
 
 /** How often a plain line is printed when stderr is not a terminal (`--progress-interval`). */
 export const DEFAULT_LINE_INTERVAL = "2 seconds"
@@ -65,9 +75,9 @@ export const makeProgress = (label: string, total: number, lineMillis: number): 
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           done += n
           if (next !== undefined) detail = next
-          if (now - lastDrawn < (output.interactive ? REDRAW_MILLIS : lineMillis)) return Effect.void
+          if (now - lastDrawn < (output.interactive ? REDRAW_MILLIS : lineMillis)) return letSignalsIn
           lastDrawn = now
-          return draw(now, false)
+          return Effect.zipRight(draw(now, false), letSignalsIn)
         }),
       finish: Effect.flatMap(Clock.currentTimeMillis, (now) => draw(now, true))
     }

@@ -2,7 +2,8 @@
  * `rekey` as a process, on SQLite, the encrypted file and Redis: a store of
  * 10,000 records sealed under an old key; the tool (new key active, the old
  * one in the keyring) is SIGKILLed at a random moment of its run, ten times;
- * after every kill every sealed value still opens with the keyring. A last
+ * after every kill every sealed value still opens with the keyring; a SIGINT
+ * stops it between batches with exit code 130. A last
  * run completes: every value is then under the new key and opens without the
  * old one, and every token, session, pending authorization and signing key
  * still works through the stores.
@@ -171,6 +172,20 @@ for (const backend of backends) {
         // Progress only grows, and some kills landed in the middle of the work.
         for (let i = 1; i < progress.length; i++) expect(progress[i], progress.join(", ")).toBeGreaterThanOrEqual(progress[i - 1] ?? 0)
         expect(progress.filter((n) => n > 0 && n < before.values).length, progress.join(", ")).toBeGreaterThanOrEqual(ROUNDS / 2)
+
+        // Ctrl-C (SIGINT) stops it between two batches: exit 130, everything still readable.
+        let lines = 0
+        const interrupted = yield* Effect.promise(() =>
+          runCli(cli, args, {
+            env,
+            onStderrLine: (line, child) => {
+              if (/^rekey: [\d,]+\/[\d,]+ records/.test(line) && ++lines === 2) child.kill("SIGINT")
+            }
+          })
+        )
+        runs.push(interrupted)
+        expect(interrupted.code, interrupted.stderr).toBe(130)
+        expect((yield* using(backend.layer(false), keyring, census(newKid))).unopened).toBe(0)
 
         const last = yield* Effect.promise(() => runCli(cli, args, { env }))
         runs.push(last)
