@@ -4,15 +4,21 @@
  * file, and Redis (a real `redis-server`). Cloudflare KV does not provide it
  * (no compare-and-set for the re-seal).
  */
-import { afterAll } from "@effect/vitest"
-import { Layer } from "effect"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { rekey } from "../src/cli/rekey.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import { generateKey } from "../src/layers/crypto/keyring.ts"
 import * as FileStore from "../src/layers/file/index.ts"
 import * as MemoryStore from "../src/layers/memory/index.ts"
 import * as RedisStore from "../src/layers/redis/index.ts"
 import * as SqliteStore from "../src/layers/sqlite/index.ts"
+import { Crypto } from "../src/services/Crypto.ts"
+import { StoreMaintenance } from "../src/services/StoreMaintenance.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeMaintenanceContract } from "./contract/StoreMaintenance.contract.ts"
 import { cleanupPrefix, freshPrefix, useRedis } from "./support/redis.ts"
 
@@ -33,4 +39,33 @@ storeMaintenanceContract({
     const stores = RedisStore.layer({ ...options, url: server.url(), keyPrefix })
     return server.external ? Layer.merge(stores, cleanupPrefix(server.url(), keyPrefix)) : stores
   }
+})
+
+describe("file backend: the snapshot is a sealed container of its own", () => {
+  it.effect("rekey seals the snapshot again even when no record inside holds a sealed value", () =>
+    Effect.gen(function*() {
+      const path = fresh("container.enc")
+      const [oldKey, newKey] = yield* Effect.all([generateKey, generateKey])
+      const open = (keys: Layer.Layer<Crypto>) => <A, E>(body: Effect.Effect<A, E, FileStore.FileStores | Crypto>) =>
+        Effect.scoped(Effect.provide(body, Layer.fresh(FileStore.layer({ path, sweepInterval: "1 day" }).pipe(Layer.provideMerge(keys)))))
+      const old = Layer.orDie(NodeCrypto.layer({ activeKey: oldKey, hashKey: oldKey }))
+      const keyring = Layer.orDie(NodeCrypto.layer({ activeKey: newKey, previousKeys: [oldKey], hashKey: oldKey }))
+      const fresh2 = Layer.orDie(NodeCrypto.layer({ activeKey: newKey, hashKey: oldKey }))
+      const oldKid = yield* open(old)(Effect.gen(function*() {
+        yield* Effect.flatMap(TokenStore, (tokens) => tokens.saveGrant({ id: "g", clientId: "c", subject: "s", scopes: [] }))
+        return (yield* Crypto).activeKeyId
+      }))
+      const progress = () => Effect.succeed({ advance: () => Effect.void, finish: Effect.void })
+      const report = yield* open(keyring)(Effect.gen(function*() {
+        const maintenance = yield* StoreMaintenance
+        expect((yield* maintenance.containers).map((c) => c.keyId)).toEqual([oldKid])
+        const done = yield* rekey({ dryRun: false, batchSize: 10, progress })
+        expect((yield* maintenance.containers).map((c) => c.keyId)).toEqual([(yield* Crypto).activeKeyId])
+        return done
+      }))
+      expect(report).toMatchObject({ resealed: 0, containersResealed: 1 })
+      // The old key can go: the file opens with the new one alone.
+      const found = yield* open(fresh2)(Effect.flatMap(TokenStore, (tokens) => tokens.getGrant("g")))
+      expect(Option.isSome(found)).toBe(true)
+    }))
 })
