@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `mcp-oauth-store`: the operator's command-line tool (see `commands.ts` and
+ * `mcp-oauth-store`: the operator's command-line tool (see `commands/` and
  * `--help`). Exit codes: 0 done, 1 the work failed (store, keys,
  * verification), 2 input it cannot use (arguments, store names, settings),
  * 130 interrupted. Failures are one line on stderr, never with a secret.
@@ -9,7 +9,7 @@ import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, HashMap, Layer, List, Logger, Option } from "effect"
 import { createRequire } from "node:module"
-import { root } from "./commands.ts"
+import { root } from "./commands/index.ts"
 import { describeFailure, ExitCode } from "./errors.ts"
 import { CliOutput, layerProcess } from "./output.ts"
 

@@ -10,6 +10,7 @@ import { Keys } from "../../internal/keys.ts"
 import { isStoredLive } from "../../internal/storedRecords.ts"
 import { isSessionLive } from "../../internal/sessionRecord.ts"
 import { isLive } from "../../internal/records.ts"
+import { traced } from "../../internal/traced.ts"
 import { emptyCounts } from "../../internal/storedRecords.ts"
 import type { RecordCounts, Reseal, StoredRecord } from "../../schema/storedRecord.ts"
 import { Crypto } from "../../services/Crypto.ts"
@@ -135,7 +136,7 @@ export const makeMemoryMaintenance = (
     })
 
     const reseal = (batch: ReadonlyArray<Reseal>) =>
-      persisted(Effect.suspend(() => {
+      traced("StoreMaintenance.reseal")(persisted(Effect.suspend(() => {
         const parts = partsOf(state.snapshot())
         const refresh = new Map(parts.tokens.refreshTokens.map((entry, index) => [entry.hash, index]))
         const providers = new Map(parts.providerTokens.map(([a, p], index) => [providerKey(a, p), index]))
@@ -171,7 +172,7 @@ export const makeMemoryMaintenance = (
           onLeft: Effect.fail,
           onRight: () => Effect.succeed(applied)
         })
-      }))
+      })))
 
     const importRecords = (incoming: ReadonlyArray<StoredRecord>) =>
       Effect.gen(function*() {
@@ -234,7 +235,7 @@ export const makeMemoryMaintenance = (
           if (last !== undefined) parts.signingKeys = { version: last.version, envelope: last.envelope }
           return restore(parts, method)
         }))
-      })
+      }).pipe(traced("StoreMaintenance.importRecords"))
 
     /** Write the state again as it is: the file backend then seals its snapshot under the active key. */
     const resealContainers = persisted(Effect.suspend(() => restore(partsOf(state.snapshot()), "StoreMaintenance.resealContainers")))

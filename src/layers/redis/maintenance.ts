@@ -17,7 +17,7 @@ import type { RecordKind, Reseal, SealedRef, StoredRecord } from "../../schema/s
 import { AccessTokenRecord, Grant } from "../../schema/token.ts"
 import type { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { StoreError } from "../../services/StoreError.ts"
-import type { RedisClient } from "./client.ts"
+import { type RedisClient, traced } from "./client.ts"
 import { array, corrupt, int, jsonCodec, refreshFields, refreshRecord, SESSION_FIELDS, sessionFields, sessionFromFields, string } from "./codec.ts"
 import * as Lua from "./lua.ts"
 import { prefixPattern } from "./rawStorage.ts"
@@ -312,7 +312,7 @@ export const makeMaintenance = (client: RedisClient): StoreMaintenance.Service =
       const reply = yield* array(yield* client.run(method, resealBatch, args), method)
       if (reply.length !== batch.length) return yield* Effect.fail(corrupt(method))
       return reply.map((applied) => int(applied) === 1)
-    })
+    }).pipe(traced("StoreMaintenance.reseal"))
 
   const importOne = (record: StoredRecord, now: number, method: string): Effect.Effect<unknown, StoreError> => {
     switch (record._tag) {
@@ -387,7 +387,7 @@ export const makeMaintenance = (client: RedisClient): StoreMaintenance.Service =
       const live = batch.filter((record) => isStoredLive(record, now))
       // Issued together: the connection pipelines them (auto-pipelining), each one atomic on its own.
       yield* Effect.forEach(live, (record) => importOne(record, now, method), { concurrency: "unbounded", discard: true })
-    })
+    }).pipe(traced("StoreMaintenance.importRecords"))
 
   const size = Effect.gen(function*() {
     const method = "StoreMaintenance.size"

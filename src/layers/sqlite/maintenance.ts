@@ -16,7 +16,7 @@ import type { RecordKind, Reseal, StoredRecord } from "../../schema/storedRecord
 import { AccessTokenRecord, Grant, RefreshTokenRecord } from "../../schema/token.ts"
 import type { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import type { StoreError } from "../../services/StoreError.ts"
-import type { Db } from "./db.ts"
+import { type Db, traced } from "./db.ts"
 import { jsonColumn } from "./json.ts"
 import { COLUMNS, type SessionRow, toSession } from "./sessionStore.ts"
 import type { Tables } from "./tables.ts"
@@ -211,7 +211,9 @@ export const makeMaintenance = (db: Db, t: Tables, description: string): StoreMa
   const reseal = (batch: ReadonlyArray<Reseal>) =>
     batch.length === 0
       ? Effect.succeed([])
-      : db.write("StoreMaintenance.reseal", Effect.forEach(batch, (item) => resealOne(item, "StoreMaintenance.reseal")))
+      : db.write("StoreMaintenance.reseal", Effect.forEach(batch, (item) => resealOne(item, "StoreMaintenance.reseal"))).pipe(
+        traced("StoreMaintenance.reseal")
+      )
 
   const importOne = (record: StoredRecord, now: number, method: string): Effect.Effect<void, StoreError> => {
     const run = (text: string, params: ReadonlyArray<unknown>) => Effect.asVoid(db.run(method, text, params))
@@ -301,7 +303,7 @@ export const makeMaintenance = (db: Db, t: Tables, description: string): StoreMa
       const live = batch.filter((record) => isStoredLive(record, now))
       if (live.length === 0) return
       yield* db.write(method, Effect.forEach(live, (record) => importOne(record, now, method), { discard: true }))
-    })
+    }).pipe(traced("StoreMaintenance.importRecords"))
 
   const size = Effect.map(
     Effect.all([
