@@ -5,7 +5,7 @@
  * (no compare-and-set for the re-seal).
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Chunk, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,7 +16,11 @@ import * as FileStore from "../src/layers/file/index.ts"
 import * as MemoryStore from "../src/layers/memory/index.ts"
 import * as RedisStore from "../src/layers/redis/index.ts"
 import * as SqliteStore from "../src/layers/sqlite/index.ts"
+import { Keys } from "../src/internal/keys.ts"
 import { Crypto } from "../src/services/Crypto.ts"
+import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
+import { RateLimiter } from "../src/services/RateLimiter.ts"
+import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { StoreMaintenance } from "../src/services/StoreMaintenance.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeMaintenanceContract } from "./contract/StoreMaintenance.contract.ts"
@@ -68,4 +72,34 @@ describe("file backend: the snapshot is a sealed container of its own", () => {
       const found = yield* open(fresh2)(Effect.flatMap(TokenStore, (tokens) => tokens.getGrant("g")))
       expect(Option.isSome(found)).toBe(true)
     }))
+})
+
+describe("memory and file: maintenance leaves the rate-limit buckets and replay ids as they were", () => {
+  const backends = [
+    ["memory", () => MemoryStore.layer({ sweepInterval: "1 day" })],
+    ["file", () => FileStore.layer({ path: fresh("ephemeral.enc"), sweepInterval: "1 day" })]
+  ] as const
+  for (const [name, make] of backends) {
+    it.effect(`${name}: after a re-seal, an import and a container re-seal, a replayed id is still a replay and a spent budget still spent`, () =>
+      Effect.gen(function*() {
+        const replay = yield* ReplayCache
+        const limiter = yield* RateLimiter
+        const maintenance = yield* StoreMaintenance
+        const crypto = yield* Crypto
+        const policy = { bucket: "signin", limit: 1, window: "1 hour" } as const
+        expect(yield* replay.remember("dpop", "jti-1", "1 hour")).toBe("First")
+        expect((yield* limiter.consume(policy, "alice")).allowed).toBe(true)
+        yield* Effect.flatMap(ProviderTokenStore, (p) => p.storeTokens("g", "github", { accessToken: Redacted.make("at") }))
+        const [listed] = Chunk.toReadonlyArray(yield* Stream.runCollect(maintenance.records())).filter((r) => r._tag === "ProviderTokens")
+        if (listed?._tag !== "ProviderTokens") return expect.fail("no provider tokens")
+        const recordKey = Keys.providerTokens("g", "github")
+        const next = yield* crypto.encrypt(yield* crypto.decrypt(listed.envelope, recordKey), recordKey)
+        const ref = { _tag: "ProviderTokens", authorizationId: "g", providerId: "github" } as const
+        expect(yield* maintenance.reseal([{ ref, expected: listed.envelope, next }])).toEqual([true])
+        yield* maintenance.importRecords([listed])
+        yield* maintenance.resealContainers
+        expect(yield* replay.remember("dpop", "jti-1", "1 hour")).toBe("Replayed")
+        expect((yield* limiter.consume(policy, "alice")).allowed).toBe(false)
+      }).pipe(Effect.scoped, Effect.provide(Layer.fresh(make().pipe(Layer.provideMerge(NodeCrypto.layerEphemeral))))))
+  }
 })
