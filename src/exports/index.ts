@@ -52,6 +52,7 @@ export {
   type OpenStreamOptions
 } from "../services/McpEventStore.ts"
 export { StoreError, StoreErrorReason } from "../services/StoreError.ts"
+export { type SealedContainer, StoreMaintenance } from "../services/StoreMaintenance.ts"
 
 // Records (Effect Schema) and options.
 export { ClientMetadata, RegisteredClient, TokenEndpointAuthMethod } from "../schema/client.ts"
@@ -62,6 +63,14 @@ export { Jwk, SigningAlgorithm, SigningKey, SigningKeySet, SigningKeyStatus } fr
 export { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../schema/token.ts"
 export { Transaction } from "../schema/transaction.ts"
 export { McpEvent, PromptsListChanged, ResourcesListChanged, ResourceUpdated, ToolsListChanged } from "../schema/mcpEvent.ts"
+export {
+  RECORD_KINDS,
+  type RecordCounts,
+  type RecordKind,
+  type Reseal,
+  type SealedRef,
+  StoredRecord
+} from "../schema/storedRecord.ts"
 export type { AtomicOperation, StoreCapabilities } from "../schema/capabilities.ts"
 export type {
   McpEventBusOptions,

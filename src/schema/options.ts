@@ -109,6 +109,7 @@ export interface McpEventBusOptions {
 
 /** How often expired records are swept (seed 000: 60 s). */
 export interface SweepOptions {
+  /** `Duration.infinity`: never (for a tool that opens the store beside the servers that sweep it). */
   readonly sweepInterval?: Duration.DurationInput
 }
 

@@ -15,6 +15,8 @@ export class Crypto extends Context.Tag("mcp-oauth-store/Crypto")<Crypto, Crypto
 
 export declare namespace Crypto {
   export interface Service {
+    /** The id of the active key: the key id every envelope sealed by `encrypt` carries (see `keyIdOf`). */
+    readonly activeKeyId: string
     /** Seal `plaintext` with the active key, bound to `recordKey`. */
     readonly encrypt: (plaintext: string, recordKey: string) => Effect.Effect<string, StoreError>
     /** Open an envelope sealed under `recordKey` with any key of the keyring; `DecryptFailed` otherwise. */

@@ -48,6 +48,19 @@ const encoder = new TextEncoder()
 export const additionalData = (kid: string, recordKey: string): Uint8Array<ArrayBuffer> =>
   encoder.encode(`${ENVELOPE_VERSION}.${kid}.${recordKey}`)
 
+/**
+ * The key id an envelope names, read from its header without touching a key or
+ * decoding the rest: `undefined` when `envelope` does not start like one
+ * (`v1.<8-character kid>.`). Says which key sealed it, so "already under the
+ * active key" is checked without decrypting.
+ */
+export const keyIdOf = (envelope: string): string | undefined => {
+  const start = ENVELOPE_VERSION.length + 1
+  if (!envelope.startsWith(`${ENVELOPE_VERSION}.`) || envelope.charCodeAt(start + KID_LENGTH) !== 46) return undefined
+  const kid = envelope.slice(start, start + KID_LENGTH)
+  return isKeyId(kid) ? kid : undefined
+}
+
 /** Envelope serialization over one base64url codec. */
 export interface EnvelopeCodec<B extends Uint8Array> {
   /** Serialize an envelope; `sealed` is the ciphertext followed by the 16-byte tag. */

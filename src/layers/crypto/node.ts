@@ -104,7 +104,7 @@ const fromKeyring = (keyring: Keyring): Crypto.Service => {
     return nodeTimingSafeEqual(left, right)
   }
 
-  return Crypto.of({ encrypt, decrypt, hash, randomToken, timingSafeEqual })
+  return Crypto.of({ activeKeyId: activeKid, encrypt, decrypt, hash, randomToken, timingSafeEqual })
 }
 
 const constructors = cryptoConstructors((keyring) => Effect.sync(() => fromKeyring(keyring)))

@@ -110,7 +110,7 @@ const fromKeyring = (keyring: Keyring): Effect.Effect<Crypto.Service> =>
         return encodeBase64Url(randomBytes(bytes))
       })
 
-    return Crypto.of({ encrypt, decrypt, hash, randomToken, timingSafeEqual })
+    return Crypto.of({ activeKeyId: activeKid, encrypt, decrypt, hash, randomToken, timingSafeEqual })
   })
 
 const constructors = cryptoConstructors(fromKeyring)

@@ -31,6 +31,7 @@ import type { ReplayCache } from "../../services/ReplayCache.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import type { SigningKeyStore } from "../../services/SigningKeyStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { makeMemoryState, type MemorySnapshotJson, type MemoryState } from "../memory/state.ts"
 import { makeMemoryStreams } from "../memory/streams.ts"
@@ -39,6 +40,7 @@ import { ensureDirectory, readWhole, removeIfExists, tempPathOf, writeDurably } 
 import { type FlushPolicy, type FlushStats, makeFlusher } from "./flusher.ts"
 import { decodeFile, encodeFile } from "./format.ts"
 import { holdLock } from "./lock.ts"
+import { makeFileMaintenance } from "./maintenance.ts"
 
 export type { FlushPolicy, FlushStats } from "./flusher.ts"
 
@@ -63,8 +65,8 @@ export declare namespace StoreFile {
   }
 }
 
-/** Every store, plus the `StoreFile` controls and the (in-memory) MCP streaming services. */
-export type FileStores = RecordStores | StoreFile | StreamServices
+/** Every store, plus the `StoreFile` controls, `StoreMaintenance` and the (in-memory) MCP streaming services. */
+export type FileStores = RecordStores | StoreFile | StoreMaintenance | StreamServices
 
 const persistedServices = (
   state: MemoryState,
@@ -191,6 +193,7 @@ export const make = (options: FileOptions): Effect.Effect<Context.Context<FileSt
     const services = persistedServices(state, flusher.persisted)
     return storesContext({ ...services, raw: withRawRows(services.raw, streams.dump) }).pipe(
       Context.add(StoreFile, control),
+      Context.add(StoreMaintenance, yield* makeFileMaintenance(state, flusher, path)),
       Context.merge(streams.context)
     )
   })

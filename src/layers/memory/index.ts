@@ -11,14 +11,16 @@ import { type StreamServices, withRawRows } from "../../internal/streamsContext.
 import { forkSweeper } from "../../internal/sweeper.ts"
 import { resolveSweepInterval, type StoreOptions } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
+import { makeMemoryMaintenance } from "./maintenance.ts"
 import { makeMemoryState } from "./state.ts"
 import { makeMemoryStreams } from "./streams.ts"
 
 /** The memory backend's options: lifetimes, limits and the sweep interval. */
 export type MemoryOptions = StoreOptions
 
-/** Every store the memory backend provides, and the MCP streaming services. */
-export type MemoryStores = RecordStores | StreamServices
+/** Every store the memory backend provides, its `StoreMaintenance`, and the MCP streaming services. */
+export type MemoryStores = RecordStores | StoreMaintenance | StreamServices
 
 /**
  * Build the stores and fork their sweep fiber (every 60 s) in the current
@@ -29,7 +31,10 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Context.Context
     const state = yield* makeMemoryState(options)
     const streams = yield* makeMemoryStreams(options)
     yield* forkSweeper("MemoryStore", resolveSweepInterval(options), Effect.zipWith(state.sweep, streams.sweep, (a, b) => a + b))
-    return storesContext({ ...state, raw: withRawRows(state.raw, streams.dump) }).pipe(Context.merge(streams.context))
+    return storesContext({ ...state, raw: withRawRows(state.raw, streams.dump) }).pipe(
+      Context.add(StoreMaintenance, yield* makeMemoryMaintenance(state, { description: "memory" })),
+      Context.merge(streams.context)
+    )
   })
 
 /**

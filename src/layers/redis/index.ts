@@ -37,11 +37,13 @@ import {
 import type { Crypto } from "../../services/Crypto.ts"
 import { RefreshLock } from "../../services/RefreshLock.ts"
 import type { StoreError } from "../../services/StoreError.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { connect, type RedisConnectionOptions } from "./client.ts"
 import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
 import { makeEventBus } from "./mcpEventBus.ts"
 import { makeEventStore } from "./mcpEventStore.ts"
+import { makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
@@ -57,8 +59,8 @@ export type { RedisConnectionOptions } from "./client.ts"
 /** The connection, and the lifetimes and limits every backend accepts. */
 export interface RedisOptions extends RedisConnectionOptions, StoreOptions {}
 
-/** Every store the Redis backend provides, the cross-instance `RefreshLock`, and the MCP streaming services. */
-export type RedisStores = RecordStores | RefreshLock | StreamServices
+/** Every store the Redis backend provides, the cross-instance `RefreshLock`, `StoreMaintenance`, and the MCP streaming services. */
+export type RedisStores = RecordStores | RefreshLock | StoreMaintenance | StreamServices
 
 /**
  * All the stores on one Redis connection, opened when the layer is built
@@ -94,6 +96,7 @@ export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<
       raw: makeRawStorage(client)
     }).pipe(
       Context.add(RefreshLock, refreshLock),
+      Context.add(StoreMaintenance, makeMaintenance(client)),
       Context.merge(streamsContext(bus, events))
     )
   })

@@ -117,7 +117,8 @@ local function drop_provider(m)
 end
 `
 
-const script = (name: string, parts: ReadonlyArray<string>, body: string): Script => {
+/** A script: the shared helpers (`P`, `int`, `ttl`, `extend`, `index_member`), `parts`, then `body`. */
+export const script = (name: string, parts: ReadonlyArray<string>, body: string): Script => {
   const lua = `${base}${parts.join("")}\n${body.trim()}\n`
   return { name, lua, sha: createHash("sha1").update(lua).digest("hex") }
 }

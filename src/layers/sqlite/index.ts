@@ -14,10 +14,12 @@ import {
 } from "../../schema/options.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
+import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
 import { makeEventStore, sweepStreams } from "./mcpEventStore.ts"
 import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
+import { makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
@@ -47,12 +49,13 @@ export interface SqliteOptions extends SqliteStoreOptions {
 }
 
 /**
- * Every store the SQLite backend provides, and the MCP streaming services:
+ * Every store the SQLite backend provides, its `StoreMaintenance`, and the
+ * MCP streaming services:
  * the `McpEventStore` in the file (shared by every process on it), and an
  * in-process `McpEventBus` (processes sharing the file do not share it: use
  * Redis for that).
  */
-export type SqliteStores = RecordStores | StreamServices
+export type SqliteStores = RecordStores | StoreMaintenance | StreamServices
 
 const METHOD = "SqliteStore.layer"
 
@@ -79,7 +82,8 @@ const migrate = (sql: SqlClient.SqlClient, db: Db, t: Tables): Effect.Effect<voi
 const makeStores = (
   sql: SqlClient.SqlClient,
   db: Db,
-  options: SqliteStoreOptions
+  options: SqliteStoreOptions,
+  description: string
 ): Effect.Effect<Context.Context<SqliteStores>, StoreError, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
     const t = yield* tablesFor(options.tablePrefix ?? DEFAULT_TABLE_PREFIX)
@@ -108,7 +112,10 @@ const makeStores = (
       rateLimiter,
       replayCache,
       raw: makeRawStorage(db, t)
-    }).pipe(Context.merge(streamsContext(bus.service, events)))
+    }).pipe(
+      Context.add(StoreMaintenance, makeMaintenance(db, t, description)),
+      Context.merge(streamsContext(bus.service, events))
+    )
   })
 
 /**
@@ -129,7 +136,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Context.Context<Sqli
     const client = yield* openClient(options.filename)
     const db = yield* makeOwnedDb(client)
     yield* configure(db, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, isPlainFile(options.filename))
-    const stores = yield* makeStores(client, db, options)
+    const stores = yield* makeStores(client, db, options, `sqlite ${options.filename}`)
     yield* restrictSidecars(options.filename)
     return stores
   })
@@ -153,7 +160,7 @@ export const layerClient = (
     })
     const db = makeDb(sql)
     if (options.busyTimeout !== undefined) yield* configure(db, options.busyTimeout, false)
-    return yield* makeStores(sql, db, options)
+    return yield* makeStores(sql, db, options, "sqlite")
   }))
 
 /** `SQLITE_PATH`: the database file (default `./data/store.db`). */

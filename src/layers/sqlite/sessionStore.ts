@@ -31,7 +31,8 @@ const LRU_ORDER = "ORDER BY last_accessed_at, created_at, rowid"
 
 const decodeSession = decodeRow(Session)
 
-const toSession = (row: SessionRow, method: string): Effect.Effect<Session, StoreError> => {
+/** A session from its row: `Corrupt` when a column holds something else. */
+export const toSession = (row: SessionRow, method: string): Effect.Effect<Session, StoreError> => {
   let clientInfo: unknown
   if (row.client_info !== null) {
     try {
