@@ -10,6 +10,7 @@ import { greet } from "../http/mcp/tools/greet.ts"
 import { upstreamUserinfo } from "../http/mcp/tools/upstreamUserinfo.ts"
 import { whoami } from "../http/mcp/tools/whoami.ts"
 import type { ServerSettings } from "./config.ts"
+import { announceToolsChangedOnHangup } from "./hangup.ts"
 import { serverCrypto } from "./secrets.ts"
 import { serverStores, storeLocation } from "./stores.ts"
 import * as NodeClientMetadata from "../layers/clientMetadata/node.ts"
@@ -25,7 +26,9 @@ export const serverOptions = (settings: ServerSettings) => {
     },
     scopeDescriptions: settings.scopeDescriptions,
     oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
-    maxBodyBytes: settings.maxBodyBytes
+    maxBodyBytes: settings.maxBodyBytes,
+    // This instance's own address, for clients that reach it directly rather than through PUBLIC_URL.
+    allowedHosts: [`${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${settings.port}`]
   } as const
   return Option.match(settings.upstream, {
     onNone: () => McpServer.layer({ ...common, tools: [whoami, greet] }),
@@ -66,5 +69,5 @@ export const serviceLayer = (settings: ServerSettings) => {
   const stores = Layer.mergeAll(serverStores(settings.store, settings.dataDir), logStore(settings), clientMetadataDocuments(settings)).pipe(
     Layer.provideMerge(crypto)
   )
-  return serverOptions(settings).pipe(Layer.provideMerge(stores))
+  return Layer.merge(serverOptions(settings), announceToolsChangedOnHangup).pipe(Layer.provideMerge(stores))
 }

@@ -11,6 +11,8 @@ import * as RedisStore from "../layers/redis/index.ts"
 import * as SqliteStore from "../layers/sqlite/index.ts"
 import * as LocalRefreshLock from "../oauth/refreshLock.ts"
 import type { ClientStore } from "../services/ClientStore.ts"
+import type { McpEventBus } from "../services/McpEventBus.ts"
+import type { McpEventStore } from "../services/McpEventStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 import type { RefreshLock } from "../services/RefreshLock.ts"
@@ -21,7 +23,15 @@ import type { TokenStore } from "../services/TokenStore.ts"
 import type { StoreKind } from "./config.ts"
 
 /** What the server needs of a backend. */
-export type ServerStores = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | RefreshLock
+export type ServerStores =
+  | TokenStore
+  | SessionStore
+  | ProviderTokenStore
+  | ClientStore
+  | SigningKeyStore
+  | RefreshLock
+  | McpEventBus
+  | McpEventStore
 
 /** Where a single-process backend keeps its data: its variable when set, else a file in `DATA_DIR`. */
 const pathIn = (variable: string, dataDir: string, file: string) =>

@@ -3,7 +3,9 @@
  * PUBLIC_URL): a session initialized through one is used and ended through
  * the other; one code redeemed concurrently through both is honoured once
  * (and the replays revoke its grant); one refresh token rotated concurrently
- * through both gives every caller the same new pair. And a Redis that stops answering:
+ * through both gives every caller the same new pair. A 2026-07-28 listen
+ * stream on one hears a tool list change announced on the other, and resumes
+ * on the other with `Last-Event-ID`. And a Redis that stops answering:
  * 503 `temporarily_unavailable` with `Retry-After`, then service again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -21,6 +23,7 @@ import {
   send,
   tokensOf
 } from "../support/oauthFlow.ts"
+import { authorizeAndConnect2, MemoryOAuthProvider2 } from "../support/mcpClient2026.ts"
 import { acquireRedisServer, freshPrefix, hasRedisServer, type RedisServer } from "../support/redis.ts"
 import { type ServerProcess, startServer } from "../support/server.ts"
 
@@ -65,7 +68,7 @@ describe.skipIf(!hasRedisServer)("server processes on one Redis", () => {
     expect(sessionId).toBeDefined()
 
     // The other instance: same bearer, same session id, no initialize.
-    const elsewhere = await connectWith(other.url, provider, sessionId)
+    const elsewhere = await connectWith(`http://127.0.0.1:${other.port}`, provider, sessionId)
     const result = await elsewhere.client.callTool({ name: "whoami", arguments: {} })
     expect(result.structuredContent).toMatchObject({ subject: "alice", sessionId })
 
@@ -118,17 +121,78 @@ describe.skipIf(!hasRedisServer)("server processes on one Redis", () => {
     expect((await refreshRequest(instance(1), clientId, next.refresh_token)).status).toBe(200)
   })
 
+  it("carry a tool list change announced on one (SIGHUP) to a listen stream held by the other, which resumes there with Last-Event-ID", { timeout: 90_000 }, async () => {
+    // The SDK 2.4.0 client on instance one listens for tool changes (it opens the stream itself in the 2026 era).
+    const changes: Array<ReadonlyArray<string>> = []
+    const provider = new MemoryOAuthProvider2()
+    const { client } = await authorizeAndConnect2(instance(0), provider, headless, "auto", {
+      onToolsChanged: (tools) => changes.push(tools.map((tool) => tool.name))
+    })
+    expect(client.getProtocolEra()).toBe("modern")
+    for (let attempt = 0; changes.length === 0 && attempt < 40; attempt++) {
+      if (attempt % 10 === 0) other.signal("SIGHUP")
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    expect(changes[0]).toEqual(expect.arrayContaining(["whoami", "greet"]))
+    expect(other.lines().some((line) => line.includes("announced a tool list change"))).toBe(true)
+    await client.close()
+
+    // The same over plain HTTP: a stream opened on one, a change from the other, the connection lost, the stream resumed on the other.
+    const token = provider.tokens()?.access_token ?? ""
+    const envelope = {
+      "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+      "io.modelcontextprotocol/clientCapabilities": {}
+    }
+    const opened = new AbortController()
+    const response = await fetch(`${instance(0)}/mcp`, {
+      method: "POST",
+      signal: opened.signal,
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        accept: "text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "subscriptions/listen"
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: "listen:9", method: "subscriptions/listen", params: { notifications: { toolsListChanged: true }, _meta: envelope } })
+    })
+    expect(response.headers.get("content-type")).toContain("text/event-stream")
+    const frames = sseFrames(response)
+    const ack = await nextFrame(frames, (f) => f.data?.includes("subscriptions/acknowledged") ?? false)
+    expect(JSON.parse(ack.data ?? "")).toMatchObject({ params: { notifications: { toolsListChanged: true }, _meta: { "io.modelcontextprotocol/subscriptionId": "listen:9" } } })
+    const changed = await nextFrame(frames, (f) => f.data?.includes("tools/list_changed") ?? false, () => other.signal("SIGHUP"))
+    expect(changed.id).toMatch(/\.\d+$/)
+    opened.abort()
+
+    const resumed = new AbortController()
+    const again = await fetch(`${instance(1)}/mcp`, {
+      signal: resumed.signal,
+      headers: { authorization: `Bearer ${token}`, accept: "text/event-stream", "mcp-protocol-version": "2026-07-28", "last-event-id": ack.id ?? "" }
+    })
+    expect(again.status).toBe(200)
+    const replayed = await nextFrame(sseFrames(again), (f) => f.data !== undefined)
+    expect(replayed).toEqual(changed)
+    resumed.abort()
+
+    // Another caller cannot resume it.
+    const { tokens: stranger } = await issueTokens(one.url)
+    const refused = await fetch(`${instance(1)}/mcp`, {
+      headers: { authorization: `Bearer ${stranger.access_token}`, accept: "text/event-stream", "mcp-protocol-version": "2026-07-28", "last-event-id": ack.id ?? "" }
+    })
+    expect(refused.status).toBe(404)
+  })
+
   it("answer a Redis that stops answering with 503 temporarily_unavailable, then serve again", { timeout: 90_000 }, async () => {
     const { clientId, tokens } = await issueTokens(one.url)
     const sessionId = await initializeSession(one.url, tokens.access_token)
-    expect((await callToolRequest(other.url, tokens.access_token, sessionId, "whoami")).status).toBe(200)
+    expect((await callToolRequest(instance(1), tokens.access_token, sessionId, "whoami")).status).toBe(200)
 
     // Frozen (SIGSTOP): connections stay open and nothing answers, so each command times out (2 s).
     await Effect.runPromise(redis.freeze)
     try {
       for (const reply of [
         await callToolRequest(one.url, tokens.access_token, sessionId, "whoami"),
-        await refreshRequest(other.url, clientId, tokens.refresh_token),
+        await refreshRequest(instance(1), clientId, tokens.refresh_token),
         await send(`${one.url}/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ redirect_uris: ["http://127.0.0.1:9/cb"] }) })
       ]) {
         expect(reply.status).toBe(503)
@@ -140,13 +204,58 @@ describe.skipIf(!hasRedisServer)("server processes on one Redis", () => {
     }
     // Nothing was lost: the same session and refresh token work again on both instances. (A refresh sent
     // during the outage may have been applied once Redis ran again: then this one is its grace replay.)
-    let back = await callToolRequest(other.url, tokens.access_token, sessionId, "whoami")
+    let back = await callToolRequest(instance(1), tokens.access_token, sessionId, "whoami")
     for (let attempt = 0; back.status !== 200 && attempt < 20; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 500))
-      back = await callToolRequest(other.url, tokens.access_token, sessionId, "whoami")
+      back = await callToolRequest(instance(1), tokens.access_token, sessionId, "whoami")
     }
     expect(back.status).toBe(200)
     expect((await refreshRequest(one.url, clientId, tokens.refresh_token)).status).toBe(200)
     expect(one.lines().concat(other.lines()).some((l) => l.includes(tokens.access_token) || l.includes(tokens.refresh_token))).toBe(false)
   })
 })
+
+/** One server-sent event: its id and data lines (a comment frame has neither). */
+interface SseFrame {
+  readonly id?: string
+  readonly data?: string
+}
+
+/** The frames of an SSE response, as they arrive. */
+async function* sseFrames(response: Response): AsyncGenerator<SseFrame> {
+  const reader = response.body?.getReader()
+  if (reader === undefined) return
+  const decoder = new TextDecoder()
+  let buffered = ""
+  for (;;) {
+    const chunk = await reader.read()
+    if (chunk.done) return
+    buffered += decoder.decode(chunk.value, { stream: true })
+    let end = buffered.indexOf("\n\n")
+    while (end !== -1) {
+      const lines = buffered.slice(0, end).split("\n")
+      buffered = buffered.slice(end + 2)
+      const id = lines.find((l) => l.startsWith("id: "))?.slice(4)
+      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n")
+      yield { ...(id === undefined ? {} : { id }), ...(data === "" ? {} : { data }) }
+      end = buffered.indexOf("\n\n")
+    }
+  }
+}
+
+/** The next frame that matches, nudging (every 2 s) while waiting; fails after 20 s. */
+const nextFrame = async (frames: AsyncGenerator<SseFrame>, matches: (frame: SseFrame) => boolean, nudge?: () => void): Promise<SseFrame> => {
+  const timer = nudge === undefined ? undefined : setInterval(nudge, 2000)
+  nudge?.()
+  try {
+    const deadline = performance.now() + 20_000
+    while (performance.now() < deadline) {
+      const next = await frames.next()
+      if (next.done === true) break
+      if (matches(next.value)) return next.value
+    }
+    throw new Error("no matching frame")
+  } finally {
+    if (timer !== undefined) clearInterval(timer)
+  }
+}

@@ -86,11 +86,24 @@ export class MemoryOAuthProvider2 implements OAuthClientProvider {
 /** How the client negotiates: `auto` probes 2026-07-28 and falls back; `legacy` is the 2025 handshake. */
 export type Negotiation = "auto" | "legacy"
 
+/** What a test client is told of: the user's answer to an elicitation, and tool list changes. */
+export interface ClientHooks {
+  readonly answer?: (params: Record<string, unknown>) => Record<string, unknown>
+  readonly onToolsChanged?: (tools: ReadonlyArray<{ readonly name: string }>) => void
+}
+
 /** A 2.x client answering elicitations with `answer` (it declares the form elicitation capability). */
-export const newClient = (mode: Negotiation, answer?: (params: Record<string, unknown>) => Record<string, unknown>) => {
+export const newClient = (mode: Negotiation, hooks: ClientHooks | ((params: Record<string, unknown>) => Record<string, unknown>) = {}) => {
+  const { answer, onToolsChanged } = typeof hooks === "function" ? { answer: hooks, onToolsChanged: undefined } : hooks
   const client = new Client(
     { name: "sdk2-e2e", version: "1.0.0" },
-    { versionNegotiation: { mode }, capabilities: answer === undefined ? {} : { elicitation: { form: {} } } }
+    {
+      versionNegotiation: { mode },
+      capabilities: answer === undefined ? {} : { elicitation: { form: {} } },
+      ...(onToolsChanged === undefined ? {} : {
+        listChanged: { tools: { debounceMs: 0, onChanged: (error: Error | null, tools: ReadonlyArray<{ name: string }> | null) => error === null && tools !== null && onToolsChanged(tools) } }
+      })
+    }
   )
   if (answer !== undefined) {
     client.setRequestHandler("elicitation/create", async (request) => ({
@@ -111,7 +124,7 @@ export const authorizeAndConnect2 = async (
   provider: MemoryOAuthProvider2,
   authorize: (url: URL) => Promise<AuthorizationResponse>,
   mode: Negotiation,
-  answer?: (params: Record<string, unknown>) => Record<string, unknown>
+  hooks?: ClientHooks | ((params: Record<string, unknown>) => Record<string, unknown>)
 ) => {
   const mcpUrl = new URL("/mcp", serverUrl)
   const first = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider })
@@ -123,7 +136,7 @@ export const authorizeAndConnect2 = async (
   if (sent === null || response.state !== sent) throw new Error("state mismatch: the authorization response is not for our request")
   await first.finishAuth(new URLSearchParams({ code: response.code, ...(response.iss === null ? {} : { iss: response.iss }) }))
   const transport = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider })
-  const client = newClient(mode, answer)
+  const client = newClient(mode, hooks)
   await client.connect(transport)
   return { client, transport }
 }

@@ -24,6 +24,8 @@ export interface ServerProcess {
   readonly errors: () => ReadonlyArray<string>
   /** Send `signal` (default SIGTERM) and wait for the exit; resolves with the exit code. */
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
+  /** Send `signal` without waiting (e.g. SIGHUP). */
+  readonly signal: (signal: NodeJS.Signals) => void
   /** Resolves with the exit code once the process has exited. */
   readonly exited: Promise<number | null>
 }
@@ -153,6 +155,7 @@ export const startServer = async (options: StartOptions = {}): Promise<ServerPro
     lines,
     errors: () => err,
     exited,
+    signal: (signal) => void child.kill(signal),
     stop: (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return exited

@@ -9,22 +9,26 @@
  * the rendered OAuth error and its challenge; a store outage with 503.
  */
 import { type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import { Context, Effect, Option } from "effect"
 import type { InsufficientScope } from "../../errors/OAuthError.ts"
 import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
 import type { OAuthConfig } from "../../oauth/config.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { Jwks } from "../../services/Jwks.ts"
+import { McpEventBus } from "../../services/McpEventBus.ts"
+import { McpEventStore } from "../../services/McpEventStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { mediaType, readText } from "../body.ts"
 import { jsonResponse } from "../respond.ts"
 import { protectedResource } from "./bearer.ts"
 import { McpEndpointConfig } from "./config.ts"
-import { checkRequiredHeaders, classifyPost } from "./era.ts"
+import { isModernVersion } from "./envelope.ts"
+import { checkRequiredHeaders, classifyPost, headerValue, PROTOCOL_VERSION_HEADER } from "./era.ts"
 import { McpHttpError, refusal } from "./httpError.ts"
 import { classify, type RpcMessage, RpcErrorCode } from "./jsonrpc.ts"
 import { legacyDelete, legacyGet, legacyPost, type LegacyServices } from "./legacy.ts"
+import { listen, resume } from "./listen.ts"
 import { answerModern } from "./modern.ts"
 import { McpTools } from "./tool.ts"
 import { checkToolScopes } from "./toolCalls.ts"
@@ -129,14 +133,47 @@ export const mcpPost = (request: HttpServerRequest.HttpServerRequest) =>
           const refused = checkRequiredHeaders(message.request, message.envelope, request.headers)
           if (refused !== undefined) return yield* refused
           yield* checkToolScopes([message.request], token, yield* McpTools)
+          if (message.request.method === "subscriptions/listen") {
+            const streaming = yield* streamingServices
+            if (Option.isSome(streaming)) {
+              const answer = yield* listen(message.request, token).pipe(Effect.provide(streaming.value))
+              return answer._tag === "Stream" ? answer.response : jsonResponse(answer.reply, { noStore: true })
+            }
+          }
           const answer = yield* answerModern(message.request, message.envelope, token)
           return jsonResponse(answer.reply, { status: answer.status, noStore: true })
         }
       }
     }))
 
-/** `GET /mcp`: no server-initiated stream in the 2025 era (405, after authentication). */
-export const mcpGet = (request: HttpServerRequest.HttpServerRequest) => serve(request, () => legacyGet)
+/**
+ * The event bus and the event store, when the backend provides them (every
+ * backend but Cloudflare KV): without them, `subscriptions/listen` is not
+ * served and `server/discover` does not announce tool-list changes.
+ */
+export const streamingServices = Effect.map(
+  Effect.all([Effect.serviceOption(McpEventBus), Effect.serviceOption(McpEventStore)]),
+  ([bus, store]) => Option.zipWith(bus, store, (b, s) => Context.make(McpEventBus, b).pipe(Context.add(McpEventStore, s)))
+)
+
+const streamNotFound = new McpHttpError({ status: 404, code: RpcErrorCode.TransportError, message: "Not Found: no stream of yours has that event id" })
+
+/**
+ * `GET /mcp`: with a 2026-07-28 `MCP-Protocol-Version` and `Last-Event-ID`,
+ * resume a listen stream (404 when it is unknown, expired or another
+ * caller's); otherwise no server-initiated stream in the 2025 era (405).
+ */
+export const mcpGet = (request: HttpServerRequest.HttpServerRequest) =>
+  serve(request, (token) =>
+    Effect.gen(function*() {
+      const version = headerValue(request.headers, PROTOCOL_VERSION_HEADER)
+      const lastEventId = headerValue(request.headers, "last-event-id")
+      if (version === undefined || !isModernVersion(version) || lastEventId === undefined) return yield* legacyGet
+      const streaming = yield* streamingServices
+      if (Option.isNone(streaming)) return yield* streamNotFound
+      const resumed = yield* resume(lastEventId, token).pipe(Effect.provide(streaming.value))
+      return yield* Option.match(resumed, { onNone: () => Effect.fail(streamNotFound), onSome: Effect.succeed })
+    }))
 
 /** `DELETE /mcp`: end the caller's 2025 session; 204, or 404 when it has none by that id. */
 export const mcpDelete = (request: HttpServerRequest.HttpServerRequest) =>

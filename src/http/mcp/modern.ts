@@ -6,9 +6,10 @@
  * session, no `initialize`, no `ping`: methods this server does not serve
  * answer `-32601` with HTTP 404.
  */
-import { Effect, Predicate } from "effect"
+import { Effect, Option, Predicate } from "effect"
 import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
 import type { Crypto } from "../../services/Crypto.ts"
+import { McpEventBus } from "../../services/McpEventBus.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import { McpEndpointConfig } from "./config.ts"
 import { type ClientCapabilities, type Envelope, MODERN_PROTOCOL_VERSIONS, SERVER_INFO_META, withoutEnvelope } from "./envelope.ts"
@@ -130,12 +131,12 @@ const callTool = (request: RpcRequest, envelope: Envelope, token: VerifiedAccess
     return yield* outcomeReply(request, tool, outcome, envelope, token)
   })
 
-/** `server/discover`: the versions, capabilities and identity of this server. */
+/** `server/discover`: the versions, capabilities and identity of this server (tool-list changes when it can stream them). */
 const discover = (request: RpcRequest) =>
-  Effect.map(McpEndpointConfig, (config) =>
+  Effect.map(Effect.all([McpEndpointConfig, Effect.serviceOption(McpEventBus)]), ([config, bus]) =>
     ok(success(request.id, {
       supportedVersions: MODERN_PROTOCOL_VERSIONS,
-      capabilities: { tools: { listChanged: true } },
+      capabilities: { tools: Option.isSome(bus) ? { listChanged: true } : {} },
       ...(config.instructions === undefined ? {} : { instructions: config.instructions }),
       resultType: "complete",
       ...NO_CACHE,
