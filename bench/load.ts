@@ -8,8 +8,10 @@
  * - `tools/call whoami`: `POST /mcp` with a valid bearer JWT and an
  *   initialized session (both obtained the way a client does: register,
  *   authorize through the development switch, token, initialize,
- *   notifications/initialized). Baseline: verify the same bearer against our
- *   published JWKS with `jwtVerify`, answer a result of the same shape.
+ *   notifications/initialized), the 2025 era. Baseline: verify the same bearer
+ *   against our published JWKS with `jwtVerify`, answer a result of the same shape.
+ * - `tools/call whoami, 2026-07-28`: the same call in the stateless era (the
+ *   `_meta` envelope and the `Mcp-Method`/`Mcp-Name` headers, no session).
  * - `/token refresh`: every connection chains its own refresh token (each
  *   response's `refresh_token` is the next request's), so every request is a
  *   real rotation, never a replay; one grant per connection, issued fresh
@@ -37,6 +39,8 @@ import {
   grantTokens,
   initializeSession,
   mcpHeaders,
+  modernToolCallBody,
+  modernToolCallHeaders,
   registerPublicClient,
   send,
   toolCallBody
@@ -266,6 +270,22 @@ const whoamiScenario = (connections: number, ours: { readonly accessToken: strin
     })
 })
 
+const modernWhoamiScenario = (connections: number, accessToken: string): Scenario => ({
+  name: "tools/call whoami, 2026-07-28 (POST /mcp, no session)",
+  options: (_side, url) =>
+    Promise.resolve({
+      options: {
+        url: `${url}/mcp`,
+        connections,
+        method: "POST",
+        headers: modernToolCallHeaders(accessToken, "whoami"),
+        body: modernToolCallBody("whoami"),
+        verifyBody: isToolResult
+      },
+      failures: () => []
+    })
+})
+
 const refreshScenario = (
   connections: number,
   clientId: string,
@@ -428,6 +448,7 @@ const run = async (): Promise<string> => {
     const results: Array<ScenarioResult> = []
     const urls = { ours: ours.url, baseline: baseline.url }
     results.push(await runScenario(whoamiScenario(connections, { accessToken: first.access_token, sessionId }), urls, settings))
+    results.push(await runScenario(modernWhoamiScenario(connections, first.access_token), urls, settings))
     results.push(await runScenario(refreshScenario(connections, clientId, freshRefreshTokens), urls, settings))
     const oursRequests = results.reduce(
       (sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0),

@@ -136,10 +136,12 @@ describe("sqlite: McpEventStore", () => {
       const filename = freshFile()
       const key = yield* generateKey
       yield* using(storesOn(filename, key))(Effect.void)
-      // back to the schema before the event store's migration
+      // back to the schema before the event store's migration (and the later one)
       const db = new Database(filename)
-      db.exec("DROP TABLE mcp_streams; DROP TABLE mcp_stream_events")
-      db.prepare("DELETE FROM mcp_migrations WHERE name = 'mcp_streams'").run()
+      db.exec(
+        "DROP TABLE mcp_streams; DROP TABLE mcp_stream_events; DROP INDEX mcp_clients_expires_at; " +
+          "ALTER TABLE mcp_clients DROP COLUMN expires_at; DELETE FROM mcp_migrations WHERE migration_id >= 3"
+      )
       db.close()
       yield* using(storesOn(filename, key))(Effect.gen(function*() {
         const store = yield* McpEventStore
@@ -150,6 +152,6 @@ describe("sqlite: McpEventStore", () => {
       const migrations = check.prepare("SELECT migration_id, name FROM mcp_migrations ORDER BY migration_id").all()
       check.close()
       expect(migrations).toContainEqual({ migration_id: 3, name: "mcp_streams" })
-      expect(migrations).toHaveLength(3)
+      expect(migrations).toHaveLength(4)
     }))
 })

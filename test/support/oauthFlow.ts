@@ -151,6 +151,27 @@ export const initializeSession = async (baseUrl: string, accessToken: string): P
 export const toolCallBody = (name: string): string =>
   JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name, arguments: {} } })
 
+/** The per-request envelope of protocol revision 2026-07-28 (no session). */
+export const MODERN_ENVELOPE = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientCapabilities": {},
+  "io.modelcontextprotocol/clientInfo": { name: "oauth-flow", version: "1.0.0" }
+} as const
+
+/** The headers of a 2026-07-28 `tools/call` of `name`. */
+export const modernToolCallHeaders = (accessToken: string, name: string): Record<string, string> => ({
+  authorization: `Bearer ${accessToken}`,
+  accept: "application/json, text/event-stream",
+  "content-type": "application/json",
+  "mcp-protocol-version": "2026-07-28",
+  "mcp-method": "tools/call",
+  "mcp-name": name
+})
+
+/** The body of a 2026-07-28 `tools/call` of `name` with no arguments. */
+export const modernToolCallBody = (name: string): string =>
+  JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name, arguments: {}, _meta: MODERN_ENVELOPE } })
+
 /** `tools/call`, as sent. */
 export const callToolRequest = (baseUrl: string, accessToken: string, sessionId: string, name: string): Promise<Reply> =>
   send(`${baseUrl}/mcp`, { method: "POST", headers: mcpHeaders(accessToken, sessionId), body: toolCallBody(name) })
