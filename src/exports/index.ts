@@ -28,6 +28,7 @@ export { Crypto } from "../services/Crypto.ts"
 export {
   Jwks,
   type JwtClaims,
+  JwtRejected,
   type JwtSignOptions,
   type JwtVerifyOptions,
   type PublicJwks,

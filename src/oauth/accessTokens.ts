@@ -186,7 +186,7 @@ export const verifyAccessToken = (
         issuer: options.issuer ?? config.issuer,
         audience: expected,
         clockTolerance: options.clockTolerance ?? Duration.seconds(config.clockToleranceSeconds)
-      })
+      }).pipe(Effect.catchTag("JwtRejected", (rejected) => Effect.fail(new InvalidToken({ description: rejected.description }))))
       if (!acceptedTyp(jwt.typ)) return yield* Effect.fail(new InvalidToken({ description: "token is not an access token" }))
       verified = yield* readClaims(jwt.claims)
       if (Option.isNone(yield* store.getGrant(verified.grantId))) return yield* Effect.fail(revoked())

@@ -4,10 +4,9 @@
  */
 import { Clock, type Config, type ConfigError, Duration, Effect, Layer, Option, Redacted } from "effect"
 import { type CryptoKey, decodeProtectedHeader, errors as JoseErrors, type JWTPayload, jwtVerify, SignJWT } from "jose"
-import { InvalidToken } from "../errors/OAuthError.ts"
 import { LruMap } from "../internal/lruMap.ts"
 import type { Jwk, SigningAlgorithm, SigningKey, SigningKeySet, SigningKeyStatus } from "../schema/signingKey.ts"
-import { Jwks, type JwtClaims, type PublicJwks, type SigningKeyInfo, type VerifiedJwt } from "../services/Jwks.ts"
+import { Jwks, type JwtClaims, JwtRejected, type PublicJwks, type SigningKeyInfo, type VerifiedJwt } from "../services/Jwks.ts"
 import { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import { StoreError } from "../services/StoreError.ts"
 import { algorithmOf, type GeneratedKey, generateSigningKey, importKey, isPrivateJwk, publicJwk, thumbprint } from "./jwk.ts"
@@ -296,18 +295,18 @@ export const make = (options: JwksOptions = {}) =>
           if (seen !== undefined && current().keys.get(seen.kid)?.alg === seen.alg) {
             verified.promote(token)
             const problem = claimProblem(seen.claims, { issuer, audience, toleranceSeconds, nowSeconds: Math.floor(now / 1000) })
-            return problem === undefined ? seen : yield* Effect.fail(new InvalidToken({ description: problem }))
+            return problem === undefined ? seen : yield* Effect.fail(new JwtRejected({ description: problem }))
           }
           let header: { kid?: unknown; alg?: unknown; typ?: unknown }
           try {
             header = decodeProtectedHeader(token)
           } catch {
-            return yield* Effect.fail(new InvalidToken({ description: "token is malformed" }))
+            return yield* Effect.fail(new JwtRejected({ description: "token is malformed" }))
           }
-          if (typeof header.kid !== "string") return yield* Effect.fail(new InvalidToken({ description: "token names no signing key" }))
+          if (typeof header.kid !== "string") return yield* Effect.fail(new JwtRejected({ description: "token names no signing key" }))
           const key = yield* lookup(header.kid)
-          if (key === undefined) return yield* Effect.fail(new InvalidToken({ description: "token names an unknown signing key" }))
-          if (header.alg !== key.alg) return yield* Effect.fail(new InvalidToken({ description: "token algorithm is not allowed" }))
+          if (key === undefined) return yield* Effect.fail(new JwtRejected({ description: "token names an unknown signing key" }))
+          if (header.alg !== key.alg) return yield* Effect.fail(new JwtRejected({ description: "token algorithm is not allowed" }))
           const result = yield* Effect.tryPromise({
             try: () =>
               jwtVerify(token, key.publicKey, {
@@ -318,7 +317,7 @@ export const make = (options: JwksOptions = {}) =>
                 ...(audience === undefined ? {} : { audience: typeof audience === "string" ? audience : [...audience] }),
                 ...(clockTolerance === undefined ? {} : { clockTolerance: toleranceSeconds })
               }),
-            catch: (error) => new InvalidToken({ description: describeFailure(error) })
+            catch: (error) => new JwtRejected({ description: describeFailure(error) })
           })
           const outcome: VerifiedJwt = {
             kid: key.kid,

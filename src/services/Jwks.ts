@@ -1,5 +1,4 @@
-import { Context, type Duration, type Effect } from "effect"
-import type { InvalidToken } from "../errors/OAuthError.ts"
+import { Context, type Duration, type Effect, Schema } from "effect"
 import type { Jwk, SigningAlgorithm, SigningKeyStatus } from "../schema/signingKey.ts"
 import type { StoreError } from "./StoreError.ts"
 
@@ -53,6 +52,9 @@ export interface SigningKeyInfo {
   readonly signing: boolean
 }
 
+/** Why a JWT was not accepted (malformed, unknown key, wrong algorithm, bad signature, expired, wrong issuer or audience). */
+export class JwtRejected extends Schema.TaggedError<JwtRejected>()("JwtRejected", { description: Schema.String }) {}
+
 /**
  * Signing keys for JWT access tokens (RS256 by default, ES256 and EdDSA
  * selectable). Generated keys live in the `SigningKeyStore`, so every instance
@@ -69,8 +71,8 @@ export declare namespace Jwks {
   export interface Service {
     /** Sign `claims` with the active key (header: `alg`, `kid`, `typ`, default `JWT`). The caller sets `iat`/`exp`. */
     readonly sign: (claims: JwtClaims, options?: JwtSignOptions) => Effect.Effect<SignedJwt, StoreError>
-    /** Verify a compact JWS: exact `kid`, pinned algorithm, required `exp`; every failure is `InvalidToken`. */
-    readonly verify: (token: string, options?: JwtVerifyOptions) => Effect.Effect<VerifiedJwt, InvalidToken | StoreError>
+    /** Verify a compact JWS: exact `kid`, pinned algorithm, required `exp`; every failure is `JwtRejected`. */
+    readonly verify: (token: string, options?: JwtVerifyOptions) => Effect.Effect<VerifiedJwt, JwtRejected | StoreError>
     /** The public keys to publish: every generated key (next, active, retiring) and every configured one. */
     readonly publicJwks: Effect.Effect<PublicJwks>
     /** The keys this instance knows, newest state first. */
