@@ -469,7 +469,8 @@ const run = async (): Promise<string> => {
       `${header.alg} JWT access tokens. Every response of ours was checked: ` +
       "200 with a tool result, or 200 with a new refresh token that the connection's next request used.",
       "Baseline (bench/loadBaseline.ts) does only the JWT work: tools/call verifies the same bearer against our published JWKS " +
-      "(jose createLocalJWKSet + jwtVerify, issuer and audience, the signature checked on every request) and echoes the claims; " +
+      "(jose createLocalJWKSet + jwtVerify, issuer and audience) through a cache of verified tokens like ours (exp checked on every hit) " +
+      "and echoes the claims; " +
       "refresh parses the form and signs a new JWT. It has NO store (no session lookup, no grant, no client lookup), " +
       "NO refresh-token rotation or replay detection, no scope check, no logging. Ours verifies through its cache of verified tokens " +
       "(the same bearer every request) and reads the grant and the session from the store; each refresh of ours is a real rotation " +

@@ -5,10 +5,13 @@
  *
  * - `POST /mcp`: verifies the bearer JWT against our server's published JWKS
  *   (`createLocalJWKSet` over the document fetched once by the bench, then
- *   `jwtVerify` with the same algorithm pin, issuer and audience; the
- *   signature is checked on every request: no cache of verified tokens),
- *   checks that a `Mcp-Session-Id` is present (no lookup) and answers a
- *   JSON-RPC `tools/call` result of the same shape as our `whoami`.
+ *   `jwtVerify` with the same algorithm pin, issuer and audience), through
+ *   the same kind of cache of verified tokens our server has (keyed by the
+ *   token, `exp` checked on every hit: the fair comparison, since ours does
+ *   not re-verify a token it has seen either); checks that a
+ *   `Mcp-Session-Id` is present (no lookup) or, in the 2026-07-28 era, that
+ *   the body carries the `_meta` envelope; and answers a JSON-RPC
+ *   `tools/call` result of the same shape as our `whoami`.
  * - `POST /token`: parses the form (`grant_type=refresh_token`, a
  *   `refresh_token`, a `client_id`), signs a new RS256 access token with its
  *   own key and answers a token response of the same shape as ours, with a
@@ -22,7 +25,7 @@
  * `BASELINE_AUDIENCE`, `BASELINE_ALG` (default RS256). It listens on a free
  * loopback port and writes `{"port":N}` as one line to stdout.
  */
-import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet, jwtVerify, SignJWT } from "jose"
+import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet, type JWTPayload, jwtVerify, SignJWT } from "jose"
 import { randomBytes, randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 
@@ -66,22 +69,41 @@ const send = (response: ServerResponse, status: number, body: unknown, headers: 
   response.end(text)
 }
 
+/** Verified tokens by their text, each with its claims (bounded like our server's cache). */
+const verified = new Map<string, JWTPayload>()
+const MAX_VERIFIED = 10_000
+
+/** The token's claims: from the cache while it has not expired, else verified (and cached). */
+const claimsOf = async (token: string): Promise<JWTPayload> => {
+  const cached = verified.get(token)
+  if (cached !== undefined && (cached.exp ?? 0) * 1000 > Date.now()) return cached
+  const { payload } = await jwtVerify(token, jwks, { algorithms: [alg], issuer, audience })
+  if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string)
+  verified.set(token, payload)
+  return payload
+}
+
 const mcp = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
   const authorization = request.headers.authorization ?? ""
   const sessionId = request.headers["mcp-session-id"]
   if (!authorization.startsWith("Bearer ")) return send(response, 401, { error: "invalid_token" })
   let payload
   try {
-    payload = (await jwtVerify(authorization.slice(7), jwks, { algorithms: [alg], issuer, audience })).payload
+    payload = await claimsOf(authorization.slice(7))
   } catch {
     return send(response, 401, { error: "invalid_token" })
   }
-  if (typeof sessionId !== "string") return send(response, 400, { error: "missing session" })
-  const message = JSON.parse(await readBody(request)) as { id?: unknown; method?: unknown; params?: { name?: unknown } }
+  const message = JSON.parse(await readBody(request)) as {
+    id?: unknown
+    method?: unknown
+    params?: { name?: unknown; _meta?: Record<string, unknown> }
+  }
+  const modern = message.params?._meta?.["io.modelcontextprotocol/protocolVersion"] !== undefined
+  if (typeof sessionId !== "string" && !modern) return send(response, 400, { error: "missing session" })
   if (message.method !== "tools/call" || message.params?.name !== "whoami") {
     return send(response, 200, { jsonrpc: "2.0", id: message.id ?? null, error: { code: -32601, message: "Method not found" } })
   }
-  const who = { subject: payload.sub, scopes: String(payload["scope"] ?? "").split(" "), session: sessionId }
+  const who = { subject: payload.sub, scopes: String(payload["scope"] ?? "").split(" "), ...(modern ? {} : { session: sessionId }) }
   send(response, 200, {
     jsonrpc: "2.0",
     id: message.id ?? null,
