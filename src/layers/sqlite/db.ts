@@ -1,8 +1,9 @@
 import { SqlClient } from "@effect/sql"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Exit, Option, type Scope } from "effect"
+import { Context, Effect, Exit, type Fiber, Option } from "effect"
 import { StoreError, type StoreErrorReason } from "../../services/StoreError.ts"
+import type { OwnedConnection } from "./connection.ts"
 
 /**
  * How the SQLite stores talk to the database: statements with positional
@@ -134,39 +135,79 @@ export const makeDb = (sql: SqlClient.SqlClient): Db => {
 }
 
 /**
- * The `Db` over a `SqlClient` the backend owns alone (`layer`): its one
- * connection is reserved for the life of the scope, and statements run on it
- * directly (`Connection.execute`: the client's prepared-statement cache,
- * without a statement object, span and scope per statement). A lock of its own
- * keeps statements of other fibers out of a running write transaction, as the
- * client's permit would.
+ * The `Db` over the connection the backend owns alone (`layer`): statements
+ * prepared once and run synchronously, each in one step of the calling fiber.
+ *
+ * Isolation inside the process: better-sqlite3 is synchronous, so a statement
+ * outside a transaction runs whole, with no other fiber in between. Only a
+ * write transaction spans several steps (other fibers run between its
+ * statements), and on one connection they would see its uncommitted rows. So
+ * a transaction holds a lock for its whole life and sets a flag while it is
+ * open; a statement outside it checks the flag in the same step it runs in:
+ * clear, it runs at once (no lock taken: the common case); set, it waits for
+ * the lock, that is for the transaction to end. Statements inside the
+ * transaction (its fiber, or fibers it forks) carry the transaction's
+ * connection in their context and run at once.
  */
-export const makeOwnedDb = (sql: SqlClient.SqlClient): Effect.Effect<Db, StoreError, Scope.Scope> =>
+export const makeOwnedDb = (owned: OwnedConnection, sql: SqlClient.SqlClient): Effect.Effect<Db> =>
   Effect.gen(function*() {
-    const conn = yield* Effect.mapError(sql.reserve, (error) => toStoreError("SqliteStore.layer", error))
+    const conn = owned.connection
     const lock = yield* Effect.makeSemaphore(1)
-    /** Inside one of this connection's transactions (another client's transaction does not count). */
-    const inTransaction = Effect.map(
-      Effect.serviceOption(SqlClient.TransactionConnection),
-      (outer) => Option.isSome(outer) && outer.value[0] === conn
-    )
-    const exclusive = <A>(effect: Effect.Effect<A, StoreError>) =>
-      Effect.flatMap(inTransaction, (inside) => inside ? effect : lock.withPermits(1)(effect))
+    /** A write transaction of this connection is open (between its `BEGIN IMMEDIATE` and its end). */
+    let open = false
+
+    const insideOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => {
+      const outer = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
+      return Option.isSome(outer) && outer.value[0] === conn
+    }
+
+    const attempt = <A>(method: string, f: () => A): Effect.Effect<A, StoreError> => {
+      try {
+        return Effect.succeed(f())
+      } catch (error) {
+        return Effect.fail(toStoreError(method, error))
+      }
+    }
+
+    /** Run `f` now if no transaction is open (or this is inside it); otherwise once the open one has ended. */
+    const step = <A>(method: string, f: () => A): Effect.Effect<A, StoreError> =>
+      Effect.withFiberRuntime((fiber) =>
+        !open || insideOf(fiber) ? attempt(method, f) : lock.withPermits(1)(Effect.suspend(() => attempt(method, f)))
+      )
+
+    const control = (method: string, text: string) => attempt(method, () => owned.prepare(text).run())
+
+    const transaction = <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          yield* control(method, "BEGIN IMMEDIATE")
+          open = true
+          const exit = yield* Effect.exit(
+            restore(body).pipe(Effect.provideService(SqlClient.TransactionConnection, [conn, 0] as const))
+          )
+          if (Exit.isFailure(exit)) {
+            yield* Effect.ignore(control(method, "ROLLBACK"))
+            return yield* exit
+          }
+          const committed = yield* Effect.exit(control(method, "COMMIT"))
+          if (Exit.isFailure(committed)) {
+            yield* Effect.ignore(control(method, "ROLLBACK"))
+            return yield* Effect.failCause(committed.cause)
+          }
+          return exit.value
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          open = false
+        })))
+      )
 
     return {
       all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) =>
-        exclusive(Effect.mapError(conn.execute(text, params, undefined), (error) => toStoreError(method, error))) as Effect.Effect<
-          ReadonlyArray<A>,
-          StoreError
-        >,
-      run: (method, text, params) =>
-        exclusive(Effect.map(
-          Effect.mapError(conn.executeRaw(text, params), (error) => toStoreError(method, error)),
-          changesOf
-        )),
-      write: (method, body) =>
-        Effect.flatMap(inTransaction, (inside) =>
-          inside ? nested(sql, method, body) : lock.withPermits(1)(transaction(conn, method, body)))
+        step(method, () => owned.prepare(text).all(...params) as ReadonlyArray<A>),
+      run: (method, text, params) => step(method, () => owned.prepare(text).run(...params).changes),
+      write: <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
+        Effect.withFiberRuntime<A, E | StoreError>((fiber) =>
+          open && insideOf(fiber) ? nested(sql, method, body) : lock.withPermits(1)(transaction(method, body))
+        )
     } satisfies Db
   })
 

@@ -17,8 +17,9 @@ import { StoreError } from "../../services/StoreError.ts"
 import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
+import { clientOn, openConnection } from "./connection.ts"
 import { makeEventStore, sweepStreams } from "./mcpEventStore.ts"
-import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
+import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, prepareFile, restrictSidecars } from "./open.ts"
 import { makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
@@ -133,8 +134,9 @@ export const layer = (options: SqliteOptions): Layer.Layer<SqliteStores, StoreEr
 export const make = (options: SqliteOptions): Effect.Effect<Context.Context<SqliteStores>, StoreError, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
     yield* prepareFile(options.filename)
-    const client = yield* openClient(options.filename)
-    const db = yield* makeOwnedDb(client)
+    const owned = yield* openConnection(options.filename)
+    const client = yield* clientOn(owned)
+    const db = yield* makeOwnedDb(owned, client)
     yield* configure(db, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, isPlainFile(options.filename))
     const stores = yield* makeStores(client, db, options, `sqlite ${options.filename}`)
     yield* restrictSidecars(options.filename)
