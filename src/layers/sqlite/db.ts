@@ -175,29 +175,46 @@ export const makeOwnedDb = (owned: OwnedConnection, sql: SqlClient.SqlClient): E
         !open || insideOf(fiber) ? attempt(method, f) : lock.withPermits(1)(Effect.suspend(() => attempt(method, f)))
       )
 
-    const control = (method: string, text: string) => attempt(method, () => owned.prepare(text).run())
+    /** Run a transaction control statement now; the error, if it fails. */
+    const control = (method: string, text: string): StoreError | undefined => {
+      try {
+        owned.prepare(text).run()
+        return undefined
+      } catch (error) {
+        return toStoreError(method, error)
+      }
+    }
+    const inside = [conn, 0] as const
 
+    /**
+     * `BEGIN IMMEDIATE`, the body, then `COMMIT` (or `ROLLBACK` on failure,
+     * interruption, or a failed commit), holding the lock throughout. The
+     * control statements run synchronously in the steps around the body.
+     */
     const transaction = <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          yield* control(method, "BEGIN IMMEDIATE")
+        Effect.flatMap(restore(lock.take(1)), () => {
+          const notBegun = control(method, "BEGIN IMMEDIATE")
+          if (notBegun !== undefined) return Effect.zipRight(lock.release(1), Effect.fail(notBegun))
           open = true
-          const exit = yield* Effect.exit(
-            restore(body).pipe(Effect.provideService(SqlClient.TransactionConnection, [conn, 0] as const))
+          return Effect.flatMap(
+            Effect.exit(restore(Effect.provideService(body, SqlClient.TransactionConnection, inside))),
+            (exit): Effect.Effect<A, E | StoreError> => {
+              let outcome: Exit.Exit<A, E | StoreError> = exit
+              if (Exit.isSuccess(exit)) {
+                const notCommitted = control(method, "COMMIT")
+                if (notCommitted !== undefined) {
+                  control(method, "ROLLBACK")
+                  outcome = Exit.fail(notCommitted)
+                }
+              } else {
+                control(method, "ROLLBACK")
+              }
+              open = false
+              return Effect.zipRight(lock.release(1), outcome)
+            }
           )
-          if (Exit.isFailure(exit)) {
-            yield* Effect.ignore(control(method, "ROLLBACK"))
-            return yield* exit
-          }
-          const committed = yield* Effect.exit(control(method, "COMMIT"))
-          if (Exit.isFailure(committed)) {
-            yield* Effect.ignore(control(method, "ROLLBACK"))
-            return yield* Effect.failCause(committed.cause)
-          }
-          return exit.value
-        }).pipe(Effect.ensuring(Effect.sync(() => {
-          open = false
-        })))
+        })
       )
 
     return {
@@ -206,7 +223,7 @@ export const makeOwnedDb = (owned: OwnedConnection, sql: SqlClient.SqlClient): E
       run: (method, text, params) => step(method, () => owned.prepare(text).run(...params).changes),
       write: <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
         Effect.withFiberRuntime<A, E | StoreError>((fiber) =>
-          open && insideOf(fiber) ? nested(sql, method, body) : lock.withPermits(1)(transaction(method, body))
+          open && insideOf(fiber) ? nested(sql, method, body) : transaction(method, body)
         )
     } satisfies Db
   })
