@@ -13,7 +13,7 @@ export class KeyIndex {
     if (current === undefined) this.ids.set(key, id)
     else if (typeof current === "string") {
       if (current !== id) this.ids.set(key, [current, id])
-    } else if (!current.includes(id)) current.push(id)
+    } else if (!current.includes(id)) this.ids.set(key, [...current, id]) // exact size: `push` would leave ~16 slots of slack
   }
 
   remove(key: string, id: string): void {
