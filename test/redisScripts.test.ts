@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Redis } from "ioredis"
-import { NodeCrypto } from "../src/layers/crypto/index.ts"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import * as RedisStore from "../src/layers/redis/index.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import * as F from "./contract/fixtures.ts"
