@@ -120,8 +120,9 @@ const makeStores = (
   })
 
 /**
- * All the stores in one SQLite file, on `@effect/sql-sqlite-node`: WAL mode
- * (checked), a busy timeout, migrations run at startup, atomic steps in SQL
+ * All the stores in one SQLite file, on a better-sqlite3 connection of their
+ * own (the driver `@effect/sql-sqlite-node` runs on; statements prepared once
+ * and run synchronously, see `db.ts`): WAL mode (checked), a busy timeout, migrations run at startup, atomic steps in SQL
  * (safe across processes sharing the file), expired rows swept in bounded
  * batches every `sweepInterval` (60 s). The file is created with mode 0600,
  * its folder if missing. A file that is not a SQLite database fails the layer
