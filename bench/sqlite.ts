@@ -235,6 +235,11 @@ const run = async (): Promise<string> => {
 
     const cases: Array<Case> = [
       {
+        name: "reference: runPromise(Effect.sync(raw get)) vs raw get (the runtime entry alone)",
+        ours: (i) => runtime.runPromise(Effect.sync(() => rawSessionGet(at(rawSessionOrder, i)))),
+        baseline: (i) => rawSessionGet(at(rawSessionOrder, i))
+      },
+      {
         name: "SessionStore.get (existing, within touch interval)",
         ours: (i) => runtime.runPromise(Effect.flatMap(SessionStore, (store) => store.get(at(sessionIds, i)))),
         baseline: (i) => rawSessionGet(at(rawSessionOrder, i)),
