@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Option } from "effect"
-import { clientOn, openConnection } from "../src/layers/sqlite/connection.ts"
+import { openConnection } from "../src/layers/sqlite/connection.ts"
 import { makeOwnedDb } from "../src/layers/sqlite/db.ts"
 
 const ownedDb = Effect.gen(function*() {
   const owned = yield* openConnection(":memory:")
-  const db = yield* makeOwnedDb(owned, yield* clientOn(owned))
+  const db = yield* makeOwnedDb(owned)
   yield* db.run("test", "CREATE TABLE t (x INTEGER)", [])
   return db
 })
@@ -57,6 +57,40 @@ describe("the SQLite backend's own connection", () => {
           })
         ), { concurrency: "unbounded", discard: true })
       expect((yield* db.all<{ n: number }>("test", count, []))[0]?.n).toBe(100)
+    }))
+
+  it.scoped("a write inside a write is a savepoint: its failure, caught, undoes only its own rows", () =>
+    Effect.gen(function*() {
+      const db = yield* ownedDb
+      yield* db.write(
+        "test",
+        Effect.gen(function*() {
+          yield* db.run("test", "INSERT INTO t VALUES (1)", [])
+          const inner = yield* Effect.exit(db.write(
+            "test",
+            Effect.zipRight(db.run("test", "INSERT INTO t VALUES (2)", []), Effect.fail("inner fails"))
+          ))
+          expect(Exit.isFailure(inner)).toBe(true)
+          yield* db.run("test", "INSERT INTO t VALUES (3)", [])
+        })
+      )
+      expect(yield* db.all<{ x: number }>("test", "SELECT x FROM t ORDER BY x", [])).toEqual([{ x: 1 }, { x: 3 }])
+    }))
+
+  it.scoped("a waiting transaction interrupted leaves the others running: the next one begins once the open one ends", () =>
+    Effect.gen(function*() {
+      const db = yield* ownedDb
+      const proceed = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(db.write("test", Effect.zipRight(db.run("test", "INSERT INTO t VALUES (1)", []), Deferred.await(proceed))))
+      yield* Effect.yieldNow()
+      const waiting = yield* Effect.fork(db.write("test", db.run("test", "INSERT INTO t VALUES (2)", [])))
+      const third = yield* Effect.fork(db.write("test", db.run("test", "INSERT INTO t VALUES (3)", [])))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(waiting)
+      yield* Deferred.succeed(proceed, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(third)
+      expect(yield* db.all<{ x: number }>("test", "SELECT x FROM t ORDER BY x", [])).toEqual([{ x: 1 }, { x: 3 }])
     }))
 
   it.scoped("a failing statement is a typed StoreError with the SQLite code, never a defect", () =>

@@ -109,13 +109,18 @@ const ownedConnection = (database: Database.Database): OwnedConnection => {
 
 /**
  * A `SqlClient` over the owned connection, for what speaks `@effect/sql`: the
- * `Migrator` (run inside the backend's own write transaction, so its
- * statements and savepoints go to this connection). It takes no lock of its
- * own: use it only inside `Db.write`, which holds the connection.
+ * `Migrator`, run inside the backend's own write transaction. It takes no lock
+ * of its own, and its transactions are savepoints (the backend's `BEGIN
+ * IMMEDIATE` is already open): use it only inside `Db.write`, which holds the
+ * connection. A failed one is rolled back to its savepoint, and the failure
+ * rolls back the enclosing transaction.
  */
 export const clientOn = (owned: OwnedConnection): Effect.Effect<SqlClient.SqlClient> =>
   SqlClient.make({
     acquirer: Effect.succeed(owned.connection),
     compiler: Statement.makeCompilerSqlite(),
-    spanAttributes: [["db.system.name", "sqlite"]]
+    spanAttributes: [["db.system.name", "sqlite"]],
+    beginTransaction: "SAVEPOINT effect_sql_owned",
+    commit: "RELEASE effect_sql_owned",
+    rollback: "ROLLBACK TO effect_sql_owned"
   }).pipe(Effect.provide(Reactivity.layer))

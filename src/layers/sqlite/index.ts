@@ -137,7 +137,7 @@ export const make = (options: SqliteOptions): Effect.Effect<Context.Context<Sqli
     yield* prepareFile(options.filename)
     const owned = yield* openConnection(options.filename)
     const client = yield* clientOn(owned)
-    const db = yield* makeOwnedDb(owned, client)
+    const db = yield* makeOwnedDb(owned)
     yield* configure(db, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, isPlainFile(options.filename))
     const stores = yield* makeStores(client, db, options, `sqlite ${options.filename}`)
     yield* restrictSidecars(options.filename)
