@@ -161,6 +161,8 @@ export const makeOwnedDb = (owned: OwnedConnection): Effect.Effect<Db> =>
     /** Fibers waiting for the open transaction to end: all woken when it does, each checks again. */
     const waiters = new Set<() => void>()
     const ended: Effect.Effect<void> = Effect.async<void>((resume) => {
+      // Checked again here: the fiber may have yielded between its check and this registration.
+      if (owner === undefined) return resume(Effect.void)
       const wake = () => resume(Effect.void)
       waiters.add(wake)
       return Effect.sync(() => {
