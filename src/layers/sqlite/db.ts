@@ -16,8 +16,8 @@ import type { OwnedConnection } from "./connection.ts"
  * between (no busy wait helps). `BEGIN IMMEDIATE` takes the write lock first
  * (waiting up to the busy timeout), so every read inside sees the state it
  * then writes over. Inside this process, a transaction holds the connection
- * (the client's permit, or the owned `Db`'s lock) until it ends, so no other
- * fiber's statement runs in between.
+ * (the client's permit, or for the owned connection the mark of its fiber)
+ * until it ends, so no other fiber's statement runs in between.
  */
 export interface Db {
   /** The rows a statement returns (`SELECT`, or a write with `RETURNING`). */
@@ -27,7 +27,8 @@ export interface Db {
   /**
    * Run `body` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`),
    * rolled back if it fails or is interrupted. Inside a transaction already
-   * (a caller's `sql.withTransaction`), it becomes a savepoint of that one.
+   * (a caller's `sql.withTransaction`, or a `write` of the same fiber), it
+   * becomes a savepoint of that one.
    */
   readonly write: <A, E>(method: string, body: Effect.Effect<A, E>) => Effect.Effect<A, E | StoreError>
 }
