@@ -288,7 +288,7 @@ const formatHeap = (rows: ReadonlyArray<HeapRow>): string =>
       ])
     ),
     "",
-    "Heap in use after two full collections (`gc()` exposed at run time), before and after filling; ours includes the " +
+    "Heap in use after full collections (`gc()` exposed at run time; read once two readings agree), before and after filling; ours includes the " +
     "LRU map, the per-key index and the session objects.",
     rows.some((row) => row.ours > HEAP_AIM_BYTES)
       ? `Aims: UNDER (more than ${HEAP_AIM_BYTES} B) for ${rows.filter((row) => row.ours > HEAP_AIM_BYTES).map((row) => row.name).join("; ")}.`
