@@ -53,6 +53,12 @@ export interface Case {
   readonly concurrency?: number
   /** Force a batch size (sequential only); default: calibrated per side. */
   readonly batch?: number
+  /**
+   * The lowest acceptable ratio (ours/baseline ops/s), from the issue that set
+   * it; the table marks a row whose median ratio is under it. None: a
+   * reference or policy row, printed without a mark.
+   */
+  readonly aim?: number
 }
 
 export interface RunOptions {
@@ -81,6 +87,7 @@ export interface Row {
   readonly ratio: number
   readonly ratioMin: number
   readonly ratioMax: number
+  readonly aim?: number
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -239,7 +246,8 @@ export const runCase = async (c: Case, options: RunOptions = {}): Promise<Row> =
     baseline: summarize(results.baseline, baseline.batch),
     ratio: median(ratios),
     ratioMin: Math.min(...ratios),
-    ratioMax: Math.max(...ratios)
+    ratioMax: Math.max(...ratios),
+    ...(c.aim === undefined ? {} : { aim: c.aim })
   }
 }
 
@@ -261,7 +269,41 @@ const formatMicros = (side: SideResult): string => {
 
 const formatRatio = (ratio: number): string => ratio >= 10 ? ratio.toFixed(1) : ratio.toFixed(2)
 
-/** The results as a Markdown table, with a note on batched p99 figures. */
+/** Whether a row is under its aim (rows without an aim never are). */
+export const underAim = (row: Pick<Row, "ratio" | "aim">): boolean => row.aim !== undefined && row.ratio < row.aim
+
+/** The aim cell: `≥ 0.50 ok`, `≥ 0.50 UNDER`, or `-` for a row without one. */
+const formatAim = (row: Pick<Row, "ratio" | "aim">): string =>
+  row.aim === undefined ? "-" : `≥ ${formatRatio(row.aim)} ${underAim(row) ? "UNDER" : "ok"}`
+
+/** A Markdown table from a header and rows of cells: the first column left-aligned, the rest right-aligned. */
+export const markdownTable = (header: ReadonlyArray<string>, body: ReadonlyArray<ReadonlyArray<string>>): Array<string> => {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => (cells[i] as string).length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    `| ${cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)).join(" | ")} |`
+  const separator = `|${widths.map((w, i) => i === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`).join("|")}|`
+  return [line(header), separator, ...body.map(line)]
+}
+
+/** A row's name, with its concurrency when it has one. */
+const label = (row: { readonly name: string; readonly concurrency?: number }): string =>
+  row.concurrency !== undefined && row.concurrency > 1 ? `${row.name} (${row.concurrency} in flight)` : row.name
+
+/** One line on the rows under their aim: how many, which. */
+export const aimSummary = (rows: ReadonlyArray<Pick<Row, "name" | "ratio" | "aim"> & { readonly concurrency?: number }>): string => {
+  const withAim = rows.filter((row) => row.aim !== undefined)
+  if (withAim.length === 0) return "No row here has an aim (reference or policy rows)."
+  const under = withAim.filter(underAim)
+  return under.length === 0
+    ? `Aims: all ${withAim.length} rows with an aim meet it.`
+    : `Aims: ${under.length} of ${withAim.length} rows UNDER their aim: ${under.map(label).join("; ")}.`
+}
+
+/**
+ * The results as a Markdown table: per row ours, the baseline, the ratio, and
+ * the aim (marked `UNDER` when the median ratio is below it); then a note on
+ * batched p99 figures and a line naming the rows under their aim.
+ */
 export const formatTable = (title: string, rows: ReadonlyArray<Row>, options: RunOptions = {}): string => {
   const header = [
     "operation",
@@ -270,21 +312,19 @@ export const formatTable = (title: string, rows: ReadonlyArray<Row>, options: Ru
     "baseline ops/s",
     "baseline p99 µs",
     "ratio (ours/baseline ops/s)",
-    "ratio min–max"
+    "ratio min–max",
+    "aim"
   ]
   const body = rows.map((row) => [
-    row.concurrency > 1 ? `${row.name} (${row.concurrency} in flight)` : row.name,
+    label(row),
     formatRate(row.ours.opsPerSec),
     formatMicros(row.ours),
     formatRate(row.baseline.opsPerSec),
     formatMicros(row.baseline),
     formatRatio(row.ratio),
-    `${formatRatio(row.ratioMin)}–${formatRatio(row.ratioMax)}`
+    `${formatRatio(row.ratioMin)}–${formatRatio(row.ratioMax)}`,
+    formatAim(row)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => (cells[i] as string).length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    `| ${cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)).join(" | ")} |`
-  const separator = `|${widths.map((w, i) => i === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`).join("|")}|`
 
   const batched = rows.flatMap((row) => [
     ...(row.ours.batch > 1 ? [`${row.name}: ours B=${row.ours.batch}`] : []),
@@ -295,14 +335,13 @@ export const formatTable = (title: string, rows: ReadonlyArray<Row>, options: Ru
   return [
     `## ${title}`,
     "",
-    line(header),
-    separator,
-    ...body.map(line),
+    ...markdownTable(header, body),
     "",
     `Medians of ${rounds} interleaved rounds of ${roundMs} ms per side; ratio = median of per-round ratios (> 1: ours faster).`,
     ...(batched.length === 0 ? [] : [
       `~ p99 of per-batch mean latency (B ops per clock read): a lower bound of the per-op p99. ${batched.join("; ")}.`
-    ])
+    ]),
+    aimSummary(rows)
   ].join("\n")
 }
 

@@ -7,10 +7,16 @@
  * eviction would walk every hole left by earlier evictions (DEPENDENCIES.md:
  * ~57 µs vs ~0.75 µs per insert at 100K entries). Every key in front of the
  * cursor has been deleted, so the next key it yields is the oldest live one.
+ *
+ * The cursor is made at the first eviction, not with the map: a live
+ * iterator keeps every table the map outgrows reachable until it next moves
+ * (V8 chains them so the iterator can follow), so a cursor made up front
+ * pinned a whole map's worth of old tables while the map filled (about 40 B
+ * per entry; issue 14).
  */
 export class LruMap<K, V> {
   private readonly map = new Map<K, V>()
-  private cursor: Iterator<K> = this.map.keys()
+  private cursor: Iterator<K> | undefined
 
   get size(): number {
     return this.map.size
@@ -50,6 +56,7 @@ export class LruMap<K, V> {
   /** Remove and return the least recent entry. */
   evictOldest(): readonly [K, V] | undefined {
     if (this.map.size === 0) return undefined
+    this.cursor ??= this.map.keys()
     let next = this.cursor.next()
     if (next.done === true) {
       this.cursor = this.map.keys()

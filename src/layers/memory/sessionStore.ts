@@ -1,6 +1,7 @@
 import { Clock, Effect, Option, Schema } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { LruMap } from "../../internal/lruMap.ts"
+import { withNow } from "../../internal/now.ts"
 import {
   isSessionLive,
   leastRecentlyAccessed,
@@ -12,6 +13,9 @@ import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
 import { Session, type SessionEviction } from "../../schema/session.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
+import { KeyIndex } from "./keyIndex.ts"
+
+const noSession = Effect.succeed(Option.none<Session>())
 
 /**
  * The whole state of a memory `SessionStore`: its sessions, least recently
@@ -31,16 +35,14 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
   Effect.gen(function*() {
     const crypto = yield* Crypto
     const sessions = new LruMap<string, Session>()
-    const byKey = new Map<string, Set<string>>()
+    const byKey = new KeyIndex()
     /** Grows on every change of the state, touches included. */
     let changes = 0
 
     const remove = (session: Session) => {
       changes++
       sessions.delete(session.id)
-      const ids = byKey.get(session.apiKeyHash)
-      ids?.delete(session.id)
-      if (ids?.size === 0) byKey.delete(session.apiKeyHash)
+      byKey.remove(session.apiKeyHash, session.id)
     }
 
     const readLive = (id: string, now: number): Session | undefined => {
@@ -52,47 +54,51 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
     }
 
     /** The key's live sessions, dropping expired ones on the way. */
-    const liveOfKey = (apiKeyHash: string, now: number): Array<Session> =>
-      [...(byKey.get(apiKeyHash) ?? [])].flatMap((id) => readLive(id, now) ?? [])
+    const liveOfKey = (apiKeyHash: string, now: number): Array<Session> => {
+      const live: Array<Session> = []
+      for (const id of byKey.of(apiKeyHash)) {
+        const session = readLive(id, now)
+        if (session !== undefined) live.push(session)
+      }
+      return live
+    }
 
     const service: SessionStore.Service = {
       create: (input) =>
-        Effect.gen(function*() {
-          const apiKeyHash = yield* crypto.hash(input.apiKey)
-          const id = yield* crypto.randomToken()
-          const now = yield* Clock.currentTimeMillis
-          const evicted: Array<SessionEviction> = []
-          let ofKey = liveOfKey(apiKeyHash, now)
-          while (ofKey.length >= options.maxPerKey) {
-            const victim = leastRecentlyAccessed(ofKey) as Session
-            remove(victim)
-            evicted.push({ session: victim, reason: "PerKeyLimit" })
-            ofKey = ofKey.filter((s) => s !== victim)
-          }
-          while (sessions.size >= options.maxSessions) {
-            const oldest = sessions.evictOldest()
-            if (oldest === undefined) break
-            remove(oldest[1])
-            if (isSessionLive(oldest[1], now)) evicted.push({ session: oldest[1], reason: "GlobalLimit" })
-          }
-          const session = newSession(input, id, apiKeyHash, now, options)
-          changes++
-          sessions.set(id, session)
-          const ids = byKey.get(apiKeyHash)
-          if (ids === undefined) byKey.set(apiKeyHash, new Set([id]))
-          else ids.add(id)
-          return { session, evicted }
-        }),
+        Effect.flatMap(crypto.hash(input.apiKey), (apiKeyHash) =>
+          Effect.flatMap(crypto.randomToken(), (id) =>
+            withNow((now) => {
+              const evicted: Array<SessionEviction> = []
+              let ofKey = liveOfKey(apiKeyHash, now)
+              while (ofKey.length >= options.maxPerKey) {
+                const victim = leastRecentlyAccessed(ofKey) as Session
+                remove(victim)
+                evicted.push({ session: victim, reason: "PerKeyLimit" })
+                ofKey = ofKey.filter((s) => s !== victim)
+              }
+              while (sessions.size >= options.maxSessions) {
+                const oldest = sessions.evictOldest()
+                if (oldest === undefined) break
+                remove(oldest[1])
+                if (isSessionLive(oldest[1], now)) evicted.push({ session: oldest[1], reason: "GlobalLimit" })
+              }
+              const session = newSession(input, id, apiKeyHash, now, options)
+              changes++
+              sessions.set(id, session)
+              byKey.add(apiKeyHash, id)
+              return Effect.succeed({ session, evicted })
+            }))),
 
+      // The hot path: the clock read and the lookup in one step.
       get: (id) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
+        withNow((now) => {
           const session = readLive(id, now)
-          if (session === undefined) return Option.none()
+          if (session === undefined) return noSession
           const touched = touchSession(session, now, options)
-          if (touched === undefined) return Option.some(session)
+          if (touched === undefined) return Effect.succeed(Option.some(session))
           changes++
           sessions.set(id, touched)
-          return Option.some(touched)
+          return Effect.succeed(Option.some(touched))
         }),
 
       update: (id, patch) =>
@@ -129,7 +135,7 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
 
     const dump = (): ReadonlyArray<string> => [
       ...[...sessions.entries()].map(([id, s]) => `${Keys.session(id)} ${JSON.stringify(s)}`),
-      ...[...byKey.entries()].map(([hash, ids]) => `${Keys.sessionsByKey(hash)} ${JSON.stringify([...ids])}`)
+      ...Array.from(byKey.entries(), ([hash, ids]) => `${Keys.sessionsByKey(hash)} ${JSON.stringify(ids)}`)
     ]
 
     /** Every session, least recently accessed first, in its encoded (JSON) form. */
@@ -140,9 +146,7 @@ export const makeSessionStore = (options: ResolvedSessionStoreOptions) =>
       for (const session of [...sessions.values()]) remove(session)
       for (const session of state) {
         sessions.set(session.id, session)
-        const ids = byKey.get(session.apiKeyHash)
-        if (ids === undefined) byKey.set(session.apiKeyHash, new Set([session.id]))
-        else ids.add(session.id)
+        byKey.add(session.apiKeyHash, session.id)
       }
       while (sessions.size > options.maxSessions) {
         const oldest = sessions.evictOldest()

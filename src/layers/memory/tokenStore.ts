@@ -1,6 +1,7 @@
 import { Clock, Effect, Option, Redacted, Schema } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { LruMap } from "../../internal/lruMap.ts"
+import { withNow } from "../../internal/now.ts"
 import { decideRotation, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
@@ -163,46 +164,42 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
         }),
 
       saveCode: (code, input) =>
-        Effect.gen(function*() {
-          const hash = yield* crypto.hash(code)
-          const now = yield* Clock.currentTimeMillis
-          const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
-          insertBounded(codes, options.maxCodes, hash, { code: record, consumed: false }, (k, e) =>
-            codesByGrant.remove(e.code.grantId, k))
-          codesByGrant.add(record.grantId, hash)
-          return record
-        }),
+        Effect.flatMap(crypto.hash(code), (hash) =>
+          withNow((now) => {
+            const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
+            insertBounded(codes, options.maxCodes, hash, { code: record, consumed: false }, (k, e) =>
+              codesByGrant.remove(e.code.grantId, k))
+            codesByGrant.add(record.grantId, hash)
+            return Effect.succeed(record)
+          })),
 
       consumeCode: (code) =>
-        Effect.gen(function*() {
-          const hash = yield* crypto.hash(code)
-          const now = yield* Clock.currentTimeMillis
-          const entry = readLive(codes, hash, (e) => e.code.expiresAt, now, dropCode)
-          if (entry === undefined) return { _tag: "NotFound" } satisfies CodeConsumption
-          if (entry.consumed) return { _tag: "Replayed", grantId: entry.code.grantId } satisfies CodeConsumption
-          changes++
-          entry.consumed = true
-          return { _tag: "Consumed", code: entry.code } satisfies CodeConsumption
-        }),
+        Effect.flatMap(crypto.hash(code), (hash) =>
+          withNow((now): Effect.Effect<CodeConsumption> => {
+            const entry = readLive(codes, hash, (e) => e.code.expiresAt, now, dropCode)
+            if (entry === undefined) return Effect.succeed({ _tag: "NotFound" })
+            if (entry.consumed) return Effect.succeed({ _tag: "Replayed", grantId: entry.code.grantId })
+            changes++
+            entry.consumed = true
+            return Effect.succeed({ _tag: "Consumed", code: entry.code })
+          })),
 
       saveAccessToken: (token, input) =>
-        Effect.gen(function*() {
-          const hash = yield* crypto.hash(token)
-          const now = yield* Clock.currentTimeMillis
-          const record = stamp<AccessTokenRecord>(input, now, options.accessTokenTtl)
-          insertBounded(accessTokens, options.maxTokenRecords, hash, record, (k, r) => accessByGrant.remove(r.grantId, k))
-          accessByGrant.add(record.grantId, hash)
-          return record
-        }),
+        Effect.flatMap(crypto.hash(token), (hash) =>
+          withNow((now) => {
+            const record = stamp<AccessTokenRecord>(input, now, options.accessTokenTtl)
+            insertBounded(accessTokens, options.maxTokenRecords, hash, record, (k, r) => accessByGrant.remove(r.grantId, k))
+            accessByGrant.add(record.grantId, hash)
+            return Effect.succeed(record)
+          })),
 
       getAccessToken: (token) =>
-        Effect.gen(function*() {
-          const hash = yield* crypto.hash(token)
-          const now = yield* Clock.currentTimeMillis
-          const record = readLive(accessTokens, hash, (r) => r.expiresAt, now, dropAccess)
-          if (record !== undefined) accessTokens.promote(hash)
-          return Option.fromNullable(record)
-        }),
+        Effect.flatMap(crypto.hash(token), (hash) =>
+          withNow((now) => {
+            const record = readLive(accessTokens, hash, (r) => r.expiresAt, now, dropAccess)
+            if (record !== undefined) accessTokens.promote(hash)
+            return Effect.succeed(Option.fromNullable(record))
+          })),
 
       revokeAccessToken: (token) =>
         Effect.map(crypto.hash(token), (hash) => {

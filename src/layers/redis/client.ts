@@ -75,7 +75,23 @@ export const storeError = (method: string, error: unknown): StoreError => {
   })
 }
 
-const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
+/** A script as an ioredis command: `ARGV` only (no `KEYS`), the first argument the prefix. */
+type ScriptCommand = (...args: ReadonlyArray<string | number>) => Promise<unknown>
+
+/**
+ * Define `script` on the connection with ioredis' `defineCommand`: it sends
+ * `EVALSHA`, loads the script with `EVAL` the first time on each socket (and
+ * again after `NOSCRIPT`, when a restarted Redis lost its script cache: the
+ * script did not run, so resending is safe), and pipelines like any command.
+ * Names get a prefix of ours, so no script shadows an ioredis method.
+ */
+const scriptCommand = (redis: Redis, script: Script): ScriptCommand => {
+  const name = `mcpStore_${script.name}`
+  redis.defineCommand(name, { numberOfKeys: 0, lua: script.lua })
+  const command: unknown = Reflect.get(redis, name)
+  if (typeof command !== "function") throw new Error(`ioredis did not define the command ${name}`)
+  return (...args) => command.apply(redis, args) as Promise<unknown>
+}
 
 /**
  * The ioredis settings of a layer's connection. An outage fails fast instead
@@ -161,16 +177,24 @@ export const connect = (
     })
 
     const { redis } = yield* Effect.acquireRelease(open, ({ close }) => Effect.promise(close))
+    const commands = yield* Effect.try({
+      try: () => new Map(scripts.map((script) => [script, scriptCommand(redis, script)] as const)),
+      catch: (error) => storeError("RedisStore.connect", error)
+    })
 
     const call = <A>(method: string, f: (redis: Redis) => Promise<A>): Effect.Effect<A, StoreError> =>
       fromPromise(method, () => f(redis))
 
     const run = (method: string, script: Script, args: ReadonlyArray<string | number>) =>
-      fromPromise(method, () =>
-        redis.evalsha(script.sha, 0, prefix, ...args).catch((error: unknown) =>
-          // After a Redis restart the script cache is empty: EVAL loads it again.
-          isNoScript(error) ? redis.eval(script.lua, 0, prefix, ...args) : Promise.reject(error)
-        ))
+      fromPromise(method, () => {
+        let command = commands.get(script)
+        if (command === undefined) {
+          // A script not listed at connect time: defined on first use (ioredis loads it with EVAL then).
+          command = scriptCommand(redis, script)
+          commands.set(script, command)
+        }
+        return command(prefix, ...args)
+      })
 
     return { redis, prefix, call, run } satisfies RedisClient
   })

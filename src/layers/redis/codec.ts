@@ -4,6 +4,7 @@
  * `StoreError` `Corrupt`, never a defect.
  */
 import { Either, Schema } from "effect"
+import { compileGuard } from "../../internal/guard.ts"
 import { ClientInfo, Session } from "../../schema/session.ts"
 import { RefreshTokenRecord } from "../../schema/token.ts"
 import type { SessionPatch } from "../../services/SessionStore.ts"
@@ -33,13 +34,25 @@ const parse = (json: unknown, method: string): Either.Either<unknown, StoreError
   }
 }
 
+/**
+ * Decode with `schema`, through its compiled guard first where it has one: a
+ * well-formed value is returned as it is (what decoding would return), and
+ * only anything else goes through the decoder (see `internal/guard.ts`).
+ */
+const guardedDecode = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  const guard = compileGuard(schema)
+  return guard === undefined ? decode : (value: unknown) => guard(value) ? Either.right(value) : decode(value)
+}
+
 /** A `JsonCodec` over a Schema: encoding failures are `Invalid`, decoding failures `Corrupt`. */
 export const jsonCodec = <A, I>(schema: Schema.Schema<A, I>): JsonCodec<A> => {
   const encode = Schema.encodeEither(schema)
-  const decode = Schema.decodeUnknownEither(schema)
+  const decode = guardedDecode(schema)
+  const guard = compileGuard(schema)
   return {
     encode: (value, method) =>
-      Either.match(encode(value), {
+      guard !== undefined && guard(value) ? Either.right(JSON.stringify(value)) : Either.match(encode(value), {
         onLeft: (error) =>
           Either.left(new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: error })),
         onRight: (encoded) => Either.right(JSON.stringify(encoded))
@@ -70,7 +83,7 @@ export const int = (value: unknown): number =>
 
 const RefreshBase = RefreshTokenRecord.pipe(Schema.omit("generation", "createdAt", "expiresAt", "rotatedAt"))
 const refreshBase = jsonCodec(RefreshBase)
-const decodeRefresh = Schema.decodeUnknownEither(RefreshTokenRecord)
+const decodeRefresh = guardedDecode(RefreshTokenRecord)
 
 /** The hash fields of a new refresh token (`g` and `x` are written by the script). */
 export const refreshFields = (record: RefreshTokenRecord, method: string): Either.Either<Array<string>, StoreError> =>
@@ -116,7 +129,7 @@ export const SESSION_FIELDS = ["d", "k", "i", "pv", "ci", "la", "ie", "ae"] as c
 const SessionBase = Session.pipe(Schema.pick("id", "apiKeyHash", "subject", "createdAt"))
 const sessionBase = jsonCodec(SessionBase)
 const clientInfo = jsonCodec(ClientInfo)
-const decodeSession = Schema.decodeUnknownEither(Session)
+const decodeSession = guardedDecode(Session)
 
 /** The hash fields of a session. */
 export const sessionFields = (session: Session, method: string): Either.Either<Array<string>, StoreError> =>

@@ -1,5 +1,6 @@
 import { Clock, Effect, Option } from "effect"
 import { Keys } from "../../internal/keys.ts"
+import { withNow } from "../../internal/now.ts"
 import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
 import type { EvictionReason, SessionEviction } from "../../schema/session.ts"
@@ -60,7 +61,7 @@ export const makeSessionStore = (client: RedisClient, options: ResolvedSessionSt
             stored[0] === null || stored[0] === undefined
               ? Effect.succeed(Option.none())
               : Effect.flatMap(sessionFromFields(stored, "SessionStore.get"), (session) =>
-                Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                withNow((now) => {
                   if (!isSessionLive(session, now)) return Effect.succeed(Option.none())
                   const touched = touchSession(session, now, options)
                   if (touched === undefined) return Effect.succeed(Option.some(session))

@@ -1,5 +1,6 @@
 import { Clock, Effect, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
+import { withNow } from "../../internal/now.ts"
 import { type Expiring, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
@@ -38,7 +39,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       Effect.flatMap(read, (json) =>
         json === null ? Effect.succeed(Option.none<A>()) : Effect.flatMap(
           codec.decode(json, method),
-          (record) => Effect.map(Clock.currentTimeMillis, (now) => isLive(record, now) ? Option.some(record) : Option.none())
+          (record) => withNow((now) => Effect.succeed(isLive(record, now) ? Option.some(record) : Option.none()))
         ))
 
     /** The reply of the `consumeCode` script. */
@@ -91,7 +92,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       // The hot paths are flatMap chains rather than generators (a few µs per call).
       saveCode: (code, input) =>
         Effect.flatMap(crypto.hash(code), (hash) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          withNow((now) => {
             const method = "TokenStore.saveCode"
             const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
             return Effect.flatMap(codes.encode(record, method), (json) =>
@@ -103,7 +104,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
 
       consumeCode: (code) =>
         Effect.flatMap(crypto.hash(code), (hash) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          withNow((now) =>
             Effect.flatMap(
               client.run("TokenStore.consumeCode", Lua.consumeCode, [Keys.code(hash), now]),
               consumption

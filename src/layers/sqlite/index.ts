@@ -17,8 +17,9 @@ import { StoreError } from "../../services/StoreError.ts"
 import { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import { makeClientStore } from "./clientStore.ts"
 import { type Db, makeDb, makeOwnedDb, toStoreError } from "./db.ts"
+import { clientOn, openConnection } from "./connection.ts"
 import { makeEventStore, sweepStreams } from "./mcpEventStore.ts"
-import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, openClient, prepareFile, restrictSidecars } from "./open.ts"
+import { configure, DEFAULT_BUSY_TIMEOUT, isPlainFile, prepareFile, restrictSidecars } from "./open.ts"
 import { makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
@@ -119,8 +120,9 @@ const makeStores = (
   })
 
 /**
- * All the stores in one SQLite file, on `@effect/sql-sqlite-node`: WAL mode
- * (checked), a busy timeout, migrations run at startup, atomic steps in SQL
+ * All the stores in one SQLite file, on a better-sqlite3 connection of their
+ * own (the driver `@effect/sql-sqlite-node` runs on; statements prepared once
+ * and run synchronously, see `db.ts`): WAL mode (checked), a busy timeout, migrations run at startup, atomic steps in SQL
  * (safe across processes sharing the file), expired rows swept in bounded
  * batches every `sweepInterval` (60 s). The file is created with mode 0600,
  * its folder if missing. A file that is not a SQLite database fails the layer
@@ -133,8 +135,9 @@ export const layer = (options: SqliteOptions): Layer.Layer<SqliteStores, StoreEr
 export const make = (options: SqliteOptions): Effect.Effect<Context.Context<SqliteStores>, StoreError, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
     yield* prepareFile(options.filename)
-    const client = yield* openClient(options.filename)
-    const db = yield* makeOwnedDb(client)
+    const owned = yield* openConnection(options.filename)
+    const client = yield* clientOn(owned)
+    const db = yield* makeOwnedDb(owned)
     yield* configure(db, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, isPlainFile(options.filename))
     const stores = yield* makeStores(client, db, options, `sqlite ${options.filename}`)
     yield* restrictSidecars(options.filename)

@@ -1,4 +1,5 @@
 import { Effect, Either, ParseResult, Schema } from "effect"
+import { compileGuard } from "../../internal/guard.ts"
 import { StoreError } from "../../services/StoreError.ts"
 
 /**
@@ -16,27 +17,42 @@ export const jsonColumn = <A, I>(schema: Schema.Schema<A, I>): JsonColumn<A> => 
   const json = Schema.parseJson(schema)
   const encode = ParseResult.encodeEither(json)
   const decode = ParseResult.decodeUnknownEither(json)
+  // Where decoding is the identity, a compiled guard spares the decoder on well-formed values (see `internal/guard.ts`).
+  const guard = compileGuard(schema)
+  const parsed = (text: string): unknown => {
+    try {
+      return JSON.parse(text)
+    } catch {
+      return undefined
+    }
+  }
   return {
     encode: (value, method) =>
-      Either.match(encode(value), {
+      guard !== undefined && guard(value) ? Effect.succeed(JSON.stringify(value)) : Either.match(encode(value), {
         onLeft: (error) =>
           Effect.fail(new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: error })),
         onRight: Effect.succeed
       }),
-    decode: (text, method) =>
-      Either.match(decode(text), {
+    decode: (text, method) => {
+      if (guard !== undefined) {
+        const value = parsed(text)
+        if (guard(value)) return Effect.succeed(value)
+      }
+      return Either.match(decode(text), {
         onLeft: (error) =>
           Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: error })),
         onRight: Effect.succeed
       })
+    }
   }
 }
 
 /** Decode a value built from columns (not JSON text) against its Schema: `Corrupt` when a column holds something else. */
 export const decodeRow = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = ParseResult.decodeUnknownEither(schema)
+  const guard = compileGuard(schema)
   return (value: unknown, method: string): Effect.Effect<A, StoreError> =>
-    Either.match(decode(value), {
+    guard !== undefined && guard(value) ? Effect.succeed(value) : Either.match(decode(value), {
       onLeft: (error) =>
         Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: error })),
       onRight: Effect.succeed

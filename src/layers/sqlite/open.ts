@@ -1,10 +1,8 @@
-import * as Reactivity from "@effect/experimental/Reactivity"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import { Duration, Effect, type Scope } from "effect"
+import { Duration, Effect } from "effect"
 import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { StoreError } from "../../services/StoreError.ts"
-import { type Db, toStoreError } from "./db.ts"
+import type { Db } from "./db.ts"
 
 const METHOD = "SqliteStore.layer"
 
@@ -52,18 +50,6 @@ export const restrictSidecars = (filename: string): Effect.Effect<void> =>
       }
     }
   })
-
-/**
- * Open the file with `@effect/sql-sqlite-node` (one better-sqlite3 connection,
- * WAL on). better-sqlite3 throws while connecting when the file is not a
- * database; that surfaces as a `StoreError` (`Corrupt` for a foreign or
- * damaged file), never as a crash.
- */
-export const openClient = (filename: string): Effect.Effect<SqliteClient.SqliteClient, StoreError, Scope.Scope> =>
-  SqliteClient.make({ filename }).pipe(
-    Effect.provide(Reactivity.layer),
-    Effect.catchAllDefect((defect) => Effect.fail(toStoreError(METHOD, defect)))
-  )
 
 /**
  * Per-connection settings: the busy timeout, and (for a file) a check that WAL

@@ -1,5 +1,6 @@
 import { Clock, Effect, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
+import { withNow } from "../../internal/now.ts"
 import { decideRotation, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
@@ -17,6 +18,11 @@ const codeJson = jsonColumn(AuthorizationCode)
 const accessJson = jsonColumn(AccessTokenRecord)
 const refreshJson = jsonColumn(RefreshTokenRecord)
 const grantJson = jsonColumn(Grant)
+
+const SAVE_CODE = "TokenStore.saveCode"
+const CONSUME_CODE = "TokenStore.consumeCode"
+const SAVE_ACCESS = "TokenStore.saveAccessToken"
+const GET_ACCESS = "TokenStore.getAccessToken"
 
 interface BodyRow {
   readonly body: string
@@ -75,7 +81,16 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
       decode: (text: string, method: string) => Effect.Effect<A, StoreError>
     ): Effect.Effect<Option.Option<A>, StoreError> =>
       Effect.flatMap(db.all<BodyRow>(method, text, params), (rows) =>
-        rows[0] === undefined ? Effect.succeed(Option.none()) : Effect.asSome(decode(rows[0].body, method)))
+        rows[0] === undefined ? Effect.succeed(Option.none()) : Effect.map(decode(rows[0].body, method), Option.some))
+
+    // The hot statements, their text built once.
+    const insertCode =
+      `INSERT OR REPLACE INTO ${t.codes} (hash, grant_id, body, expires_at, consumed_at) VALUES (?, ?, ?, ?, NULL)`
+    const consumeCodeRow =
+      `UPDATE ${t.codes} SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL AND expires_at > ? RETURNING body`
+    const replayedCode = `SELECT grant_id FROM ${t.codes} WHERE hash = ? AND expires_at > ?`
+    const insertAccess = `INSERT OR REPLACE INTO ${t.accessTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`
+    const selectAccess = `SELECT body FROM ${t.accessTokens} WHERE hash = ? AND expires_at > ?`
 
     const openTransaction = (id: string, envelope: string, method: string) =>
       open(crypto, Transaction, envelope, Keys.transaction(id), method)
@@ -127,70 +142,41 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
         }).pipe(traced("TokenStore.takeTransaction")),
 
       saveCode: (code, input) =>
-        Effect.gen(function*() {
-          const method = "TokenStore.saveCode"
-          const hash = yield* crypto.hash(code)
-          const now = yield* Clock.currentTimeMillis
-          const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
-          const body = yield* codeJson.encode(record, method)
-          yield* db.run(
-            method,
-            `INSERT OR REPLACE INTO ${t.codes} (hash, grant_id, body, expires_at, consumed_at) VALUES (?, ?, ?, ?, NULL)`,
-            [hash, record.grantId, body, record.expiresAt]
-          )
-          return record
-        }).pipe(traced("TokenStore.saveCode")),
+        Effect.flatMap(crypto.hash(code), (hash) =>
+          withNow((now) => {
+            const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
+            return Effect.flatMap(codeJson.encode(record, SAVE_CODE), (body) =>
+              Effect.as(db.run(SAVE_CODE, insertCode, [hash, record.grantId, body, record.expiresAt]), record))
+          })).pipe(traced(SAVE_CODE)),
 
       consumeCode: (code) =>
-        Effect.gen(function*() {
-          const method = "TokenStore.consumeCode"
-          const hash = yield* crypto.hash(code)
-          const now = yield* Clock.currentTimeMillis
-          const consumed = yield* db.all<BodyRow>(
-            method,
-            `UPDATE ${t.codes} SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL AND expires_at > ? RETURNING body`,
-            [now, hash, now]
-          )
-          if (consumed[0] !== undefined) {
-            return { _tag: "Consumed", code: yield* codeJson.decode(consumed[0].body, method) } satisfies CodeConsumption
-          }
-          const replayed = yield* db.all<{ readonly grant_id: string }>(
-            method,
-            `SELECT grant_id FROM ${t.codes} WHERE hash = ? AND expires_at > ?`,
-            [hash, now]
-          )
-          return replayed[0] === undefined
-            ? { _tag: "NotFound" } satisfies CodeConsumption
-            : { _tag: "Replayed", grantId: replayed[0].grant_id } satisfies CodeConsumption
-        }).pipe(traced("TokenStore.consumeCode")),
+        Effect.flatMap(crypto.hash(code), (hash) =>
+          withNow((now) =>
+            Effect.flatMap(db.all<BodyRow>(CONSUME_CODE, consumeCodeRow, [now, hash, now]), (consumed) => {
+              if (consumed[0] !== undefined) {
+                return Effect.map(
+                  codeJson.decode(consumed[0].body, CONSUME_CODE),
+                  (record): CodeConsumption => ({ _tag: "Consumed", code: record })
+                )
+              }
+              return Effect.map(
+                db.all<{ readonly grant_id: string }>(CONSUME_CODE, replayedCode, [hash, now]),
+                (replayed): CodeConsumption =>
+                  replayed[0] === undefined ? { _tag: "NotFound" } : { _tag: "Replayed", grantId: replayed[0].grant_id }
+              )
+            }))).pipe(traced(CONSUME_CODE)),
 
       saveAccessToken: (token, input) =>
-        Effect.gen(function*() {
-          const method = "TokenStore.saveAccessToken"
-          const hash = yield* crypto.hash(token)
-          const now = yield* Clock.currentTimeMillis
-          const record = stamp<AccessTokenRecord>(input, now, options.accessTokenTtl)
-          const body = yield* accessJson.encode(record, method)
-          yield* db.run(
-            method,
-            `INSERT OR REPLACE INTO ${t.accessTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`,
-            [hash, record.grantId, body, record.expiresAt]
-          )
-          return record
-        }).pipe(traced("TokenStore.saveAccessToken")),
+        Effect.flatMap(crypto.hash(token), (hash) =>
+          withNow((now) => {
+            const record = stamp<AccessTokenRecord>(input, now, options.accessTokenTtl)
+            return Effect.flatMap(accessJson.encode(record, SAVE_ACCESS), (body) =>
+              Effect.as(db.run(SAVE_ACCESS, insertAccess, [hash, record.grantId, body, record.expiresAt]), record))
+          })).pipe(traced(SAVE_ACCESS)),
 
       getAccessToken: (token) =>
-        Effect.gen(function*() {
-          const method = "TokenStore.getAccessToken"
-          const hash = yield* crypto.hash(token)
-          const now = yield* Clock.currentTimeMillis
-          return yield* readBody(
-            method,
-            `SELECT body FROM ${t.accessTokens} WHERE hash = ? AND expires_at > ?`,
-            [hash, now],
-            accessJson.decode
-          )
-        }).pipe(traced("TokenStore.getAccessToken")),
+        Effect.flatMap(crypto.hash(token), (hash) =>
+          withNow((now) => readBody(GET_ACCESS, selectAccess, [hash, now], accessJson.decode))).pipe(traced(GET_ACCESS)),
 
       revokeAccessToken: (token) =>
         Effect.flatMap(crypto.hash(token), (hash) =>

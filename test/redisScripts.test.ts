@@ -1,0 +1,30 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { Redis } from "ioredis"
+import { NodeCrypto } from "../src/exports/crypto/node.ts"
+import * as RedisStore from "../src/layers/redis/index.ts"
+import { TokenStore } from "../src/services/TokenStore.ts"
+import * as F from "./contract/fixtures.ts"
+import { freshPrefix, useRedis } from "./support/redis.ts"
+
+const server = useRedis()
+
+describe("redis: Lua scripts as ioredis commands", () => {
+  it.live("a script cache flushed under a running layer (SCRIPT FLUSH) is loaded again on the next call, which runs once", () =>
+    Effect.gen(function*() {
+      const tokens = yield* TokenStore
+      yield* tokens.saveCode("code-1", F.code("g1"))
+      const admin = new Redis(server.url())
+      yield* Effect.promise(() => admin.script("FLUSH"))
+      yield* Effect.promise(() => admin.quit())
+      // consumeCode is one script: after the flush its EVALSHA fails with NOSCRIPT, and the retry loads it.
+      expect((yield* tokens.consumeCode("code-1"))._tag).toBe("Consumed")
+      expect(yield* tokens.consumeCode("code-1")).toEqual({ _tag: "Replayed", grantId: "g1" })
+      yield* tokens.saveCode("code-2", F.code("g1"))
+      expect((yield* tokens.consumeCode("code-2"))._tag).toBe("Consumed")
+    }).pipe(
+      Effect.provide(
+        RedisStore.layer({ url: server.url(), keyPrefix: freshPrefix() }).pipe(Layer.provideMerge(NodeCrypto.layerEphemeral))
+      )
+    ))
+})
