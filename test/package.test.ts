@@ -29,7 +29,7 @@ const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as
 
 /** The peers the consumer's programs use: every required one, and the SQLite driver's optional ones. */
 const consumerPeers = Object.entries(manifest.peerDependencies)
-  .filter(([name]) => manifest.peerDependenciesMeta[name]?.optional !== true || /^@effect\/(sql|sql-sqlite-node|experimental)$/.test(name))
+  .filter(([name]) => manifest.peerDependenciesMeta[name]?.optional !== true || /^(@effect\/sql|better-sqlite3)$/.test(name))
   .map(([name, range]) => `${name}@${range}`)
 
 interface PackedFile {
