@@ -8,6 +8,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
 import * as NodeMcpServer from "./http/node.ts"
 import { describeConfigError, loadServerSettings } from "./server/config.ts"
+import { jsonLines } from "./server/logger.ts"
 import { serviceLayer } from "./server/services.ts"
 import { describeStartupFailure } from "./server/startup.ts"
 
@@ -32,7 +33,7 @@ const main = Effect.gen(function*() {
   )
 }).pipe(
   Effect.tapError((line) => Effect.logError(line)),
-  Effect.provide(Logger.json)
+  Effect.provide(Logger.replace(Logger.defaultLogger, jsonLines()))
 )
 
 NodeRuntime.runMain(main, { disableErrorReporting: true, disablePrettyLogger: true })

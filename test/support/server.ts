@@ -26,6 +26,8 @@ export interface ServerProcess {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
   /** Send `signal` without waiting (e.g. SIGHUP). */
   readonly signal: (signal: NodeJS.Signals) => void
+  /** The process id (for measuring its CPU time). */
+  readonly pid: number
   /** Resolves with the exit code once the process has exited. */
   readonly exited: Promise<number | null>
 }
@@ -156,6 +158,7 @@ export const startServer = async (options: StartOptions = {}): Promise<ServerPro
     errors: () => err,
     exited,
     signal: (signal) => void child.kill(signal),
+    pid: child.pid ?? 0,
     stop: (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return exited

@@ -1,0 +1,73 @@
+/**
+ * The application's log lines: one JSON object per line on stdout (message,
+ * level, time, annotations, and the cause of a failure), in the shape of
+ * Effect's `Logger.json`, built with one `JSON.stringify` and written in
+ * batches: the lines of one turn of the event loop go out in one write
+ * instead of one system call each (the request log is one line per request).
+ * Whatever is still buffered is written before the process exits.
+ */
+import { Cause, FiberId, Inspectable, List, Logger } from "effect"
+import { writeSync } from "node:fs"
+
+/** Lines collected during one turn of the event loop, written together. */
+interface LineSink {
+  readonly write: (line: string) => void
+}
+
+/** A sink over stdout: buffered until the next turn (at most 64 KiB), flushed synchronously at exit. */
+const stdoutSink = (): LineSink => {
+  let pending: Array<string> = []
+  let size = 0
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (pending.length === 0) return
+    const chunk = pending.join("")
+    pending = []
+    size = 0
+    process.stdout.write(chunk)
+  }
+  process.once("exit", () => {
+    if (pending.length > 0) writeSync(1, pending.join(""))
+    pending = []
+  })
+  return {
+    write: (line) => {
+      pending.push(line)
+      size += line.length
+      if (size > 65_536) flush()
+      else if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    }
+  }
+}
+
+/** A message as JSON: strings as they are, anything else as its JSON view. */
+const structured = (u: unknown): unknown => typeof u === "string" ? u : Inspectable.toJSON(u)
+
+/** The JSON-lines logger of the application. */
+export const jsonLines = (): Logger.Logger<unknown, void> => {
+  const sink = stdoutSink()
+  return Logger.make(({ annotations, cause, date, fiberId, logLevel, message, spans }) => {
+    const messages = Array.isArray(message) ? message : [message]
+    const entry: Record<string, unknown> = {
+      message: messages.length === 1 ? structured(messages[0]) : messages.map(structured),
+      logLevel: logLevel.label,
+      timestamp: date.toISOString()
+    }
+    if (!Cause.isEmpty(cause)) entry["cause"] = Cause.pretty(cause, { renderErrorCause: true })
+    const notes: Record<string, unknown> = {}
+    for (const [key, value] of annotations) notes[key] = structured(value)
+    entry["annotations"] = notes
+    if (List.isCons(spans)) {
+      const now = date.getTime()
+      const timings: Record<string, number> = {}
+      for (const span of spans) timings[span.label] = now - span.startTime
+      entry["spans"] = timings
+    }
+    entry["fiberId"] = FiberId.threadName(fiberId)
+    sink.write(`${JSON.stringify(entry)}\n`)
+  })
+}
