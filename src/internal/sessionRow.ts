@@ -54,17 +54,34 @@ export const toSession = (row: SessionRow, method: string): Effect.Effect<Sessio
   }, method)
 }
 
+/** A session as its row. */
+export const sessionRowOf = (session: Session): SessionRow => ({
+  id: session.id,
+  api_key_hash: session.apiKeyHash,
+  subject: session.subject ?? null,
+  initialized: session.initialized ? 1 : 0,
+  protocol_version: session.protocolVersion ?? null,
+  client_info: session.clientInfo === undefined ? null : JSON.stringify(session.clientInfo),
+  created_at: session.createdAt,
+  last_accessed_at: session.lastAccessedAt,
+  idle_expires_at: session.idleExpiresAt,
+  absolute_expires_at: session.absoluteExpiresAt
+})
+
 /** A session's values in `SESSION_COLUMNS` order, then its `expires_at` (the earlier of its two expiries). */
-export const sessionValues = (session: Session): Array<string | number | null> => [
-  session.id,
-  session.apiKeyHash,
-  session.subject ?? null,
-  session.initialized ? 1 : 0,
-  session.protocolVersion ?? null,
-  session.clientInfo === undefined ? null : JSON.stringify(session.clientInfo),
-  session.createdAt,
-  session.lastAccessedAt,
-  session.idleExpiresAt,
-  session.absoluteExpiresAt,
-  sessionExpiresAt(session)
-]
+export const sessionValues = (session: Session): Array<string | number | null> => {
+  const row = sessionRowOf(session)
+  return [
+    row.id,
+    row.api_key_hash,
+    row.subject,
+    row.initialized,
+    row.protocol_version,
+    row.client_info,
+    row.created_at,
+    row.last_accessed_at,
+    row.idle_expires_at,
+    row.absolute_expires_at,
+    sessionExpiresAt(session)
+  ]
+}

@@ -16,7 +16,9 @@ const noNodeBuiltins: esbuild.Plugin = {
 
 /**
  * Bundle an entry for workerd: ESM, platform neutral, the `workerd` condition,
- * no Node built-ins allowed. `workingDir` is where packages are resolved from.
+ * no Node built-ins allowed; the modules workerd provides itself
+ * (`cloudflare:workers`) stay imports. `workingDir` is where packages are
+ * resolved from.
  */
 export const bundleForWorkers = (entry: string, workingDir?: string) =>
   esbuild.build({
@@ -31,5 +33,9 @@ export const bundleForWorkers = (entry: string, workingDir?: string) =>
     minify: true,
     write: false,
     logLevel: "silent",
+    external: ["cloudflare:*"],
     plugins: [noNodeBuiltins]
   })
+
+/** The bundled script's text. */
+export const workerScript = async (entry: string): Promise<string> => (await bundleForWorkers(entry)).outputFiles[0]?.text ?? ""
