@@ -28,6 +28,7 @@ interface ProbeStub extends StoreStub {
   probeRows(): Promise<number>
   probeDamage(table: string, body: string): Promise<number>
   probeAlarm(): Promise<number | null>
+  probeRacyTake(id: string): Promise<boolean>
 }
 
 const durableObjects = {
@@ -45,24 +46,26 @@ const startMiniflare = (script: string, persist?: string) =>
     bindings: { RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)) }
   })
 
-/** Miniflare's proxy of a Durable Object namespace (from `getDurableObjectNamespace`). */
-type NodeNamespace = Awaited<ReturnType<Miniflare["getDurableObjectNamespace"]>>
-
 /**
- * A Miniflare namespace seen from Node as a `StoreNamespace`. Every proxied
- * call is a round trip to workerd, so ids stay local (one per name) and each
- * name's stub is made once: outside Workers a stub is not tied to a request.
- * On Workers the layer takes a stub per call from the real binding.
+ * A namespace of a running Miniflare, seen from Node as a `StoreNamespace`:
+ * each method call on a stub is one request to the fixture Worker's `/rpc`
+ * route, which makes the call on the real binding inside workerd (so the
+ * object sees Worker-to-object RPC, concurrent calls included) and answers
+ * with its result as JSON.
  */
-const fromNode = (namespace: NodeNamespace) => {
-  const stubs = new Map<string, ProbeStub>()
-  const stub = (name: string): ProbeStub => {
-    const known = stubs.get(name)
-    if (known !== undefined) return known
-    const made = namespace.get(namespace.idFromName(name)) as unknown as ProbeStub
-    stubs.set(name, made)
-    return made
+const namespaceOf = (instance: Miniflare, binding: string) => {
+  const call = async (name: string, method: string, args: ReadonlyArray<unknown>): Promise<unknown> => {
+    const response = await instance.dispatchFetch("http://worker.test/rpc", {
+      method: "POST",
+      body: JSON.stringify({ binding, name, method, args }),
+      headers: { "content-type": "application/json" }
+    })
+    const reply = await response.json() as { readonly result?: unknown; readonly error?: string }
+    if (!response.ok) throw new Error(reply.error ?? `RPC failed with ${response.status}`)
+    return reply.result
   }
+  const stub = (name: string): ProbeStub =>
+    new Proxy({} as ProbeStub, { get: (_, method: string) => (...args: Array<unknown>) => call(name, method, args) })
   const idOf = (name: string): DurableObjectId => ({ name, toString: () => name, equals: (other) => other.name === name })
   return {
     namespace: { idFromName: idOf, get: (id: DurableObjectId) => stub(id.name ?? "") } satisfies DurableStore.StoreNamespace,
@@ -70,22 +73,18 @@ const fromNode = (namespace: NodeNamespace) => {
   }
 }
 
-/** A namespace of a running Miniflare, seen from Node. */
-const namespaceOf = (instance: Miniflare, binding: string) =>
-  Effect.map(Effect.promise(() => instance.getDurableObjectNamespace(binding)), fromNode)
-
 let mf: Miniflare
 let script: string
-let store: ReturnType<typeof fromNode>
-let probe: ReturnType<typeof fromNode>
+let store: ReturnType<typeof namespaceOf>
+let probe: ReturnType<typeof namespaceOf>
 const dirs: Array<string> = []
 
 beforeAll(async () => {
   script = await workerScript(here("./fixtures/durableWorker.ts"))
   mf = startMiniflare(script)
   await mf.ready
-  store = fromNode(await mf.getDurableObjectNamespace("STORE"))
-  probe = fromNode(await mf.getDurableObjectNamespace("PROBE"))
+  store = namespaceOf(mf, "STORE")
+  probe = namespaceOf(mf, "PROBE")
 })
 
 afterAll(async () => {
@@ -122,6 +121,29 @@ describe("durable object backend", () => {
       expect(DurableStore.capabilities.nonAtomic).toEqual([])
     }))
 
+  it.effect("the concurrency tests can fail: a take with a timer await between read and delete lets several win", () =>
+    Effect.gen(function*() {
+      const name = nextName()
+      yield* using(
+        DurableStore.layer({ namespace: probe.namespace, name }).pipe(Layer.provideMerge(WebCrypto.layerEphemeral))
+      )(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        const object = probe.stub(DurableStore.objectNames(name).tokens)
+        yield* tokens.saveTransaction(F.transaction("tx-racy"))
+        const racy = yield* Effect.all(
+          Array.from({ length: 50 }, () => Effect.promise(() => object.probeRacyTake("tx-racy"))),
+          { concurrency: "unbounded" }
+        )
+        expect(racy.filter((won) => won).length).toBeGreaterThan(1)
+        // The store's own take, on the same object and under the same load, lets exactly one win.
+        yield* tokens.saveTransaction(F.transaction("tx-atomic"))
+        const taken = yield* Effect.all(Array.from({ length: 50 }, () => tokens.takeTransaction("tx-atomic")), {
+          concurrency: "unbounded"
+        })
+        expect(taken.filter(Option.isSome)).toHaveLength(1)
+      }))
+    }))
+
   it.effect("survives a restart of Miniflare with persisted storage: every record read back and usable", () =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "mcp-durable-test-"))
@@ -135,7 +157,7 @@ describe("durable object backend", () => {
       const secrets = { clientSecret: F.secret("client"), apiKey: F.secret("api-key") }
 
       const before = startMiniflare(script, dir)
-      const written = yield* using(stores((yield* namespaceOf(before, "STORE")).namespace))(Effect.gen(function*() {
+      const written = yield* using(stores(namespaceOf(before, "STORE").namespace))(Effect.gen(function*() {
         const tokens = yield* TokenStore
         yield* tokens.saveGrant(F.grant("g1"))
         yield* tokens.saveTransaction(F.transaction("tx-1"))
@@ -151,7 +173,7 @@ describe("durable object backend", () => {
       yield* Effect.promise(() => before.dispose())
 
       const after = startMiniflare(script, dir)
-      yield* using(stores((yield* namespaceOf(after, "STORE")).namespace))(Effect.gen(function*() {
+      yield* using(stores(namespaceOf(after, "STORE").namespace))(Effect.gen(function*() {
         const tokens = yield* TokenStore
         expect(Option.isSome(yield* tokens.getGrant("g1"))).toBe(true)
         expect(Option.getOrThrow(yield* tokens.takeTransaction("tx-1")).state).toBe("state-tx-1")
@@ -229,7 +251,7 @@ describe("durable object backend", () => {
   it.effect("an object that cannot be reached is Unavailable, and the error holds no secret", () =>
     Effect.gen(function*() {
       const gone = startMiniflare(script)
-      const { namespace } = yield* namespaceOf(gone, "STORE")
+      const { namespace } = namespaceOf(gone, "STORE")
       yield* Effect.promise(() => gone.dispose())
       yield* using(
         DurableStore.layer({ namespace, name: nextName() }).pipe(Layer.provideMerge(WebCrypto.layerEphemeral))
