@@ -29,6 +29,8 @@ interface ProbeStub extends StoreStub {
   probeDamage(table: string, body: string): Promise<number>
   probeAlarm(): Promise<number | null>
   probeRacyTake(id: string): Promise<boolean>
+  probeExpiredCodes(n: number): Promise<number>
+  probeSchemaVersion(version: string): Promise<number>
 }
 
 const durableObjects = {
@@ -219,6 +221,54 @@ describe("durable object backend", () => {
       expect(yield* Effect.promise(() => object.probeAlarm())).not.toBeNull()
     }), 30_000)
 
+  it.effect("a backlog of expired rows is swept with no read: a batch on a call's way in, the rest by an alarm at once", () =>
+    Effect.gen(function*() {
+      const name = nextName()
+      const object = probe.stub(DurableStore.objectNames(name).tokens)
+      yield* Effect.promise(() => object.probeExpiredCodes(1_200))
+      yield* using(
+        DurableStore.layer({ namespace: probe.namespace, name }).pipe(Layer.provideMerge(WebCrypto.layerEphemeral))
+      )(Effect.gen(function*() {
+        // The first call sweeps: 500 of the 1,200 expired codes (one batch), and plans an alarm for the rest.
+        expect((yield* Effect.flatMap(TokenStore, (t) => t.consumeCode("nothing")))._tag).toBe("NotFound")
+      }))
+      const afterCall = yield* Effect.promise(() => object.probeRows())
+      expect(afterCall).toBeGreaterThanOrEqual(0)
+      expect(afterCall).toBeLessThanOrEqual(700)
+      let rows = afterCall
+      for (let waited = 0; waited < 10_000 && rows > 0; waited += 100) {
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))
+        rows = yield* Effect.promise(() => object.probeRows())
+      }
+      expect(rows).toBe(0)
+    }), 30_000)
+
+  it.effect("an object whose stored schema is newer than the code refuses every call as Corrupt and changes nothing", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "mcp-durable-test-"))
+      dirs.push(dir)
+      const name = nextName()
+      const stores = (namespace: DurableStore.StoreNamespace) =>
+        DurableStore.layer({ namespace, name }).pipe(Layer.provideMerge(WebCrypto.layerEphemeral))
+      const before = startMiniflare(script, dir)
+      yield* using(stores(namespaceOf(before, "PROBE").namespace))(
+        Effect.flatMap(TokenStore, (t) => t.saveCode("code-1", F.code("g1")))
+      )
+      expect(yield* Effect.promise(() => namespaceOf(before, "PROBE").stub(DurableStore.objectNames(name).tokens).probeSchemaVersion("99")))
+        .toBe(1)
+      yield* Effect.promise(() => before.dispose())
+
+      const after = startMiniflare(script, dir)
+      const object = namespaceOf(after, "PROBE").stub(DurableStore.objectNames(name).tokens)
+      yield* using(stores(namespaceOf(after, "PROBE").namespace))(Effect.gen(function*() {
+        const error = storeErrorOf(yield* Effect.exit(Effect.flatMap(TokenStore, (t) => t.consumeCode("code-1"))))
+        expect(error).toMatchObject({ reason: "Corrupt", method: "TokenStore.consumeCode" })
+        expect(error?.description).toContain("99")
+      }))
+      expect(yield* Effect.promise(() => object.probeRows())).toBe(1)
+      yield* Effect.promise(() => after.dispose())
+    }), 60_000)
+
   it.effect("a row that does not decode is Corrupt; a rotation over one changes nothing", () =>
     Effect.gen(function*() {
       const name = nextName()
@@ -266,7 +316,7 @@ describe("durable object backend", () => {
       }))
     }))
 
-  it.effect("the objects hold only hashes and ciphertexts, split between the tokens and the sessions object", () =>
+  it.effect("a store is two objects: its sessions in one, everything else in the other", () =>
     Effect.gen(function*() {
       const name = nextName()
       yield* using(

@@ -4,13 +4,12 @@
  * needs the layer, or runs outside workerd, imports `./layer.ts`.
  *
  * ```ts
- * import { Layer } from "effect"
- * import { WebCrypto } from "mcp-oauth-store"            // the WebCrypto layer
+ * // In the Worker (this module, and the WebCrypto layer of src/layers/crypto/web.ts):
  * import * as DurableStore from "mcp-oauth-store/durable"
  * export { StoreObject } from "mcp-oauth-store/durable"  // the class the binding runs
  * // wrangler.toml: [[durable_objects.bindings]] name = "STORE", class_name = "StoreObject"
  * //                [[migrations]] tag = "v1", new_sqlite_classes = ["StoreObject"]
- * const stores = (env: Env) => DurableStore.layerEnv(env).pipe(Layer.provide(WebCrypto.layerConfig))
+ * const stores = (env: object) => DurableStore.layerEnv(env).pipe(Layer.provide(WebCrypto.layerConfig))
  * ```
  *
  * **The split.** `StoreObject` (`object/`) is the code that runs inside the

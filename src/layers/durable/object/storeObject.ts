@@ -77,8 +77,12 @@ const isContext = (ctx: CallContext): boolean =>
 export class StoreObject<Env = unknown> extends DurableObject<Env> implements StoreProtocol {
   readonly #db: Db
   readonly #storage: DurableObjectState["storage"]
-  /** Set when the stored schema is one this code cannot serve: every call answers with it. */
-  readonly #broken: Failure | undefined
+  /**
+   * `ready` once migrated; a `Failure` when the stored schema is newer than
+   * this code (every call answers with it); `undefined` while a migration has
+   * not succeeded yet (the next call tries again).
+   */
+  #schema: "ready" | Failure | undefined
   /** Caller time at or after which a call sweeps on its way in. */
   #nextSweepAt = 0
   /** Whether an alarm is set (read from storage before the first call). */
@@ -88,49 +92,53 @@ export class StoreObject<Env = unknown> extends DurableObject<Env> implements St
     super(ctx, env)
     this.#storage = ctx.storage
     this.#db = makeDb(ctx.storage)
-    let broken: Failure | undefined
-    try {
-      broken = migrate(this.#db)
-    } catch (error) {
-      broken = failureOf(error)
-    }
-    this.#broken = broken
+    this.#migrated()
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmSet = (await ctx.storage.getAlarm()) !== null
     })
   }
 
+  /** The schema up to date: `undefined`, or why the object cannot serve. */
+  #migrated(): Failure | undefined {
+    if (this.#schema === "ready") return undefined
+    if (this.#schema !== undefined) return this.#schema
+    try {
+      const refused = migrate(this.#db)
+      this.#schema = refused ?? "ready"
+      return refused
+    } catch (error) {
+      return failureOf(error)
+    }
+  }
+
   /**
-   * Run one call: sweep first when due, then `body`; arm the idle alarm when
-   * none is set. Whatever `body` throws becomes the reply's `Failure` (an
-   * `Abort` rolled its transaction back and says which).
+   * Run one call: sweep first when due, then `body`; arm the alarm when none
+   * is set. Whatever `body` throws becomes the reply's `Failure` (an `Abort`
+   * rolled its transaction back and says which).
    */
   #call<A>(ctx: CallContext, body: (db: Db) => A): Reply<A> {
-    if (this.#broken !== undefined) return this.#broken
+    const unserved = this.#migrated()
+    if (unserved !== undefined) return unserved
     if (!isContext(ctx)) return invalidContext
     try {
       if (ctx.now >= this.#nextSweepAt) {
+        // One batch per table on a call's way in: a backlog beyond it goes to an alarm at once.
         const swept = sweepExpired(this.#db, ctx.now, ctx.graceWindow, CALL_SWEEP_BATCHES)
-        this.#nextSweepAt = swept.more ? ctx.now : ctx.now + ctx.sweepEvery
+        this.#nextSweepAt = ctx.now + ctx.sweepEvery
+        if (swept.more) this.#plan(ctx, 0)
       }
       const result = body(this.#db)
-      this.#armWhenIdle(ctx)
+      if (!this.#alarmSet) this.#plan(ctx, ctx.sweepEvery)
       return result
     } catch (error) {
       return error instanceof Abort ? error.failure : failureOf(error)
     }
   }
 
-  /** After a call: with no alarm set, set one `sweepEvery` ahead. A failure here leaves the call's result alone. */
-  #armWhenIdle(ctx: CallContext): void {
-    if (this.#alarmSet) return
+  /** Set the alarm `delay` after the call's time (and as long in real time). A failure leaves the call's result alone. */
+  #plan(ctx: CallContext, delay: number): void {
     try {
-      this.#arm({
-        at: ctx.now + ctx.sweepEvery,
-        real: realNow() + ctx.sweepEvery,
-        sweepEvery: ctx.sweepEvery,
-        graceWindow: ctx.graceWindow
-      })
+      this.#arm({ at: ctx.now + delay, real: realNow() + delay, sweepEvery: ctx.sweepEvery, graceWindow: ctx.graceWindow })
     } catch {
       this.#alarmSet = false
     }
@@ -157,7 +165,7 @@ export class StoreObject<Env = unknown> extends DurableObject<Env> implements St
    */
   override async alarm(): Promise<void> {
     this.#alarmSet = false
-    if (this.#broken !== undefined) return
+    if (this.#migrated() !== undefined) return
     const stored = this.#db.first<{ readonly value: string }>(`SELECT value FROM ${T.meta} WHERE key = 'alarm'`)
     const plan = stored === undefined ? undefined : Either.getOrUndefined(decodePlan(stored.value))
     if (plan === undefined) return
