@@ -17,8 +17,7 @@
 import type { DurableObjectNamespace } from "@cloudflare/workers-types"
 import { ConfigProvider, Effect, Layer } from "effect"
 import * as WebCrypto from "../src/layers/crypto/web.ts"
-import * as DurableStore from "../src/layers/durable/index.ts"
-import { StoreObject } from "../src/layers/durable/index.ts"
+import { DurableStore, StoreObject } from "../src/exports/durable.ts"
 import type { CallContext } from "../src/layers/durable/protocol.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
@@ -330,7 +329,7 @@ const binding = async (env: Env, op: string, side: string, n: number, lookups: n
       : timeLoopAsync(n, async (i) => (await env.BENCH.get(id).benchRawGet(`access-${(i * 7919) % lookups}`, NOW)) === null ? 0 : 1)
   }
   // The layer (tokens in the store "bench/tokens" hold the HMACs of `token-{i}`), against a hash and a bare call.
-  const crypto = WebCrypto.layerConfig.pipe(
+  const crypto = WebCrypto.layerConfig().pipe(
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["RS_TOKENS_ENC_KEY", env.RS_TOKENS_ENC_KEY]]))))
   )
   const stores = DurableStore.layer({ namespace: env.BENCH, name: "bench", sweepInterval: "1 day" }).pipe(Layer.provideMerge(crypto))
@@ -355,7 +354,7 @@ const binding = async (env: Env, op: string, side: string, n: number, lookups: n
 
 /** Save `n` access tokens `token-{i}` through the layer (for the `layer` binding row). */
 const fillThroughLayer = (env: Env, n: number) => {
-  const crypto = WebCrypto.layerConfig.pipe(
+  const crypto = WebCrypto.layerConfig().pipe(
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["RS_TOKENS_ENC_KEY", env.RS_TOKENS_ENC_KEY]]))))
   )
   const stores = DurableStore.layer({ namespace: env.BENCH, name: "bench", sweepInterval: "1 day" }).pipe(Layer.provideMerge(crypto))

@@ -8,7 +8,7 @@ import { Cause, Config, Context, Effect, Exit, Layer, Option, Redacted } from "e
 import { Miniflare } from "miniflare"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
 import * as WebCrypto from "../src/layers/crypto/web.ts"
-import * as DurableStore from "../src/layers/durable/layer.ts"
+import * as DurableStore from "../src/layers/durable/index.ts"
 import type { StoreStub } from "../src/layers/durable/protocol.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
@@ -361,7 +361,7 @@ describe("durable object backend inside workerd (the layer in a Worker)", () => 
 
   it("the bundle has no Node built-in, and bundling the node:crypto layer is refused", async () => {
     expect(script.length).toBeGreaterThan(0)
-    await expect(bundleForWorkers(here("../src/layers/crypto/index.ts"))).rejects.toThrow(/node:crypto/)
+    await expect(bundleForWorkers(here("../src/exports/crypto/node.ts"))).rejects.toThrow(/node:crypto/)
   })
 
   it("request after request (a fresh stub each time): save, consume twice, sessions", async () => {

@@ -1,20 +1,23 @@
 /**
- * The Cloudflare Durable Object backend: every store atomic on Workers.
- * For a Worker bundle (it imports `cloudflare:workers`); code that only
- * needs the layer, or runs outside workerd, imports `./layer.ts`.
+ * The Cloudflare Durable Object backend: every store atomic on Workers. This
+ * module is the layer, which runs wherever the Worker's code runs (no `node:`
+ * import, no `cloudflare:workers` import: it also runs in Node against
+ * Miniflare); the object class is `object/storeObject.ts`. Both are exported
+ * by `mcp-oauth-store/durable`.
  *
  * ```ts
- * // In the Worker (this module, and the WebCrypto layer of src/layers/crypto/web.ts):
- * import * as DurableStore from "mcp-oauth-store/durable"
- * export { StoreObject } from "mcp-oauth-store/durable"  // the class the binding runs
+ * import { Layer } from "effect"
+ * import { WebCrypto } from "mcp-oauth-store/crypto/web"
+ * import { DurableStore } from "mcp-oauth-store/durable"
+ * export { StoreObject } from "mcp-oauth-store/durable" // the class the binding runs
  * // wrangler.toml: [[durable_objects.bindings]] name = "STORE", class_name = "StoreObject"
  * //                [[migrations]] tag = "v1", new_sqlite_classes = ["StoreObject"]
- * const stores = (env: object) => DurableStore.layerEnv(env).pipe(Layer.provide(WebCrypto.layerConfig))
+ * const stores = (env: object) => DurableStore.layerEnv(env).pipe(Layer.provide(WebCrypto.layerConfig()))
  * ```
  *
  * **The split.** `StoreObject` (`object/`) is the code that runs inside the
  * object, on its SQLite storage (`ctx.storage.sql`, `transactionSync`): the
- * same tables and SQL steps as the SQLite backend. The layer (`layer.ts`)
+ * same tables and SQL steps as the SQLite backend. The layer (this module)
  * runs wherever the Worker's code runs and provides the ports; each store
  * operation is one JS RPC call on the object's stub (`protocol.ts`). One
  * object runs one request at a time as long as no non-storage `await`
@@ -63,23 +66,110 @@
  * `protocol.ts` and on `StoreObject`, its port over a `Channel` in the layer.
  */
 import type { DurableObjectNamespace } from "@cloudflare/workers-types"
-import type { StoreNamespace } from "./binding.ts"
+import { Config, type ConfigError, type Context, Duration, Effect, Layer } from "effect"
+import { type RecordStores, storesContext } from "../../internal/storesContext.ts"
+import { fullyAtomic, type StoreCapabilities } from "../../schema/capabilities.ts"
+import {
+  resolveSessionStoreOptions,
+  resolveSweepInterval,
+  resolveTokenStoreOptions,
+  type StoreOptions
+} from "../../schema/options.ts"
+import { Crypto } from "../../services/Crypto.ts"
+import { makeChannel, namespaceFromEnv, type StoreNamespace } from "./binding.ts"
+import { makeClientStore } from "./clientStore.ts"
+import { makeProviderTokenStore } from "./providerTokenStore.ts"
+import { makeRawStorage } from "./rawStorage.ts"
+import { makeSessionStore } from "./sessionStore.ts"
+import { makeSigningKeyStore } from "./signingKeyStore.ts"
 import type { StoreObject } from "./object/storeObject.ts"
+import { makeTokenStore } from "./tokenStore.ts"
 
-export { StoreObject } from "./object/storeObject.ts"
-export {
-  capabilities,
-  type DurableEnvOptions,
-  type DurableOptions,
-  type DurableStores,
-  layer,
-  layerConfig,
-  layerEnv,
-  namespaceFromEnv,
-  objectNames,
-  type StoreNamespace
-} from "./layer.ts"
+export type { StoreNamespace } from "./binding.ts"
 export type { StoreStub } from "./protocol.ts"
+
+/** The Durable Object backend's options: the binding, the store's name, and every backend's lifetimes and limits. */
+export interface DurableOptions extends StoreOptions {
+  /** The namespace bound to `StoreObject` with SQLite storage (`env.STORE`). */
+  readonly namespace: StoreNamespace
+  /**
+   * The store's name (default `default`): its records live in the objects
+   * `objectNames(name)`. Different names are separate stores (tenants), each
+   * with its own objects, so each adds its own throughput.
+   */
+  readonly name?: string
+}
+
+/** Every store the Durable Object backend provides. */
+export type DurableStores = RecordStores
+
+/** Every operation is atomic: one synchronous call to one object each. */
+export const capabilities: StoreCapabilities = fullyAtomic
+
+/**
+ * The objects of the store `name`: `tokens` holds the token state, grants,
+ * provider tokens, clients and the signing keys (everything `revokeGrant` and
+ * the OAuth flows touch together); `sessions` holds the MCP sessions (the hot
+ * path of every MCP request, and nothing it shares with the rest).
+ */
+export const objectNames = (name: string) => ({ tokens: `${name}/tokens`, sessions: `${name}/sessions` }) as const
+
+/**
+ * All the stores on Durable Objects of one namespace. Requires `Crypto` (the
+ * `WebCrypto` layer on Workers): hashing and sealing happen here, so the
+ * objects only ever hold lookup hashes and ciphertexts. The layer holds no
+ * state and forks no fiber; expiry is swept inside the objects (on the calls'
+ * time, and by their alarms when idle, every `sweepInterval`).
+ */
+export const layer = (options: DurableOptions): Layer.Layer<DurableStores, never, Crypto> => Layer.effectContext(make(options))
+
+/** `layer`'s work as an `Effect` (it needs no scope: nothing to release), for composing by hand. */
+export const make = (options: DurableOptions): Effect.Effect<Context.Context<DurableStores>, never, Crypto> =>
+  Effect.gen(function*() {
+    const crypto = yield* Crypto
+    const tokenOptions = resolveTokenStoreOptions(options.tokens)
+    const settings = {
+      sweepEvery: Duration.toMillis(resolveSweepInterval(options)),
+      graceWindow: tokenOptions.refreshGraceWindow
+    }
+    const names = objectNames(options.name ?? "default")
+    const tokens = makeChannel(options.namespace, names.tokens, settings)
+    const sessions = makeChannel(options.namespace, names.sessions, settings)
+
+    return storesContext({
+      tokens: makeTokenStore(tokens, crypto, tokenOptions),
+      providerTokens: makeProviderTokenStore(tokens, crypto, options.providerTokens),
+      sessions: makeSessionStore(sessions, crypto, resolveSessionStoreOptions(options.sessions)),
+      clients: makeClientStore(tokens, crypto),
+      signingKeys: makeSigningKeyStore(tokens, crypto),
+      raw: makeRawStorage([tokens, sessions])
+    })
+  })
+
+/** `layer`'s options with the namespace named by its binding in the Worker's `env`. */
+export interface DurableEnvOptions extends Omit<DurableOptions, "namespace"> {
+  /** The binding's name (default `STORE`). */
+  readonly binding?: string
+}
+
+/**
+ * `layer` over the namespace bound in a Worker's `env` (`env.STORE` unless
+ * `binding` says otherwise); a missing or wrong binding is a `ConfigError`.
+ */
+export const layerEnv = (
+  env: object,
+  options: DurableEnvOptions = {}
+): Layer.Layer<DurableStores, ConfigError.ConfigError, Crypto> =>
+  Layer.unwrapEffect(
+    Effect.map(namespaceFromEnv(env, options.binding ?? "STORE"), (namespace) => layer({ ...options, namespace }))
+  )
+
+/** `layerEnv` with its options read from `Config` (default: every default). */
+export const layerConfig = (
+  env: object,
+  config: Config.Config<DurableEnvOptions> = Config.succeed({})
+): Layer.Layer<DurableStores, ConfigError.ConfigError, Crypto> =>
+  Layer.unwrapEffect(Effect.map(config, (options) => layerEnv(env, options)))
 
 /** A Worker's binding of `StoreObject` is a `StoreNamespace` (checked when this compiles). */
 export const fromNamespace = (namespace: DurableObjectNamespace<StoreObject>): StoreNamespace => namespace
