@@ -4,9 +4,9 @@ import { Keys } from "../../internal/keys.ts"
 import { stamp } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
 import { traced } from "../../internal/traced.ts"
-import { AuthorizationCode } from "../../schema/code.ts"
+import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
-import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord } from "../../schema/token.ts"
+import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
 import { Transaction } from "../../schema/transaction.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { StoreError } from "../../services/StoreError.ts"
@@ -87,11 +87,11 @@ export const makeTokenStore = (
         const reply = yield* objects.call(method, (stub, ctx) => stub.consumeCode(ctx, hash))
         switch (reply._tag) {
           case "Consumed":
-            return { _tag: "Consumed" as const, code: yield* codeJson.decode(reply.body, method) }
+            return { _tag: "Consumed", code: yield* codeJson.decode(reply.body, method) } satisfies CodeConsumption
           case "Replayed":
-            return { _tag: "Replayed" as const, grantId: reply.grantId }
+            return { _tag: "Replayed", grantId: reply.grantId } satisfies CodeConsumption
           case "NotFound":
-            return { _tag: "NotFound" as const }
+            return { _tag: "NotFound" } satisfies CodeConsumption
         }
       }).pipe(traced("TokenStore.consumeCode")),
 
@@ -153,17 +153,17 @@ export const makeTokenStore = (
           case "Rotated": {
             const previous = yield* refreshJson.decode(reply.previous, method)
             const current = yield* refreshJson.decode(reply.current, method)
-            return { _tag: "Rotated" as const, previous: { ...previous, rotatedAt: now }, current }
+            return { _tag: "Rotated", previous: { ...previous, rotatedAt: now }, current } satisfies Rotation
           }
           case "GraceReplay": {
             const current = yield* refreshRecord(reply.current, method)
             const pair = yield* open(crypto, IssuedPair, reply.envelope, Keys.refreshSuccessor(hash), method)
-            return { _tag: "GraceReplay" as const, current, pair }
+            return { _tag: "GraceReplay", current, pair } satisfies Rotation
           }
           case "ReuseDetected":
-            return { _tag: "ReuseDetected" as const, grantId: reply.grantId }
+            return { _tag: "ReuseDetected", grantId: reply.grantId } satisfies Rotation
           case "NotFound":
-            return { _tag: "NotFound" as const }
+            return { _tag: "NotFound" } satisfies Rotation
         }
       }).pipe(traced("TokenStore.rotateRefreshToken")),
 
