@@ -12,12 +12,16 @@ import * as DurableStore from "../src/layers/durable/index.ts"
 import type { StoreStub } from "../src/layers/durable/protocol.ts"
 import { ClientStore } from "../src/services/ClientStore.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
+import { RateLimiter } from "../src/services/RateLimiter.ts"
 import { RawStorage } from "../src/services/RawStorage.ts"
+import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
 import { StoreError } from "../src/services/StoreError.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
 import { storeContract, type StoreOptions } from "./contract/index.ts"
+import { rateLimiterContract } from "./contract/RateLimiter.contract.ts"
+import { replayCacheContract } from "./contract/ReplayCache.contract.ts"
 import * as F from "./contract/fixtures.ts"
 import { bundleForWorkers, workerScript } from "./support/workerBundle.ts"
 
@@ -31,6 +35,7 @@ interface ProbeStub extends StoreStub {
   probeRacyTake(id: string): Promise<boolean>
   probeExpiredCodes(n: number): Promise<number>
   probeSchemaVersion(version: string): Promise<number>
+  probeSchemaV1(): Promise<number>
 }
 
 const durableObjects = {
@@ -107,11 +112,26 @@ storeContract({
     )
 })
 
+// The primitives spread over several objects: every bucket and id still in exactly one.
+const sharded = {
+  name: "durable object (Miniflare), 4 primitive shards",
+  capabilities: DurableStore.capabilities,
+  make: (options?: StoreOptions) =>
+    DurableStore.layer({ ...options, namespace: store.namespace, name: nextName(), primitiveShards: 4 }).pipe(
+      Layer.provideMerge(WebCrypto.layerEphemeral)
+    )
+}
+rateLimiterContract(sharded)
+replayCacheContract(sharded)
+
 const storeErrorOf = <A, E>(exit: Exit.Exit<A, E>): StoreError | undefined => {
   if (Exit.isSuccess(exit)) return undefined
   const failure = Cause.failureOption(exit.cause)
   return Option.isSome(failure) && failure.value instanceof StoreError ? failure.value : undefined
 }
+
+/** One action an hour. */
+const onePerHour = { bucket: "signin-address", limit: 1, window: "1 hour" } as const
 
 /** Run `body` on a fresh build of `layer`, released when it ends. */
 const using = <ROut, E>(layer: Layer.Layer<ROut, E>) => <A, E2>(body: Effect.Effect<A, E2, ROut>) =>
@@ -170,6 +190,8 @@ describe("durable object backend", () => {
         yield* Effect.flatMap(ProviderTokenStore, (p) => p.storeTokens("g1", "github", F.providerTokens(1)))
         yield* Effect.flatMap(ClientStore, (c) => c.register({ clientId: "c1", clientSecret: secrets.clientSecret, metadata: F.clientMetadata }))
         yield* Effect.flatMap(SigningKeyStore, (k) => k.compareAndSet(undefined, F.keySet(1, "persisted")))
+        expect((yield* Effect.flatMap(RateLimiter, (r) => r.consume(onePerHour, "203.0.113.7"))).allowed).toBe(true)
+        expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-persisted", "1 hour"))).toBe("First")
         return (yield* Effect.flatMap(SessionStore, (s) => s.create({ apiKey: secrets.apiKey }))).session
       }))
       yield* Effect.promise(() => before.dispose())
@@ -190,9 +212,104 @@ describe("durable object backend", () => {
         expect(Option.getOrThrow(yield* Effect.flatMap(SigningKeyStore, (k) => k.get)).keys[0]?.kid).toBe("kid-persisted")
         expect(Option.getOrThrow(yield* Effect.flatMap(SessionStore, (s) => s.get(written.id))).apiKeyHash).toBe(written.apiKeyHash)
         expect(yield* Effect.flatMap(SessionStore, (s) => s.listByApiKey(secrets.apiKey))).toHaveLength(1)
+        expect((yield* Effect.flatMap(RateLimiter, (r) => r.consume(onePerHour, "203.0.113.7"))).allowed).toBe(false)
+        expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-persisted", "1 hour"))).toBe("Replayed")
       }))
       yield* Effect.promise(() => after.dispose())
     }), 60_000)
+
+  it.effect("an object of the first schema (no primitives tables) is migrated in place when it starts, its records kept", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "mcp-durable-test-"))
+      dirs.push(dir)
+      const key = yield* generateKey
+      const name = nextName()
+      const stores = (namespace: DurableStore.StoreNamespace) =>
+        DurableStore.layer({ namespace, name }).pipe(Layer.provideMerge(Layer.orDie(WebCrypto.layer({ activeKey: key }))))
+      const before = startMiniflare(script, dir)
+      const names = DurableStore.objectNames(name)
+      yield* using(stores(namespaceOf(before, "PROBE").namespace))(Effect.gen(function*() {
+        yield* Effect.flatMap(TokenStore, (t) => t.saveCode("code-1", F.code("g1")))
+        // Touch the primitives object too, so it exists at the old schema.
+        expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-before", "1 hour"))).toBe("First")
+      }))
+      for (const object of [names.tokens, ...names.primitives]) {
+        expect(yield* Effect.promise(() => namespaceOf(before, "PROBE").stub(object).probeSchemaV1())).toBe(1)
+      }
+      yield* Effect.promise(() => before.dispose())
+
+      const after = startMiniflare(script, dir)
+      yield* using(stores(namespaceOf(after, "PROBE").namespace))(Effect.gen(function*() {
+        expect((yield* Effect.flatMap(TokenStore, (t) => t.consumeCode("code-1")))._tag).toBe("Consumed")
+        // The old object had no replay table: the id is new to the migrated one.
+        expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-before", "1 hour"))).toBe("First")
+        expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-before", "1 hour"))).toBe("Replayed")
+        expect((yield* Effect.flatMap(RateLimiter, (r) => r.consume(onePerHour, "k"))).allowed).toBe(true)
+        expect((yield* Effect.flatMap(RateLimiter, (r) => r.consume(onePerHour, "k"))).allowed).toBe(false)
+        const meta = (yield* Effect.flatMap(RawStorage, (raw) => raw.dump)).filter((row) => row.startsWith("mcp_meta:schema_version"))
+        expect(meta).toHaveLength(3)
+        expect(meta.every((row) => row.includes("\"value\":\"2\""))).toBe(true)
+      }))
+      yield* Effect.promise(() => after.dispose())
+    }), 60_000)
+
+  it.effect("primitives spread over their shards, each key in exactly one; a shard count out of range is Invalid", () =>
+    Effect.gen(function*() {
+      const name = nextName()
+      const names = DurableStore.objectNames(name, 4)
+      yield* using(
+        DurableStore.layer({ namespace: store.namespace, name, primitiveShards: 4 }).pipe(
+          Layer.provideMerge(WebCrypto.layerEphemeral)
+        )
+      )(Effect.gen(function*() {
+        const limiter = yield* RateLimiter
+        const replays = yield* ReplayCache
+        for (let i = 0; i < 40; i++) {
+          yield* limiter.consume(onePerHour, `203.0.113.${i}`)
+          yield* replays.remember("dpop", `jti-${i}`, "1 hour")
+        }
+        const ctx = { now: 0, sweepEvery: 86_400_000, graceWindow: 30_000 }
+        const perShard = yield* Effect.forEach(names.primitives, (object) =>
+          Effect.promise(async () => {
+            const rows = await store.stub(object).dump(ctx)
+            return Array.isArray(rows) ? rows.filter((row) => /^(ratelimit|replay):/.test(row)) : []
+          }))
+        // 80 keys in all, none in two shards, every shard used, none in the token or session objects.
+        expect(perShard.flat()).toHaveLength(80)
+        expect(new Set(perShard.flat().map((row) => row.split(" ")[0])).size).toBe(80)
+        expect(perShard.every((rows) => rows.length > 0)).toBe(true)
+        const elsewhere = yield* Effect.promise(() => store.stub(names.tokens).dump(ctx))
+        expect(Array.isArray(elsewhere) && elsewhere.some((row) => /^(ratelimit|replay):/.test(row))).toBe(false)
+      }))
+      for (const primitiveShards of [0, 65, 1.5, Number.NaN]) {
+        const built = yield* Effect.exit(
+          Effect.scoped(Layer.build(
+            DurableStore.layer({ namespace: store.namespace, name, primitiveShards }).pipe(Layer.provide(WebCrypto.layerEphemeral))
+          ))
+        )
+        expect(storeErrorOf(built)).toMatchObject({ reason: "Invalid", method: "DurableStore.layer" })
+      }
+    }))
+
+  it.effect("the object refuses a rate-limit policy or an expiry no layer would send, and writes nothing", () =>
+    Effect.gen(function*() {
+      const object = store.stub(DurableStore.objectNames(nextName()).primitives[0] ?? "")
+      const ctx = { now: 0, sweepEvery: 86_400_000, graceWindow: 30_000 }
+      const bad = [
+        { bucket: "b", limit: 0, interval: 1, capacity: 0 },
+        { bucket: "b", limit: 2, interval: 10, capacity: 25 },
+        { bucket: "b", limit: 1, interval: Number.NaN, capacity: 1 }
+      ]
+      for (const policy of bad) {
+        expect(yield* Effect.promise(() => object.consumeToken(ctx, "ratelimit:b:x", policy))).toMatchObject({
+          _tag: "Failure",
+          reason: "Invalid"
+        })
+      }
+      expect(yield* Effect.promise(() => object.rememberId(ctx, "replay:dpop:x", 1.5))).toMatchObject({ reason: "Invalid" })
+      const rows = yield* Effect.promise(() => object.dump(ctx))
+      expect(Array.isArray(rows) && rows.filter((row) => /^(ratelimit|replay):/.test(row))).toEqual([])
+    }))
 
   it.live("an idle object's alarm sweeps expired rows with no call arriving", () =>
     Effect.gen(function*() {

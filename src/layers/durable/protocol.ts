@@ -8,8 +8,10 @@
  * epoch milliseconds. Never a bearer secret or a key: the layer hashes and
  * seals before it calls, so the object (and its storage) sees neither.
  */
+import type { Gcra } from "../../internal/rateLimit.ts"
 import type { SessionRow } from "../../internal/sessionRow.ts"
 import type { EvictionReason } from "../../schema/session.ts"
+import type { RateLimitDecision } from "../../services/RateLimiter.ts"
 import type { StoreErrorReason } from "../../services/StoreError.ts"
 import type { NewRefreshToken } from "../../services/TokenStore.ts"
 
@@ -164,6 +166,13 @@ export interface StoreProtocol {
   // The signing key set (sealed), by compare-and-set on its version.
   getSigningKeys(ctx: CallContext): Reply<KeySetRow | null>
   compareAndSetSigningKeys(ctx: CallContext, expectedVersion: number | null, next: KeySetRow): Reply<boolean>
+  // RateLimiter buckets, under their storage keys (`Keys.rateLimit`); the policy as the layer worked it out.
+  consumeToken(ctx: CallContext, key: string, policy: Gcra): Reply<RateLimitDecision>
+  checkTokens(ctx: CallContext, key: string, policy: Gcra): Reply<RateLimitDecision>
+  refundToken(ctx: CallContext, key: string, policy: Gcra): Reply<null>
+  resetBucket(ctx: CallContext, key: string): Reply<null>
+  // ReplayCache ids, under their storage keys (`Keys.replay`): true for the first sighting.
+  rememberId(ctx: CallContext, key: string, expiresAt: number): Reply<boolean>
   // Upkeep and audit.
   /** Delete expired rows now (bounded batches); how many went. */
   sweep(ctx: CallContext): Reply<number>

@@ -19,6 +19,8 @@ const keyed: ReadonlyArray<readonly [table: string, key: (row: Row) => string]> 
   [T.sessions, (row) => Keys.session(text(row, "id"))],
   [T.clients, (row) => Keys.client(text(row, "client_id"))],
   [T.signingKeys, (row) => text(row, "name")],
+  [T.rateLimits, (row) => text(row, "key")],
+  [T.replayIds, (row) => text(row, "key")],
   [T.meta, (row) => `${T.meta}:${text(row, "key")}`]
 ]
 

@@ -21,6 +21,10 @@ export const T = {
   sessions: "mcp_sessions",
   clients: "mcp_clients",
   signingKeys: "mcp_signing_keys",
+  /** `RateLimiter` buckets: the instant each is full again. */
+  rateLimits: "mcp_rate_limits",
+  /** `ReplayCache` ids: the end of each one's lifetime. */
+  replayIds: "mcp_replay_ids",
   /** The schema version and the alarm's plan. */
   meta: "mcp_meta"
 } as const
@@ -33,7 +37,9 @@ export const EXPIRING = [
   T.refreshTokens,
   T.grants,
   T.providerTokens,
-  T.sessions
+  T.sessions,
+  T.rateLimits,
+  T.replayIds
 ] as const
 
 /** Each migration is a list of statements; the index + 1 is the schema version it brings. */
@@ -124,6 +130,21 @@ const migrations: ReadonlyArray<ReadonlyArray<string>> = [
       version INTEGER NOT NULL,
       envelope TEXT NOT NULL
     )`
+  ],
+  // The RateLimiter's buckets and the ReplayCache's ids, as in the SQLite backend (its migration
+  // `2_rate_limits_and_replay_ids`): one row per (bucket, key) or (scope, id) under its storage key
+  // (`Keys.rateLimit`, `Keys.replay`: names and lookup hashes only), swept by `expires_at`.
+  [
+    `CREATE TABLE ${T.rateLimits} (
+      key TEXT PRIMARY KEY NOT NULL,
+      expires_at INTEGER NOT NULL
+    )`,
+    `CREATE INDEX ${T.rateLimits}_expires_at ON ${T.rateLimits} (expires_at)`,
+    `CREATE TABLE ${T.replayIds} (
+      key TEXT PRIMARY KEY NOT NULL,
+      expires_at INTEGER NOT NULL
+    )`,
+    `CREATE INDEX ${T.replayIds}_expires_at ON ${T.replayIds} (expires_at)`
   ]
 ]
 

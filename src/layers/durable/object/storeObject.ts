@@ -17,7 +17,9 @@
 import type { DurableObjectState } from "@cloudflare/workers-types"
 import { DurableObject } from "cloudflare:workers"
 import { Clock, Effect, Either, Schema } from "effect"
+import type { Gcra } from "../../../internal/rateLimit.ts"
 import type { SessionRow } from "../../../internal/sessionRow.ts"
+import type { RateLimitDecision } from "../../../services/RateLimiter.ts"
 import type {
   CallContext,
   ConsumeReply,
@@ -38,6 +40,7 @@ import type {
 } from "../protocol.ts"
 import { Abort, type Db, failureOf, makeDb } from "./db.ts"
 import { dump as dumpRows } from "./dump.ts"
+import * as Primitives from "./primitives.ts"
 import * as Providers from "./providerTokens.ts"
 import * as Registry from "./registry.ts"
 import { migrate, T } from "./schema.ts"
@@ -68,6 +71,10 @@ const encodePlan = Schema.encodeSync(AlarmPlan)
 const realNow = (): number => Effect.runSync(Clock.currentTimeMillis)
 
 const invalidContext: Failure = { _tag: "Failure", reason: "Invalid", description: "the call carries no valid time" }
+
+const invalidPolicy: Failure = { _tag: "Failure", reason: "Invalid", description: "the call carries no valid rate-limit policy" }
+
+const invalidLifetime: Failure = { _tag: "Failure", reason: "Invalid", description: "the call carries no valid expiry" }
 
 const isContext = (ctx: CallContext): boolean =>
   typeof ctx === "object" && ctx !== null && Number.isFinite(ctx.now) && Number.isFinite(ctx.sweepEvery) &&
@@ -270,6 +277,26 @@ export class StoreObject<Env = unknown> extends DurableObject<Env> implements St
   }
   compareAndSetSigningKeys(ctx: CallContext, expectedVersion: number | null, next: KeySetRow): Reply<boolean> {
     return this.#call(ctx, (db) => Registry.compareAndSetSigningKeys(db, expectedVersion, next))
+  }
+
+  consumeToken(ctx: CallContext, key: string, policy: Gcra): Reply<RateLimitDecision> {
+    if (!Primitives.isGcra(policy)) return invalidPolicy
+    return this.#call(ctx, (db) => Primitives.consumeToken(db, ctx.now, key, policy))
+  }
+  checkTokens(ctx: CallContext, key: string, policy: Gcra): Reply<RateLimitDecision> {
+    if (!Primitives.isGcra(policy)) return invalidPolicy
+    return this.#call(ctx, (db) => Primitives.checkTokens(db, ctx.now, key, policy))
+  }
+  refundToken(ctx: CallContext, key: string, policy: Gcra): Reply<null> {
+    if (!Primitives.isGcra(policy)) return invalidPolicy
+    return this.#call(ctx, (db) => Primitives.refundToken(db, ctx.now, key, policy))
+  }
+  resetBucket(ctx: CallContext, key: string): Reply<null> {
+    return this.#call(ctx, (db) => Primitives.resetBucket(db, key))
+  }
+  rememberId(ctx: CallContext, key: string, expiresAt: number): Reply<boolean> {
+    if (!Number.isSafeInteger(expiresAt)) return invalidLifetime
+    return this.#call(ctx, (db) => Primitives.rememberId(db, ctx.now, key, expiresAt))
   }
 
   sweep(ctx: CallContext): Reply<number> {
