@@ -151,7 +151,9 @@ const run = async (): Promise<string> => {
       await inObject("getAccessToken", FAST),
       await inObject("getSession", FAST),
       await inObject("createSession", SLOW),
-      await inObject("rotateRefreshToken", SLOW, async (side, round) => round === -1 ? object(mf, "benchChain", side) : undefined)
+      await inObject("rotateRefreshToken", SLOW, async (side, round) => round === -1 ? object(mf, "benchChain", side) : undefined),
+      await inObject("consumeToken", FAST),
+      await inObject("rememberId", FAST)
     ]
 
     const throughBinding = (name: string, op: string) =>
@@ -168,6 +170,8 @@ const run = async (): Promise<string> => {
     return [
       table("Durable Object: operations inside the object vs raw ctx.storage.sql (same object, same SQL)", objectRows),
       "",
+      "consumeToken is RateLimiter.consume's step (read the bucket, decide, write), over 10,000 buckets per side and round;",
+      "rememberId is ReplayCache.remember's (one conditional upsert), each id new.",
       "Lookups pick among 10,000 rows; createSession runs at the 10,000-session global cap (each create evicts one, as the",
       "store must). Timed inside workerd, whose timer ticks in whole milliseconds: a per-operation p99 cannot be measured",
       "there, so the table gives the mean per operation.",

@@ -71,6 +71,9 @@ const refreshBody = JSON.stringify({
   expiresAt: NOW + 30 * DAY,
   absoluteExpiresAt: NOW + 90 * DAY
 })
+/** A generous policy (a million per hour): every consume of the bench is allowed, on both sides. */
+const GCRA = { bucket: "bench", limit: 1_000_000, interval: 4, capacity: 4_000_000 }
+
 /** A stand-in for a sealed pair: the object stores it without looking. */
 const ENVELOPE = `v1.kid00000.${"A".repeat(16)}.${"B".repeat(120)}`
 
@@ -298,6 +301,36 @@ export class BenchStoreObject extends StoreObject {
             this.#rotationHead["raw"] = head + 1
             return rows.length
           }))
+      case "consumeToken:ours":
+        return timeLoop(n, (i) => {
+          const reply = this.consumeToken(ctx, `ratelimit:bench:${side}-${round}-${i % lookups}`, GCRA)
+          return typeof reply === "object" && "allowed" in reply && reply.allowed ? 1 : 0
+        })
+      case "consumeToken:raw":
+        // The same steps on raw SQL: read the live state, take a token (GCRA, inline), write it back.
+        return timeLoop(n, (i) => {
+          const key = `ratelimit:bench:${side}-${round}-${i % lookups}`
+          const row = sql.exec("SELECT expires_at FROM mcp_rate_limits WHERE key = ? AND expires_at > ?", key, NOW).toArray()[0]
+          const base = Math.max(Number(row?.["expires_at"] ?? NOW), NOW)
+          if (base + GCRA.interval - NOW > GCRA.capacity) return 0
+          sql.exec(
+            "INSERT INTO mcp_rate_limits (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
+            key,
+            base + GCRA.interval
+          )
+          return 1
+        })
+      case "rememberId:ours":
+        return timeLoop(n, (i) => this.rememberId(ctx, `replay:bench:${side}-${round}-${i}`, NOW + DAY) === true ? 1 : 0)
+      case "rememberId:raw":
+        return timeLoop(n, (i) =>
+          sql.exec(
+            `INSERT INTO mcp_replay_ids (key, expires_at) VALUES (?, ?)
+              ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ? RETURNING 1`,
+            `replay:bench:${side}-${round}-${i}`,
+            NOW + DAY,
+            NOW
+          ).toArray().length)
       default:
         throw new Error(`no bench ${op}:${side}`)
     }

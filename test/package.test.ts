@@ -131,4 +131,39 @@ describe("the published package, in a consumer project", () => {
       await mf.dispose()
     }
   })
+
+  it("the server as a Worker written by hand (server, durable, crypto/web) bundles with no Node built-in and serves in workerd", async () => {
+    const built = await bundleForWorkers(join(app, "src/mcpWorker.ts"), app)
+    const script = built.outputFiles[0]?.text ?? ""
+    const bytes = new TextEncoder().encode(script)
+    console.info(`consumer server Worker bundle: ${bytes.length} bytes, ${gzipSync(bytes).length} gzipped`)
+    const mf = new Miniflare({
+      modules: true,
+      script,
+      compatibilityDate: "2025-01-01",
+      durableObjects: { STORE: { className: "StoreObject", useSQLite: true } },
+      bindings: { PUBLIC_URL: "https://mcp.example.com", RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)) }
+    })
+    try {
+      const metadata = await mf.dispatchFetch("https://mcp.example.com/.well-known/oauth-authorization-server")
+      expect(await metadata.json()).toMatchObject({ issuer: "https://mcp.example.com", scopes_supported: ["mcp:tools"] })
+      const jwks = await (await mf.dispatchFetch("https://mcp.example.com/.well-known/jwks.json")).json() as { keys: Array<unknown> }
+      expect(jwks.keys.length).toBeGreaterThan(0)
+      const registered = await mf.dispatchFetch("https://mcp.example.com/register", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ redirect_uris: ["https://app.example/callback"], token_endpoint_auth_method: "none" })
+      })
+      expect(registered.status).toBe(201)
+      const refused = await mf.dispatchFetch("https://mcp.example.com/mcp", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })
+      })
+      expect(refused.status).toBe(401)
+      expect(refused.headers.get("www-authenticate")).toContain("resource_metadata=")
+    } finally {
+      await mf.dispose()
+    }
+  })
 })

@@ -18,11 +18,13 @@ const noNodeBuiltins: esbuild.Plugin = {
  * Bundle an entry for workerd: ESM, platform neutral, the `workerd` condition,
  * no Node built-ins allowed; the modules workerd provides itself
  * (`cloudflare:workers`) stay imports. `workingDir` is where packages are
- * resolved from.
+ * resolved from; `metafile` adds esbuild's account of the inputs (bundle
+ * composition, for the bench).
  */
-export const bundleForWorkers = (entry: string, workingDir?: string) =>
+export const bundleForWorkers = (entry: string, workingDir?: string, metafile = false) =>
   esbuild.build({
     entryPoints: [entry],
+    metafile,
     ...(workingDir === undefined ? {} : { absWorkingDir: workingDir }),
     bundle: true,
     format: "esm",
