@@ -16,6 +16,7 @@ import { promisify } from "node:util"
 import { gzipSync } from "node:zlib"
 import { Miniflare } from "miniflare"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
+import { freePort } from "./support/redisServer.ts"
 import { bundleForWorkers } from "./support/workerBundle.ts"
 
 const run = promisify(execFile)
@@ -137,25 +138,31 @@ describe("the published package, in a consumer project", () => {
     const script = built.outputFiles[0]?.text ?? ""
     const bytes = new TextEncoder().encode(script)
     console.info(`consumer server Worker bundle: ${bytes.length} bytes, ${gzipSync(bytes).length} gzipped`)
+    // On a loopback port, so the Worker sees the Host its PUBLIC_URL names (Miniflare's dispatchFetch rewrites it).
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
     const mf = new Miniflare({
       modules: true,
       script,
       compatibilityDate: "2025-01-01",
+      host: "127.0.0.1",
+      port,
       durableObjects: { STORE: { className: "StoreObject", useSQLite: true } },
-      bindings: { PUBLIC_URL: "https://mcp.example.com", RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)) }
+      bindings: { PUBLIC_URL: url, RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)) }
     })
     try {
-      const metadata = await mf.dispatchFetch("https://mcp.example.com/.well-known/oauth-authorization-server")
-      expect(await metadata.json()).toMatchObject({ issuer: "https://mcp.example.com", scopes_supported: ["mcp:tools"] })
-      const jwks = await (await mf.dispatchFetch("https://mcp.example.com/.well-known/jwks.json")).json() as { keys: Array<unknown> }
+      await mf.ready
+      const metadata = await fetch(`${url}/.well-known/oauth-authorization-server`)
+      expect(await metadata.json()).toMatchObject({ issuer: url, scopes_supported: ["mcp:tools"] })
+      const jwks = await (await fetch(`${url}/.well-known/jwks.json`)).json() as { keys: Array<unknown> }
       expect(jwks.keys.length).toBeGreaterThan(0)
-      const registered = await mf.dispatchFetch("https://mcp.example.com/register", {
+      const registered = await fetch(`${url}/register`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ redirect_uris: ["https://app.example/callback"], token_endpoint_auth_method: "none" })
       })
       expect(registered.status).toBe(201)
-      const refused = await mf.dispatchFetch("https://mcp.example.com/mcp", {
+      const refused = await fetch(`${url}/mcp`, {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })

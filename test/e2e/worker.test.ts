@@ -45,6 +45,7 @@ interface Running {
 
 const template = wranglerTemplate(readFileSync(join(root, "wrangler.toml"), "utf8"))
 let script: string
+let flakyScript: string
 const dirs: Array<string> = []
 const running: Array<Miniflare> = []
 
@@ -53,12 +54,13 @@ const start = async (options: {
   readonly bindings: Record<string, string>
   readonly persist?: string
   readonly kv?: boolean
+  readonly script?: string
 }): Promise<Running> => {
   let output = ""
   const collect = (stream: Readable) => stream.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")))
   const mf = new Miniflare({
     modules: true,
-    script,
+    script: options.script ?? script,
     compatibilityDate: template.compatibilityDate,
     host: "127.0.0.1",
     port: options.port,
@@ -107,6 +109,7 @@ const logLines = (output: string) =>
 
 beforeAll(async () => {
   script = await workerScript(join(root, template.main))
+  flakyScript = await workerScript(join(root, "test/fixtures/flakyWorker.ts"))
 }, 60_000)
 
 afterAll(async () => {
@@ -251,6 +254,28 @@ describe("the server as a Worker in workerd (Miniflare), on Durable Objects", ()
     expect(second.output()).toContain("RS_TOKENS_ENC_KEY")
     expect(second.output()).not.toContain(badKey)
     await stop(second)
+  })
+})
+
+describe("the server as a Worker whose store fails while the runtime is built", () => {
+  it("answers 503 temporarily_unavailable with Retry-After, logs the store's reason, and the next request builds it", { timeout: 60_000 }, async () => {
+    const port = await freePort()
+    const worker = await start({
+      port,
+      script: flakyScript,
+      bindings: { PUBLIC_URL: `http://127.0.0.1:${port}`, RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)) }
+    })
+    const first = await fetch(`${worker.url}/.well-known/jwks.json`)
+    expect(first.status).toBe(503)
+    expect(first.headers.get("retry-after")).toBe("1")
+    expect(await first.json()).toMatchObject({ error: "temporarily_unavailable" })
+    const second = await fetch(`${worker.url}/.well-known/jwks.json`)
+    expect(second.status).toBe(200)
+    expect(((await second.json()) as { keys: Array<unknown> }).keys.length).toBeGreaterThan(0)
+    const lines = logLines(worker.output())
+    expect(lines.filter((line) => String(line["message"]).includes("the store failed (Unavailable) in SigningKeyStore.get"))).toHaveLength(1)
+    expect(lines.filter((line) => line["message"] === "stores ready")).toHaveLength(2)
+    await stop(worker)
   })
 })
 

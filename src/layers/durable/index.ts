@@ -177,6 +177,7 @@ export const make = (options: DurableOptions): Effect.Effect<Context.Context<Dur
     const tokens = makeChannel(options.namespace, names.tokens, settings)
     const sessions = makeChannel(options.namespace, names.sessions, settings)
     const [first, ...rest] = names.primitives.map((name) => makeChannel(options.namespace, name, settings))
+    // `first` is always there (at least one shard, checked above); the fallback only satisfies the type.
     const primitives = makeShards(first === undefined ? [tokens] : [first, ...rest])
 
     return storesContext({

@@ -3,8 +3,9 @@
  * bind it with SQLite storage (see `../index.ts`). Every method is one RPC
  * call from the layer, and runs synchronously on `ctx.storage.sql` from its
  * first read to its last write, so no other request to the object interleaves
- * with it: that is what makes consume, take, rotation, the session limits and
- * the signing-key compare-and-set atomic. Nothing here awaits anything but
+ * with it: that is what makes consume, take, rotation, the session limits,
+ * the signing-key compare-and-set, the rate limiter's take and the replay
+ * cache's first sighting atomic. Nothing here awaits anything but
  * storage between a check and its write.
  *
  * Time: each call carries the caller's `now` (`CallContext`). Expired rows
