@@ -218,7 +218,7 @@ describe("durable object backend", () => {
       yield* Effect.promise(() => after.dispose())
     }), 60_000)
 
-  it.effect("an object of the first schema (no primitives tables) is migrated in place when it starts, its records kept", () =>
+  it.effect("an object of the first schema (no primitives tables, no client expiry) is migrated in place when it starts, its records kept", () =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "mcp-durable-test-"))
       dirs.push(dir)
@@ -230,6 +230,7 @@ describe("durable object backend", () => {
       const names = DurableStore.objectNames(name)
       yield* using(stores(namespaceOf(before, "PROBE").namespace))(Effect.gen(function*() {
         yield* Effect.flatMap(TokenStore, (t) => t.saveCode("code-1", F.code("g1")))
+        yield* Effect.flatMap(ClientStore, (c) => c.register({ clientId: "registered", metadata: F.clientMetadata }))
         // Touch the primitives object too, so it exists at the old schema.
         expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-before", "1 hour"))).toBe("First")
       }))
@@ -241,6 +242,10 @@ describe("durable object backend", () => {
       const after = startMiniflare(script, dir)
       yield* using(stores(namespaceOf(after, "PROBE").namespace))(Effect.gen(function*() {
         expect((yield* Effect.flatMap(TokenStore, (t) => t.consumeCode("code-1")))._tag).toBe("Consumed")
+        // The registered client (no expiry) is still served; a cached metadata document gets one.
+        expect(Option.isSome(yield* Effect.flatMap(ClientStore, (c) => c.get("registered")))).toBe(true)
+        yield* Effect.flatMap(ClientStore, (c) => c.register({ clientId: "https://app.example/c.json", metadata: F.clientMetadata, ttl: "1 minute" }))
+        expect(Option.isSome(yield* Effect.flatMap(ClientStore, (c) => c.get("https://app.example/c.json")))).toBe(true)
         // The old object had no replay table: the id is new to the migrated one.
         expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-before", "1 hour"))).toBe("First")
         expect(yield* Effect.flatMap(ReplayCache, (r) => r.remember("dpop", "jti-before", "1 hour"))).toBe("Replayed")
@@ -248,7 +253,7 @@ describe("durable object backend", () => {
         expect((yield* Effect.flatMap(RateLimiter, (r) => r.consume(onePerHour, "k"))).allowed).toBe(false)
         const meta = (yield* Effect.flatMap(RawStorage, (raw) => raw.dump)).filter((row) => row.startsWith("mcp_meta:schema_version"))
         expect(meta).toHaveLength(3)
-        expect(meta.every((row) => row.includes("\"value\":\"2\""))).toBe(true)
+        expect(meta.every((row) => row.includes("\"value\":\"3\""))).toBe(true)
       }))
       yield* Effect.promise(() => after.dispose())
     }), 60_000)

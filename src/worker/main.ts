@@ -7,7 +7,8 @@
 import { McpWorker, StoreObject } from "../exports/worker.ts"
 import { greet } from "../http/mcp/tools/greet.ts"
 import { whoami } from "../http/mcp/tools/whoami.ts"
+import { DEFAULT_SCOPE_DESCRIPTIONS } from "../server/config.ts"
 
 export { StoreObject }
 
-export default McpWorker.make({ tools: [whoami, greet] })
+export default McpWorker.make({ tools: [whoami, greet], server: { scopeDescriptions: DEFAULT_SCOPE_DESCRIPTIONS } })

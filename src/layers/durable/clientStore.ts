@@ -10,7 +10,12 @@ import type { Channel } from "./binding.ts"
 
 const clientJson = jsonColumn(RegisteredClient)
 
-/** The Durable Object `ClientStore`: one row per client, its secret only as a lookup hash inside the record. */
+/**
+ * The Durable Object `ClientStore`: one row per client, its secret only as a
+ * lookup hash inside the record; a cached metadata document has an
+ * `expires_at` (reads at the caller's time ignore the row past it, sweeps
+ * delete it).
+ */
 export const makeClientStore = (objects: Channel, crypto: Crypto.Service): ClientStore.Service => {
   const get = (clientId: string, method: string): Effect.Effect<Option.Option<RegisteredClient>, StoreError> =>
     Effect.flatMap(
@@ -25,7 +30,7 @@ export const makeClientStore = (objects: Channel, crypto: Crypto.Service): Clien
         const now = yield* Clock.currentTimeMillis
         const client = yield* newClient(crypto, input, now)
         const body = yield* clientJson.encode(client, method)
-        yield* objects.callAt(method, now, (stub, ctx) => stub.putClient(ctx, client.clientId, body))
+        yield* objects.callAt(method, now, (stub, ctx) => stub.putClient(ctx, client.clientId, body, client.expiresAt ?? null))
         return client
       }).pipe(traced("ClientStore.register")),
 

@@ -159,8 +159,8 @@ export interface StoreProtocol {
   updateSession(ctx: CallContext, id: string, patch: SessionPatchRow): Reply<SessionRow | null>
   deleteSession(ctx: CallContext, id: string): Reply<boolean>
   listSessions(ctx: CallContext, apiKeyHash: string): Reply<ReadonlyArray<SessionRow>>
-  // Registered clients (JSON, the secret only as a hash inside).
-  putClient(ctx: CallContext, clientId: string, body: string): Reply<null>
+  // Registered clients (JSON, the secret only as a hash inside); cached metadata documents with their expiry.
+  putClient(ctx: CallContext, clientId: string, body: string, expiresAt: number | null): Reply<null>
   getClient(ctx: CallContext, clientId: string): Reply<string | null>
   deleteClient(ctx: CallContext, clientId: string): Reply<boolean>
   // The signing key set (sealed), by compare-and-set on its version.

@@ -11,13 +11,19 @@ import { T } from "./schema.ts"
 /** The one row's name: the record key its envelope is bound to. */
 const SIGNING_KEYS = Keys.signingKeys
 
-export const putClient = (db: Db, clientId: string, body: string): null => {
-  db.run(`INSERT OR REPLACE INTO ${T.clients} (client_id, body) VALUES (?, ?)`, clientId, body)
+/** Store a client, replacing one with the same id; `expiresAt` only for a cached metadata document. */
+export const putClient = (db: Db, clientId: string, body: string, expiresAt: number | null): null => {
+  db.run(`INSERT OR REPLACE INTO ${T.clients} (client_id, body, expires_at) VALUES (?, ?, ?)`, clientId, body, expiresAt)
   return null
 }
 
-export const getClient = (db: Db, clientId: string): string | null =>
-  db.first<{ readonly body: string }>(`SELECT body FROM ${T.clients} WHERE client_id = ?`, clientId)?.body ?? null
+/** A client still served at `now` (a registered one always is). */
+export const getClient = (db: Db, now: number, clientId: string): string | null =>
+  db.first<{ readonly body: string }>(
+    `SELECT body FROM ${T.clients} WHERE client_id = ? AND (expires_at IS NULL OR expires_at > ?)`,
+    clientId,
+    now
+  )?.body ?? null
 
 export const deleteClient = (db: Db, clientId: string): boolean =>
   db.count(`DELETE FROM ${T.clients} WHERE client_id = ? RETURNING 1`, clientId) > 0

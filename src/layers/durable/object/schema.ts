@@ -39,7 +39,9 @@ export const EXPIRING = [
   T.providerTokens,
   T.sessions,
   T.rateLimits,
-  T.replayIds
+  T.replayIds,
+  // Only cached Client ID Metadata Documents have an expiry: `expires_at <= ?` never matches a NULL.
+  T.clients
 ] as const
 
 /** Each migration is a list of statements; the index + 1 is the schema version it brings. */
@@ -145,6 +147,12 @@ const migrations: ReadonlyArray<ReadonlyArray<string>> = [
       expires_at INTEGER NOT NULL
     )`,
     `CREATE INDEX ${T.replayIds}_expires_at ON ${T.replayIds} (expires_at)`
+  ],
+  // Cached Client ID Metadata Documents expire; registered clients (NULL) do not. As the SQLite
+  // backend's migration `4_client_expiry`.
+  [
+    `ALTER TABLE ${T.clients} ADD COLUMN expires_at INTEGER`,
+    `CREATE INDEX ${T.clients}_expires_at ON ${T.clients} (expires_at) WHERE expires_at IS NOT NULL`
   ]
 ]
 

@@ -264,11 +264,12 @@ export class StoreObject<Env = unknown> extends DurableObject<Env> implements St
     return this.#call(ctx, (db) => Sessions.listSessions(db, ctx.now, apiKeyHash))
   }
 
-  putClient(ctx: CallContext, clientId: string, body: string): Reply<null> {
-    return this.#call(ctx, (db) => Registry.putClient(db, clientId, body))
+  putClient(ctx: CallContext, clientId: string, body: string, expiresAt: number | null): Reply<null> {
+    if (expiresAt !== null && !Number.isSafeInteger(expiresAt)) return invalidLifetime
+    return this.#call(ctx, (db) => Registry.putClient(db, clientId, body, expiresAt))
   }
   getClient(ctx: CallContext, clientId: string): Reply<string | null> {
-    return this.#call(ctx, (db) => Registry.getClient(db, clientId))
+    return this.#call(ctx, (db) => Registry.getClient(db, ctx.now, clientId))
   }
   deleteClient(ctx: CallContext, clientId: string): Reply<boolean> {
     return this.#call(ctx, (db) => Registry.deleteClient(db, clientId))
