@@ -6,7 +6,11 @@
  *
  * - the bundle, built as the tests build it (esbuild, minified, the `workerd`
  *   condition, no Node built-in), in bytes and gzipped, and what it is made of;
- * - the cold start: a new workerd with the script (parse, evaluate, ready),
+ * - the script's evaluation (parse, compile, top-level code) in a fresh V8:
+ *   the bundle imported by a new Node process, `cloudflare:workers` stubbed
+ *   (workerd's clock stands still while a script runs, so it cannot be timed
+ *   there); this is the part of an isolate's start that the bundle decides;
+ * - the cold start: a new workerd with the script (process start, ready),
  *   then the first request, which builds the runtime (settings, WebCrypto, the
  *   Durable Object stores, the signing keys: generated and stored on an empty
  *   store, read and imported when they are there), then the second request;
@@ -18,13 +22,15 @@
  * Local workerd on this machine, not Cloudflare's edge: the figures compare
  * the two Workers, and say nothing about network latency.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
 import { Effect, Redacted } from "effect"
 import { Miniflare } from "miniflare"
+import * as esbuild from "esbuild"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
 import { issueTokens } from "../test/support/oauthFlow.ts"
 import { freePort } from "../test/support/redisServer.ts"
@@ -63,6 +69,53 @@ const bundle = async (entry: string): Promise<Bundle> => {
     bytes: file.contents.length,
     gzipped: gzipSync(file.contents).length,
     parts: [...parts.entries()].sort((a, b) => b[1] - a[1])
+  }
+}
+
+const EVAL_ROUNDS = 7
+
+/** `cloudflare:workers` for Node: the base class only (the module is evaluated, no object is made). */
+const workersStub: esbuild.Plugin = {
+  name: "cloudflare-workers-stub",
+  setup(build) {
+    build.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: "cloudflare:workers", namespace: "stub" }))
+    build.onLoad({ filter: /.*/, namespace: "stub" }, () => ({
+      contents: "export class DurableObject { constructor(ctx, env) { this.ctx = ctx; this.env = env } }",
+      loader: "js"
+    }))
+  }
+}
+
+/** Milliseconds a fresh Node process takes to import each bundle (median of interleaved runs). */
+const evaluation = async (entries: Readonly<Record<"ours" | "baseline", string>>): Promise<Record<"ours" | "baseline", number>> => {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-worker-eval-"))
+  try {
+    for (const [name, entry] of Object.entries(entries)) {
+      await esbuild.build({
+        entryPoints: [entry],
+        bundle: true,
+        format: "esm",
+        platform: "neutral",
+        conditions: ["workerd", "worker", "browser"],
+        mainFields: ["module", "main"],
+        target: "es2022",
+        minify: true,
+        outfile: join(dir, `${name}.mjs`),
+        plugins: [workersStub],
+        logLevel: "silent"
+      })
+    }
+    const runner = join(dir, "import.mjs")
+    writeFileSync(runner, "const t0 = performance.now()\nawait import(process.argv[2])\nprocess.stdout.write(String(performance.now() - t0))\n")
+    const times = { ours: [] as Array<number>, baseline: [] as Array<number> }
+    for (let round = 0; round < EVAL_ROUNDS; round++) {
+      for (const name of round % 2 === 0 ? ["ours", "baseline"] as const : ["baseline", "ours"] as const) {
+        times[name].push(Number(execFileSync(process.execPath, [runner, join(dir, `${name}.mjs`)]).toString()))
+      }
+    }
+    return { ours: median(times.ours), baseline: median(times.baseline) }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -118,6 +171,7 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`
 const run = async (): Promise<string> => {
   const ours = await bundle(here("../src/worker/main.ts"))
   const baseline = await bundle(here("./workerBaseline.ts"))
+  const evaluated = await evaluation({ ours: here("../src/worker/main.ts"), baseline: here("./workerBaseline.ts") })
 
   // The signing keys in a persisted store, as after the first deploy's first request.
   const stored = mkdtempSync(join(tmpdir(), "mcp-worker-bench-"))
@@ -198,6 +252,16 @@ const run = async (): Promise<string> => {
         "",
         `What ours is made of (minified bytes): ${ours.parts.slice(0, 8).map(([name, bytes]) => `${name} ${kib(bytes)}`).join(", ")}.`,
         "Cloudflare's limit is 3 MB gzipped on the free plan, 10 MB on paid ones.",
+        "",
+        `## The server as a Worker: script evaluation in a fresh V8 (median of ${EVAL_ROUNDS} Node processes per side, ms)`,
+        "",
+        "| Worker | import of the bundle (parse, compile, top-level code) |",
+        "|:--|--:|",
+        `| ours | ${ms(evaluated.ours)} |`,
+        `| baseline (Effect platform, one route) | ${ms(evaluated.baseline)} |`,
+        `| ratio (ours/baseline) | ${(evaluated.ours / evaluated.baseline).toFixed(2)} |`,
+        "",
+        "Cloudflare bounds a Worker's startup (its top-level code) in CPU time; this is the part the bundle decides.",
         "",
         `## The server as a Worker: cold start in workerd (median of ${COLD_ROUNDS} fresh workerd processes per side, ms)`,
         "",

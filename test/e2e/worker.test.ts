@@ -23,6 +23,7 @@ import { join } from "node:path"
 import type { Readable } from "node:stream"
 import { setTimeout as sleep } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
+import { gzipSync } from "node:zlib"
 import { Effect, Redacted } from "effect"
 import { Miniflare } from "miniflare"
 import { generateKey } from "../../src/layers/crypto/keyring.ts"
@@ -109,6 +110,8 @@ const logLines = (output: string) =>
 
 beforeAll(async () => {
   script = await workerScript(join(root, template.main))
+  const bytes = new TextEncoder().encode(script)
+  console.info(`the Worker's bundle (${template.main}): ${bytes.length} bytes minified, ${gzipSync(bytes).length} gzipped`)
   flakyScript = await workerScript(join(root, "test/fixtures/flakyWorker.ts"))
 }, 60_000)
 
