@@ -16,6 +16,7 @@ import { promisify } from "node:util"
 import { gzipSync } from "node:zlib"
 import { Miniflare } from "miniflare"
 import { generateKey } from "../src/layers/crypto/keyring.ts"
+import { freePort } from "./support/redisServer.ts"
 import { bundleForWorkers } from "./support/workerBundle.ts"
 
 const run = promisify(execFile)
@@ -127,6 +128,47 @@ describe("the published package, in a consumer project", () => {
       expect(await consumed.json()).toMatchObject({ _tag: "Consumed" })
       const replayed = await mf.dispatchFetch("http://worker.test/codes/the-code/consume", { method: "POST" })
       expect(await replayed.json()).toEqual({ _tag: "Replayed", grantId: "grant-1" })
+    } finally {
+      await mf.dispose()
+    }
+  })
+
+  it("the server as a Worker written by hand (server, durable, crypto/web) bundles with no Node built-in and serves in workerd", async () => {
+    const built = await bundleForWorkers(join(app, "src/mcpWorker.ts"), app)
+    const script = built.outputFiles[0]?.text ?? ""
+    const bytes = new TextEncoder().encode(script)
+    console.info(`consumer server Worker bundle: ${bytes.length} bytes, ${gzipSync(bytes).length} gzipped`)
+    // On a loopback port, so the Worker sees the Host its PUBLIC_URL names (Miniflare's dispatchFetch rewrites it).
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const mf = new Miniflare({
+      modules: true,
+      script,
+      compatibilityDate: "2025-01-01",
+      host: "127.0.0.1",
+      port,
+      durableObjects: { STORE: { className: "StoreObject", useSQLite: true } },
+      bindings: { PUBLIC_URL: url, RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)) }
+    })
+    try {
+      await mf.ready
+      const metadata = await fetch(`${url}/.well-known/oauth-authorization-server`)
+      expect(await metadata.json()).toMatchObject({ issuer: url, scopes_supported: ["mcp:tools"] })
+      const jwks = await (await fetch(`${url}/.well-known/jwks.json`)).json() as { keys: Array<unknown> }
+      expect(jwks.keys.length).toBeGreaterThan(0)
+      const registered = await fetch(`${url}/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ redirect_uris: ["https://app.example/callback"], token_endpoint_auth_method: "none" })
+      })
+      expect(registered.status).toBe(201)
+      const refused = await fetch(`${url}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })
+      })
+      expect(refused.status).toBe(401)
+      expect(refused.headers.get("www-authenticate")).toContain("resource_metadata=")
     } finally {
       await mf.dispose()
     }

@@ -66,7 +66,7 @@ describe("the public API", () => {
 
   it("every backend namespace has the same constructor set: layer, layerConfig, make", () => {
     const all = new Map(entries.flatMap(([, file]) => publicNames(file)).map(({ name, symbol }) => [name, symbol]))
-    for (const backend of ["MemoryStore", "SqliteStore", "FileStore", "RedisStore", "KvStore", "TieredStore", "NodeCrypto", "WebCrypto"]) {
+    for (const backend of ["MemoryStore", "SqliteStore", "FileStore", "RedisStore", "KvStore", "DurableStore", "TieredStore", "NodeCrypto", "WebCrypto"]) {
       for (const constructor of ["layer", "layerConfig", "make"]) {
         expect(all.has(`${backend}.${constructor}`), `${backend}.${constructor}`).toBe(true)
       }

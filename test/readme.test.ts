@@ -12,6 +12,12 @@ describe("README", () => {
     expect(readme).toContain("```ts\n" + example + "```")
   })
 
+  it("shows the consumer's hand-written Worker as it is (the package test bundles and runs that file)", () => {
+    const readme = readFileSync(new URL("README.md", root), "utf8")
+    const worker = readFileSync(new URL("test/fixtures/consumer/src/mcpWorker.ts", root), "utf8")
+    expect(readme).toContain("```ts\n" + worker + "```")
+  })
+
   it("its example runs as written and prints what the README says", async () => {
     const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "examples/quickstart.ts"], {
       cwd: root.pathname

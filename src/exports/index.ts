@@ -5,7 +5,7 @@
  * The core: the services (ports) your code is written against, their records
  * and options, the one backend error (`StoreError`) and the OAuth errors with
  * their HTTP rendering. A backend comes from its own subpath
- * (`mcp-oauth-store/memory`, `/sqlite`, `/file`, `/redis`, `/kv`, `/tiered`),
+ * (`mcp-oauth-store/memory`, `/sqlite`, `/file`, `/redis`, `/kv`, `/durable`, `/tiered`),
  * the `Crypto` implementation from `/crypto/node` or `/crypto/web`, the OAuth
  * engine from `/oauth`.
  */

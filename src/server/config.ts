@@ -105,7 +105,8 @@ export const parseApiKeys = (name: string, value: string): Either.Either<Readonl
   return Either.right(users)
 }
 
-const scopesConfig = (name: string, fallback: string) =>
+/** Scopes separated by spaces in the variable `name` (`fallback` when unset). Shared with the Worker's settings. */
+export const scopesConfig = (name: string, fallback: string) =>
   Config.string(name).pipe(
     Config.withDefault(fallback),
     Config.mapOrFail((value) => {
@@ -114,7 +115,8 @@ const scopesConfig = (name: string, fallback: string) =>
     })
   )
 
-const urlConfig = (name: string) =>
+/** A server URL in the variable `name` (https; http only on a loopback host), without trailing slashes. */
+export const urlConfig = (name: string) =>
   Config.string(name).pipe(
     Config.mapOrFail((value) => {
       const trimmed = value.replace(/\/+$/, "")
@@ -124,7 +126,8 @@ const urlConfig = (name: string) =>
     })
   )
 
-const positive = (name: string, fallback: number) =>
+/** A positive integer in the variable `name` (`fallback` when unset). */
+export const positive = (name: string, fallback: number) =>
   Config.integer(name).pipe(
     Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 }),
     Config.withDefault(fallback)
@@ -147,6 +150,28 @@ const upstreamConfig: Config.Config<Option.Option<UpstreamSettings>> = Config.al
   })
 )
 
+/** `API_KEYS`: `user=key` pairs (none when unset). */
+export const apiKeysConfig: Config.Config<ReadonlyArray<ApiKeyUser>> = Config.string("API_KEYS").pipe(
+  Config.withDefault(""),
+  Config.mapOrFail((value) => parseApiKeys("API_KEYS", value))
+)
+
+/** `DEV_AUTO_APPROVE`: a user name, or none. Whether the address allows it is the caller's check. */
+export const devAutoApproveConfig: Config.Config<Option.Option<string>> = Config.option(Config.string("DEV_AUTO_APPROVE").pipe(
+  Config.validate({ message: "expected a user name", validation: (user) => /^[A-Za-z0-9._@-]{1,64}$/.test(user) })
+))
+
+/** `ACCESS_TOKEN_FORMAT`: `jwt` (default) or `opaque`. */
+export const accessTokenFormatConfig: Config.Config<"jwt" | "opaque"> = Config.literal("jwt", "opaque")("ACCESS_TOKEN_FORMAT").pipe(
+  Config.withDefault("jwt" as const)
+)
+
+/** `SCOPE_DESCRIPTIONS`: what the consent page says of each scope, over the built-in descriptions. */
+export const scopeDescriptionsConfig = Config.string("SCOPE_DESCRIPTIONS").pipe(
+  Config.withDefault(""),
+  Config.mapOrFail((value) => parseScopeDescriptions("SCOPE_DESCRIPTIONS", value))
+)
+
 /** The settings from the environment (see README, "Configuration"). */
 export const serverConfig: Config.Config<ServerSettings> = Config.all({
   port: Config.port("PORT").pipe(Config.withDefault(8787)),
@@ -154,27 +179,19 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
   publicUrl: Config.option(urlConfig("PUBLIC_URL")),
   store: Config.literal(...STORE_KINDS)("STORE").pipe(Config.withDefault("sqlite" as const)),
   dataDir: Config.string("DATA_DIR").pipe(Config.withDefault("./data")),
-  apiKeys: Config.string("API_KEYS").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((value) => parseApiKeys("API_KEYS", value))
-  ),
-  devAutoApprove: Config.option(Config.string("DEV_AUTO_APPROVE").pipe(
-    Config.validate({ message: "expected a user name", validation: (user) => /^[A-Za-z0-9._@-]{1,64}$/.test(user) })
-  )),
+  apiKeys: apiKeysConfig,
+  devAutoApprove: devAutoApproveConfig,
   upstream: upstreamConfig,
   scopes: scopesConfig("SCOPES", `${TOOLS_SCOPE} ${UPSTREAM_SCOPE}`),
   accessTokenTtlSeconds: positive("ACCESS_TOKEN_TTL", 3600),
-  accessTokenFormat: Config.literal("jwt", "opaque")("ACCESS_TOKEN_FORMAT").pipe(Config.withDefault("jwt" as const)),
+  accessTokenFormat: accessTokenFormatConfig,
   maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024),
   clientMetadataDocuments: Config.literal("on", "off")("CLIENT_METADATA_DOCUMENTS").pipe(
     Config.withDefault("on" as const),
     Config.map((value) => value === "on")
   ),
   clientMetadataAllowLoopback: Config.boolean("CLIENT_METADATA_ALLOW_LOOPBACK").pipe(Config.withDefault(false)),
-  scopeDescriptions: Config.string("SCOPE_DESCRIPTIONS").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((value) => parseScopeDescriptions("SCOPE_DESCRIPTIONS", value))
-  )
+  scopeDescriptions: scopeDescriptionsConfig
 }).pipe(
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
     const urlHost = settings.host.includes(":") ? `[${settings.host}]` : settings.host

@@ -16,11 +16,15 @@ const noNodeBuiltins: esbuild.Plugin = {
 
 /**
  * Bundle an entry for workerd: ESM, platform neutral, the `workerd` condition,
- * no Node built-ins allowed. `workingDir` is where packages are resolved from.
+ * no Node built-ins allowed; the modules workerd provides itself
+ * (`cloudflare:workers`) stay imports. `workingDir` is where packages are
+ * resolved from; `metafile` adds esbuild's account of the inputs (bundle
+ * composition, for the bench).
  */
-export const bundleForWorkers = (entry: string, workingDir?: string) =>
+export const bundleForWorkers = (entry: string, workingDir?: string, metafile = false) =>
   esbuild.build({
     entryPoints: [entry],
+    metafile,
     ...(workingDir === undefined ? {} : { absWorkingDir: workingDir }),
     bundle: true,
     format: "esm",
@@ -31,5 +35,9 @@ export const bundleForWorkers = (entry: string, workingDir?: string) =>
     minify: true,
     write: false,
     logLevel: "silent",
+    external: ["cloudflare:*"],
     plugins: [noNodeBuiltins]
   })
+
+/** The bundled script's text. */
+export const workerScript = async (entry: string): Promise<string> => (await bundleForWorkers(entry)).outputFiles[0]?.text ?? ""

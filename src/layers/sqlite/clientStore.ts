@@ -5,7 +5,7 @@ import type { ClientStore } from "../../services/ClientStore.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import { type Db, traced } from "./db.ts"
-import { jsonColumn } from "./json.ts"
+import { jsonColumn } from "../../internal/jsonColumn.ts"
 import type { Tables } from "./tables.ts"
 
 const clientJson = jsonColumn(RegisteredClient)

@@ -17,7 +17,7 @@ import { AccessTokenRecord, Grant, RefreshTokenRecord } from "../../schema/token
 import type { StoreMaintenance } from "../../services/StoreMaintenance.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import { type Db, traced } from "./db.ts"
-import { jsonColumn } from "./json.ts"
+import { jsonColumn } from "../../internal/jsonColumn.ts"
 import { COLUMNS, type SessionRow, toSession } from "./sessionStore.ts"
 import type { Tables } from "./tables.ts"
 

@@ -2,61 +2,23 @@ import { Clock, Effect, Option } from "effect"
 import { withNow } from "../../internal/now.ts"
 import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
-import { Session, type SessionEviction } from "../../schema/session.ts"
+import type { Session, SessionEviction } from "../../schema/session.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import { StoreError } from "../../services/StoreError.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import { type Db, traced } from "./db.ts"
-import { decodeRow } from "./json.ts"
+import {
+  SESSION_COLUMNS as COLUMNS,
+  SESSION_LRU_ORDER as LRU_ORDER,
+  type SessionRow,
+  toSession
+} from "../../internal/sessionRow.ts"
 import type { Tables } from "./tables.ts"
 
-/** A session as its row holds it. */
-export interface SessionRow {
-  readonly id: string
-  readonly api_key_hash: string
-  readonly subject: string | null
-  readonly initialized: number
-  readonly protocol_version: string | null
-  readonly client_info: string | null
-  readonly created_at: number
-  readonly last_accessed_at: number
-  readonly idle_expires_at: number
-  readonly absolute_expires_at: number
-}
+/** The row mapping is shared with the Durable Object backend (`internal/sessionRow.ts`). */
+export { SESSION_COLUMNS as COLUMNS, type SessionRow, toSession } from "../../internal/sessionRow.ts"
 
-export const COLUMNS =
-  "id, api_key_hash, subject, initialized, protocol_version, client_info, created_at, last_accessed_at, idle_expires_at, absolute_expires_at"
-
-/** Least recently accessed first; ties: the oldest, then the first inserted. */
-const LRU_ORDER = "ORDER BY last_accessed_at, created_at, rowid"
-
-const decodeSession = decodeRow(Session)
 const GET = "SessionStore.get"
 const noSession = Effect.succeed(Option.none<Session>())
-
-/** A session from its row: `Corrupt` when a column holds something else. */
-export const toSession = (row: SessionRow, method: string): Effect.Effect<Session, StoreError> => {
-  let clientInfo: unknown
-  if (row.client_info !== null) {
-    try {
-      clientInfo = JSON.parse(row.client_info)
-    } catch (cause) {
-      return Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause }))
-    }
-  }
-  return decodeSession({
-    id: row.id,
-    apiKeyHash: row.api_key_hash,
-    ...(row.subject === null ? {} : { subject: row.subject }),
-    initialized: row.initialized === 1,
-    ...(row.protocol_version === null ? {} : { protocolVersion: row.protocol_version }),
-    ...(clientInfo === undefined ? {} : { clientInfo }),
-    createdAt: row.created_at,
-    lastAccessedAt: row.last_accessed_at,
-    idleExpiresAt: row.idle_expires_at,
-    absoluteExpiresAt: row.absolute_expires_at
-  }, method)
-}
 
 /**
  * The SQLite `SessionStore`. A session is one row, its sliding expiry in

@@ -11,7 +11,7 @@ import { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { type Db, traced } from "./db.ts"
-import { jsonColumn } from "./json.ts"
+import { jsonColumn } from "../../internal/jsonColumn.ts"
 import type { Tables } from "./tables.ts"
 
 const codeJson = jsonColumn(AuthorizationCode)

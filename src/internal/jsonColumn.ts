@@ -1,6 +1,6 @@
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { compileGuard } from "../../internal/guard.ts"
-import { StoreError } from "../../services/StoreError.ts"
+import { compileGuard } from "./guard.ts"
+import { StoreError } from "../services/StoreError.ts"
 
 /**
  * A record kept as JSON text in a column: encoded through its Schema on the
