@@ -5,21 +5,24 @@
  * Logs are JSON lines on stdout; a startup failure is one line naming what is wrong.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { Cause, Config, Context, Effect, Layer, Logger, LogLevel, Option } from "effect"
 import * as NodeMcpServer from "./http/node.ts"
 import { describeConfigError, loadServerSettings } from "./server/config.ts"
-import { jsonLines } from "./server/logger.ts"
+import { makeLogOutput } from "./server/logger.ts"
 import { serviceLayer } from "./server/services.ts"
 import { describeStartupFailure } from "./server/startup.ts"
+
+const output = makeLogOutput()
 
 const main = Effect.gen(function*() {
   const settings = yield* loadServerSettings
   const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info), Effect.mapError(describeConfigError))
   const app = NodeMcpServer.layer({ port: settings.port, host: settings.host }).pipe(
     Layer.tap((context) =>
-      Effect.flatMap(Effect.provide(NodeMcpServer.boundAddress, context), (address) =>
-        Effect.logInfo("listening").pipe(Effect.annotateLogs({ address, url: settings.publicUrl, store: settings.store })))),
-    Layer.provide(serviceLayer(settings)),
+      Effect.logInfo("listening").pipe(
+        Effect.annotateLogs({ address: Context.get(context, NodeMcpServer.ListeningAddress), url: settings.publicUrl, store: settings.store })
+      )),
+    Layer.provide(serviceLayer(settings, output.requestLog(level, settings.logRequests))),
     // Built once the server listens, so released first: the line comes as shutdown begins.
     (server) => Layer.provideMerge(Layer.scopedDiscard(Effect.addFinalizer(() => Effect.logInfo("shutting down: finishing in-flight requests"))), server)
   )
@@ -33,7 +36,7 @@ const main = Effect.gen(function*() {
   )
 }).pipe(
   Effect.tapError((line) => Effect.logError(line)),
-  Effect.provide(Logger.replace(Logger.defaultLogger, jsonLines()))
+  Effect.provide(Logger.replace(Logger.defaultLogger, output.logger))
 )
 
 NodeRuntime.runMain(main, { disableErrorReporting: true, disablePrettyLogger: true })

@@ -34,6 +34,7 @@ import { McpEndpointConfig } from "./mcp/config.ts"
 import type { McpTool } from "./mcp/McpTool.ts"
 import { McpTools } from "./mcp/tool.ts"
 import { endpointUrls } from "./metadata.ts"
+import { loggerRequestLog, RequestLog } from "./requestLog.ts"
 import { HttpLimits, httpApp as app, routes } from "./router.ts"
 import { upstreamLayer, type UpstreamOptions } from "./upstream/layer.ts"
 import packageJson from "../../package.json" with { type: "json" }
@@ -68,13 +69,15 @@ export interface McpServerOptions<R = never> {
   readonly allowedOrigins?: ReadonlyArray<string>
   /** Extra `Host` values `/mcp` answers to (default: the public URL's host, and its loopback aliases). */
   readonly allowedHosts?: ReadonlyArray<string>
+  /** Where the one log line per request goes (default: Effect's logger, `INFO request` with annotations). */
+  readonly requestLog?: RequestLog.Service
 }
 
 /** What the server's handlers need from you: the stores and `Crypto`. */
 export type McpServerRequirements = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | Crypto
 
 /** What `layer` provides to the handlers. */
-export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits
+export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits | RequestLog
 
 /** Loopback names of one host: a page served from any of them is ours. */
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
@@ -133,7 +136,10 @@ export function layer<R = never>(
     scopes: toolScopes(tools),
     ...rebindingAllowances(publicUrl, options.allowedOrigins ?? [], options.allowedHosts ?? [])
   })
-  const limits = Layer.succeed(HttpLimits, { maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024 })
+  const limits = Layer.merge(
+    Layer.succeed(HttpLimits, { maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024 }),
+    Layer.succeed(RequestLog, options.requestLog ?? loggerRequestLog)
+  )
   const consent = Layer.succeed(ScopeDescriptions, options.scopeDescriptions ?? {})
   const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), consent, endpoint, limits)
   if (options.upstream === undefined) return Layer.merge(base, toolsLayer(tools))

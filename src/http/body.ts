@@ -13,8 +13,13 @@ export class BodyTooLarge extends Data.TaggedError("BodyTooLarge")<{ readonly li
 /** The body could not be read (the client went away, or sent too much). */
 export class UnreadableBody extends Data.TaggedError("UnreadableBody")<{}> {}
 
+/** What reading a request needs of it: its headers (lower-case names). */
+export interface RequestHeaders {
+  readonly headers: Readonly<Record<string, string | undefined>>
+}
+
 /** The media type of a request, lower-cased, without parameters. */
-export const mediaType = (request: HttpServerRequest.HttpServerRequest): string =>
+export const mediaType = (request: RequestHeaders): string =>
   (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
 
 /** The raw body as text, refused before reading when its declared length is over the limit. */

@@ -2,13 +2,27 @@
  * The server on Node's `node:http`: `layer` listens on an address;
  * `toHandler` gives a `(request, response)` handler to mount in your own
  * `node:http` server or an Express-style app.
+ *
+ * Both serve `POST /mcp`, the endpoint every tool call goes through, on a
+ * fast path: straight from `node:http` into one Effect on the server's
+ * runtime (the same endpoint code, its body read with the same limit, its
+ * log line in the same shape), without the platform's router and
+ * middleware, which cost more than the endpoint itself on this path (see
+ * the load bench). Everything else goes through the server's `HttpApp`.
  */
-import { HttpMiddleware, HttpServer } from "@effect/platform"
+import { HttpMiddleware, HttpServerError, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, ManagedRuntime } from "effect"
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { Cause, Clock, Context, Effect, Exit, Layer, ManagedRuntime, Runtime, Stream } from "effect"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+import { logDetail } from "../errors/render.ts"
 import { tracerInstalled } from "../internal/traced.ts"
-import { httpApp, layer as serverLayer, type McpServerOptions, type McpServerRequirements } from "./McpServer.ts"
+import { BodyTooLarge, UnreadableBody } from "./body.ts"
+import { mcpPost } from "./mcp/endpoint.ts"
+import { httpApp, layer as serverLayer, type McpServerOptions, type McpServerRequirements, type McpServerServices } from "./McpServer.ts"
+import { errorResponse } from "./respond.ts"
+import { RequestLog } from "./requestLog.ts"
+import { HttpLimits } from "./router.ts"
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -16,21 +30,157 @@ export interface ListenOptions {
   readonly host?: string
 }
 
-/**
- * Serve the server's `HttpApp` on `node:http` at `port` and `host` while the
- * layer lives; stopping waits for in-flight requests. The platform's span per
- * request is skipped when no tracer is installed (it would go nowhere and
- * costs tens of microseconds).
- */
-export const layer = (listen: ListenOptions) =>
-  Layer.unwrapEffect(Effect.map(tracerInstalled, (traced) =>
-    HttpMiddleware.withTracerDisabledWhen(HttpServer.serve(httpApp), () => !traced))).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(createServer, listen.host === undefined ? { port: listen.port } : { port: listen.port, host: listen.host }))
-    )
+/** Where the server listens, once it does: `host:port`. */
+export class ListeningAddress extends Context.Tag("mcp-oauth-store/ListeningAddress")<ListeningAddress, string>() {}
 
-/** The address the server listens on, as `host:port`. */
-export const boundAddress = Effect.map(HttpServer.HttpServer, (server) =>
-  server.address._tag === "TcpAddress" ? `${server.address.hostname}:${server.address.port}` : server.address.path)
+type Services = McpServerServices | McpServerRequirements
+type NodeHandler = (request: IncomingMessage, response: ServerResponse) => void
+
+/** Whether a request is `POST /mcp` (the fast path). */
+const isMcpPost = (request: IncomingMessage): boolean =>
+  request.method === "POST" && (request.url === "/mcp" || request.url?.startsWith("/mcp?") === true)
+
+/** Node's headers as the endpoint reads them: one string per header (only `set-cookie` may repeat, and requests carry none). */
+const headersOf = (request: IncomingMessage): Readonly<Record<string, string | undefined>> => {
+  const headers = request.headers
+  for (const name in headers) {
+    if (Array.isArray(headers[name])) {
+      return Object.fromEntries(Object.entries(headers).map(([key, value]) => [key, Array.isArray(value) ? value.join(", ") : value]))
+    }
+  }
+  return headers as Readonly<Record<string, string | undefined>>
+}
+
+/** The body, read as it arrives (while the token is checked), refused once it passes `limit` bytes. */
+const readBody = (request: IncomingMessage, limit: number): Promise<string | BodyTooLarge | UnreadableBody> =>
+  new Promise((resolve) => {
+    const declared = Number(request.headers["content-length"] ?? "0")
+    if (Number.isFinite(declared) && declared > limit) {
+      request.resume()
+      return resolve(new BodyTooLarge({ limit }))
+    }
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limit) return void chunks.push(chunk)
+      request.off("data", onData)
+      request.resume()
+      resolve(new BodyTooLarge({ limit }))
+    }
+    request.on("data", onData)
+    request.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    request.once("error", () => resolve(new UnreadableBody()))
+  })
+
+/** Write a response of the endpoint to Node: a JSON (or empty) body at once, an SSE stream as it comes. */
+const writeResponse = (response: HttpServerResponse.HttpServerResponse, out: ServerResponse): Effect.Effect<void> => {
+  const body = response.body
+  switch (body._tag) {
+    case "Uint8Array":
+      return Effect.sync(() => {
+        out.writeHead(response.status, { ...response.headers, "content-type": body.contentType, "content-length": body.contentLength })
+        out.end(body.body)
+      })
+    case "Stream":
+      return Effect.suspend(() => {
+        out.writeHead(response.status, { ...response.headers, "content-type": body.contentType })
+        out.flushHeaders()
+        return Stream.runForEach(body.stream, (chunk) => Effect.sync(() => void out.write(chunk))).pipe(
+          Effect.catchAllCause(() => Effect.void),
+          Effect.ensuring(Effect.sync(() => out.end()))
+        )
+      })
+    default:
+      return Effect.sync(() => {
+        out.writeHead(response.status, response.headers)
+        out.end()
+      })
+  }
+}
+
+/** The path of a URL without its query (which may carry codes or state). */
+const pathOf = (url: string): string => {
+  const at = url.indexOf("?")
+  return at === -1 ? url : url.slice(0, at)
+}
+
+/** `POST /mcp` from `node:http` into the endpoint: one fiber per request, interrupted if the client goes away. */
+const fastMcpHandler = (runtime: Runtime.Runtime<Services>): NodeHandler => {
+  const runFork = Runtime.runFork(runtime)
+  const limit = Context.get(runtime.context, HttpLimits).maxBodyBytes
+  const log = Context.get(runtime.context, RequestLog)
+  return (request, response) => {
+    const body = readBody(request, limit)
+    const text = Effect.flatMap(Effect.promise(() => body), (read) => typeof read === "string" ? Effect.succeed(read) : Effect.fail(read))
+    const program = Effect.flatMap(Clock.currentTimeNanos, (started) =>
+      mcpPost({ headers: headersOf(request), text }).pipe(
+        Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))),
+        Effect.tap((answer) =>
+          Effect.flatMap(Clock.currentTimeNanos, (now) =>
+            log.record({ method: "POST", path: pathOf(request.url ?? "/mcp"), status: answer.status, ms: Math.round(Number(now - started) / 1e5) / 10 }))
+        ),
+        Effect.flatMap((answer) => writeResponse(answer, response))
+      ))
+    const fiber = runFork(program)
+    response.once("close", () => {
+      if (!response.writableEnded) fiber.unsafeInterruptAsFork(fiber.id())
+    })
+    fiber.addObserver((exit) => {
+      if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) && !response.headersSent) {
+        runFork(Effect.logError("request failed").pipe(Effect.annotateLogs("detail", logDetail(Cause.squash(exit.cause)))))
+        response.writeHead(500, { "content-type": "application/json" })
+        response.end(JSON.stringify({ error: "server_error" }))
+      }
+    })
+  }
+}
+
+/** One handler for every request: the fast path for `POST /mcp`, the server's `HttpApp` for the rest. */
+const makeNodeHandler: Effect.Effect<NodeHandler, never, Services> = Effect.gen(function*() {
+  const platform = yield* NodeHttpServer.makeHandler(httpApp)
+  const fast = fastMcpHandler(yield* Effect.runtime<Services>())
+  return (request, response) => isMcpPost(request) ? fast(request, response) : platform(request, response)
+})
+
+/** Listen on `server`: the address, or the platform's `ServeError` (address in use, not permitted, ...). */
+const listenOn = (server: Server, listen: ListenOptions) =>
+  Effect.async<string, HttpServerError.ServeError>((resume) => {
+    const onError = (cause: Error) => resume(Effect.fail(new HttpServerError.ServeError({ cause })))
+    server.once("error", onError)
+    server.listen(listen.port, listen.host, () => {
+      server.off("error", onError)
+      const address = server.address() as AddressInfo
+      resume(Effect.succeed(`${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`))
+    })
+  })
+
+/** Stop accepting, let in-flight requests finish, then close idle keep-alive connections. */
+const close = (server: Server) =>
+  Effect.async<void>((resume) => {
+    server.close(() => resume(Effect.void))
+    server.closeIdleConnections()
+  })
+
+/**
+ * Serve the server on `node:http` at `port` and `host` while the layer
+ * lives; stopping waits for in-flight requests. Provides the address it
+ * listens on. The platform's span per request is skipped when no tracer is
+ * installed (it would go nowhere and costs tens of microseconds).
+ */
+export const layer = (listen: ListenOptions): Layer.Layer<ListeningAddress, HttpServerError.ServeError, Services> =>
+  Layer.unwrapEffect(Effect.map(tracerInstalled, (traced) =>
+    HttpMiddleware.withTracerDisabledWhen(
+      Layer.scoped(
+        ListeningAddress,
+        Effect.gen(function*() {
+          const handler = yield* makeNodeHandler
+          const server = createServer({ keepAliveTimeout: 60_000 }, handler)
+          return yield* Effect.acquireRelease(listenOn(server, listen), () => close(server))
+        })
+      ),
+      () => !traced
+    )))
 
 /**
  * The server as a `(request, response)` handler for your own `node:http`
@@ -41,11 +191,11 @@ export const boundAddress = Effect.map(HttpServer.HttpServer, (server) =>
 export const toHandler = <R = never, E = never>(
   options: McpServerOptions<R>,
   stores: Layer.Layer<McpServerRequirements | R, E>
-): { readonly handler: (request: IncomingMessage, response: ServerResponse) => void; readonly dispose: () => Promise<void> } => {
+): { readonly handler: NodeHandler; readonly dispose: () => Promise<void> } => {
   const runtime = ManagedRuntime.make(serverLayer<R>(options).pipe(Layer.provideMerge(stores)))
-  let ready: Promise<(request: IncomingMessage, response: ServerResponse) => void> | undefined
-  const handler = (request: IncomingMessage, response: ServerResponse): void => {
-    ready ??= runtime.runPromise(NodeHttpServer.makeHandler(httpApp))
+  let ready: Promise<NodeHandler> | undefined
+  const handler: NodeHandler = (request, response) => {
+    ready ??= runtime.runPromise(makeNodeHandler)
     ready.then(
       (handle) => handle(request, response),
       () => {

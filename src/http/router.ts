@@ -11,10 +11,12 @@ import { Cause, Clock, Context, Effect, Option } from "effect"
 import { Federation } from "../oauth/federation.ts"
 import { authorizeGet, authorizePost } from "./authorize.ts"
 import { introspectHandler, registerHandler, revokeHandler, tokenHandler } from "./backChannel.ts"
+import { readText } from "./body.ts"
 import { allowAnyOrigin, isCorsPath, preflight } from "./cors.ts"
 import { healthz } from "./health.ts"
 import { mcpDelete, mcpGet, mcpPost } from "./mcp/endpoint.ts"
 import { authorizationServerMetadata, jwkSet, protectedResourceMetadata } from "./metadata.ts"
+import { RequestLog } from "./requestLog.ts"
 import { errorResponse, jsonResponse, notFoundResponse } from "./respond.ts"
 import { upstreamAuthorize } from "./upstream/authorize.ts"
 import { upstreamCallback } from "./upstream/callback.ts"
@@ -50,7 +52,7 @@ export const routes = HttpRouter.empty.pipe(
   HttpRouter.post("/token", withRequest(tokenHandler)),
   HttpRouter.post("/revoke", withRequest(revokeHandler)),
   HttpRouter.post("/introspect", withRequest(introspectHandler)),
-  HttpRouter.post("/mcp", withRequest(mcpPost)),
+  HttpRouter.post("/mcp", withRequest((request) => mcpPost({ headers: request.headers, text: readText(request) }))),
   HttpRouter.get("/mcp", withRequest(mcpGet)),
   HttpRouter.del("/mcp", withRequest(mcpDelete)),
   HttpRouter.get("/healthz", healthz)
@@ -86,16 +88,14 @@ const answerEverything = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<nev
  * response is ready (method, path, status, duration; never the query,
  * headers or body).
  */
-const limitedAndLogged = <R>(app: HttpApp.Default<never, R>): HttpApp.Default<never, R | HttpLimits> =>
+const limitedAndLogged = <R>(app: HttpApp.Default<never, R>): HttpApp.Default<never, R | HttpLimits | RequestLog> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const limits = yield* HttpLimits
     const started = yield* Clock.currentTimeNanos
     const response = yield* HttpServerRequest.withMaxBodySize(app, Option.some(limits.maxBodyBytes))
     const elapsed = Number((yield* Clock.currentTimeNanos) - started) / 1e6
-    yield* Effect.logInfo("request").pipe(
-      Effect.annotateLogs({ method: request.method, path: pathOf(request.url), status: response.status, ms: Math.round(elapsed * 10) / 10 })
-    )
+    yield* (yield* RequestLog).record({ method: request.method, path: pathOf(request.url), status: response.status, ms: Math.round(elapsed * 10) / 10 })
     return response
   })
 

@@ -292,8 +292,8 @@ export const make = (options: JwksOptions = {}) =>
           const toleranceSeconds = clockTolerance === undefined ? 0 : Duration.toSeconds(Duration.decode(clockTolerance))
           const seen = verified.get(token)
           // A token seen before: its key must still be in the set; its claims are checked again, its signature is not.
+          // The cache is first in, first out (no promotion on a hit: moving a hot entry on every request is what costs).
           if (seen !== undefined && current().keys.get(seen.kid)?.alg === seen.alg) {
-            verified.promote(token)
             const problem = claimProblem(seen.claims, { issuer, audience, toleranceSeconds, nowSeconds: Math.floor(now / 1000) })
             return problem === undefined ? seen : yield* Effect.fail(new JwtRejected({ description: problem }))
           }

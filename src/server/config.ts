@@ -40,6 +40,8 @@ export interface ServerSettings {
   readonly accessTokenTtlSeconds: number
   readonly accessTokenFormat: "jwt" | "opaque"
   readonly maxBodyBytes: number
+  /** Which requests get a log line (`LOG_REQUESTS`): all, only refused and failed ones, or none. */
+  readonly logRequests: "all" | "errors" | "off"
   /** Resolve `client_id` URLs as Client ID Metadata Documents (`CLIENT_METADATA_DOCUMENTS`, default on). */
   readonly clientMetadataDocuments: boolean
   /** Development switch: metadata documents may be fetched from loopback addresses. Loopback hosts only. */
@@ -186,6 +188,7 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
   accessTokenTtlSeconds: positive("ACCESS_TOKEN_TTL", 3600),
   accessTokenFormat: accessTokenFormatConfig,
   maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024),
+  logRequests: Config.literal("all", "errors", "off")("LOG_REQUESTS").pipe(Config.withDefault("all" as const)),
   clientMetadataDocuments: Config.literal("on", "off")("CLIENT_METADATA_DOCUMENTS").pipe(
     Config.withDefault("on" as const),
     Config.map((value) => value === "on")

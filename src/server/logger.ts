@@ -6,8 +6,9 @@
  * instead of one system call each (the request log is one line per request).
  * Whatever is still buffered is written before the process exits.
  */
-import { Cause, FiberId, Inspectable, List, Logger } from "effect"
+import { Cause, Clock, Effect, FiberId, Inspectable, List, Logger, LogLevel } from "effect"
 import { writeSync } from "node:fs"
+import type { RequestLog } from "../http/requestLog.ts"
 
 /** Lines collected during one turn of the event loop, written together. */
 interface LineSink {
@@ -47,10 +48,25 @@ const stdoutSink = (): LineSink => {
 /** A message as JSON: strings as they are, anything else as its JSON view. */
 const structured = (u: unknown): unknown => typeof u === "string" ? u : Inspectable.toJSON(u)
 
-/** The JSON-lines logger of the application. */
-export const jsonLines = (): Logger.Logger<unknown, void> => {
+/** Which requests get a log line: all, only refused and failed ones (status 400 and up), or none. */
+export type RequestLogging = "all" | "errors" | "off"
+
+/** The application's log output: Effect's logger, and the request log, writing into one buffered stdout. */
+export interface LogOutput {
+  readonly logger: Logger.Logger<unknown, void>
+  /**
+   * The request log line, written straight into the output in the logger's
+   * JSON shape (an `INFO` line `request` with method, path, status and ms as
+   * annotations), without a logger call per request. None when `minimum`
+   * is above `INFO`.
+   */
+  readonly requestLog: (minimum: LogLevel.LogLevel, requests: RequestLogging) => RequestLog.Service
+}
+
+/** The JSON-lines output of the application. */
+export const makeLogOutput = (): LogOutput => {
   const sink = stdoutSink()
-  return Logger.make(({ annotations, cause, date, fiberId, logLevel, message, spans }) => {
+  const logger = Logger.make<unknown, void>(({ annotations, cause, date, fiberId, logLevel, message, spans }) => {
     const messages = Array.isArray(message) ? message : [message]
     const entry: Record<string, unknown> = {
       message: messages.length === 1 ? structured(messages[0]) : messages.map(structured),
@@ -70,4 +86,16 @@ export const jsonLines = (): Logger.Logger<unknown, void> => {
     entry["fiberId"] = FiberId.threadName(fiberId)
     sink.write(`${JSON.stringify(entry)}\n`)
   })
+  const requestLog = (minimum: LogLevel.LogLevel, requests: RequestLogging): RequestLog.Service => {
+    if (requests === "off" || LogLevel.greaterThan(minimum, LogLevel.Info)) return { record: () => Effect.void }
+    return {
+      record: (entry) =>
+        requests === "errors" && entry.status < 400 ? Effect.void : Effect.map(Clock.currentTimeMillis, (now) =>
+          sink.write(
+            `{"message":"request","logLevel":"INFO","timestamp":"${new Date(now).toISOString()}",` +
+              `"annotations":${JSON.stringify(entry)}}\n`
+          ))
+    }
+  }
+  return { logger, requestLog }
 }

@@ -9,6 +9,7 @@ import * as McpServer from "../http/McpServer.ts"
 import { greet } from "../http/mcp/tools/greet.ts"
 import { upstreamUserinfo } from "../http/mcp/tools/upstreamUserinfo.ts"
 import { whoami } from "../http/mcp/tools/whoami.ts"
+import type { RequestLog } from "../http/requestLog.ts"
 import type { ServerSettings } from "./config.ts"
 import { announceToolsChangedOnHangup } from "./hangup.ts"
 import { serverCrypto } from "./secrets.ts"
@@ -16,7 +17,7 @@ import { serverStores, storeLocation } from "./stores.ts"
 import * as NodeClientMetadata from "../layers/clientMetadata/node.ts"
 
 /** The piece's options from the settings (the tools of the mode, sign-in, lifetimes, limits). */
-export const serverOptions = (settings: ServerSettings) => {
+export const serverOptions = (settings: ServerSettings, requestLog?: RequestLog.Service) => {
   const common = {
     publicUrl: settings.publicUrl,
     scopes: settings.scopes,
@@ -27,6 +28,7 @@ export const serverOptions = (settings: ServerSettings) => {
     scopeDescriptions: settings.scopeDescriptions,
     oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
     maxBodyBytes: settings.maxBodyBytes,
+    ...(requestLog === undefined ? {} : { requestLog }),
     // This instance's own address, for clients that reach it directly rather than through PUBLIC_URL.
     allowedHosts: [`${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${settings.port}`]
   } as const
@@ -64,10 +66,10 @@ const clientMetadataDocuments = (settings: ServerSettings) =>
     : Layer.empty
 
 /** The server's services for the settings given: the piece over the chosen store and `Crypto` (and the metadata-document fetcher). */
-export const serviceLayer = (settings: ServerSettings) => {
+export const serviceLayer = (settings: ServerSettings, requestLog?: RequestLog.Service) => {
   const crypto = serverCrypto(settings.dataDir, settings.store)
   const stores = Layer.mergeAll(serverStores(settings.store, settings.dataDir), logStore(settings), clientMetadataDocuments(settings)).pipe(
     Layer.provideMerge(crypto)
   )
-  return Layer.merge(serverOptions(settings), announceToolsChangedOnHangup).pipe(Layer.provideMerge(stores))
+  return Layer.merge(serverOptions(settings, requestLog), announceToolsChangedOnHangup).pipe(Layer.provideMerge(stores))
 }

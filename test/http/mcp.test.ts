@@ -7,6 +7,7 @@
 import { HttpServerRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted, TestClock } from "effect"
+import { readText } from "../../src/http/body.ts"
 import { mcpDelete, mcpGet, mcpPost } from "../../src/http/mcp/endpoint.ts"
 import * as McpServer from "../../src/http/McpServer.ts"
 import * as McpTool from "../../src/http/mcp/McpTool.ts"
@@ -96,8 +97,10 @@ const request = (method: string, body: string | undefined, call: Call) =>
     })
   )
 
-const post = (body: unknown, call: Call = {}) =>
-  Effect.flatMap(mcpPost(request("POST", typeof body === "string" ? body : JSON.stringify(body), call)), answer)
+const post = (body: unknown, call: Call = {}) => {
+  const webRequest = request("POST", typeof body === "string" ? body : JSON.stringify(body), call)
+  return Effect.flatMap(mcpPost({ headers: webRequest.headers, text: readText(webRequest) }), answer)
+}
 const get = (call: Call = {}) => Effect.flatMap(mcpGet(request("GET", undefined, call)), answer)
 const del = (call: Call = {}) => Effect.flatMap(mcpDelete(request("DELETE", undefined, call)), answer)
 

@@ -21,6 +21,7 @@
  * ```
  */
 import { Data, Effect, JSONSchema, Option, ParseResult, Predicate, Schema } from "effect"
+import { compileGuard } from "../../internal/guard.ts"
 import type { InputRequest, McpToolDefinition, ToolCall, ToolOutcome, ToolResult } from "./tool.ts"
 
 export type { ContentBlock, InputRequest, ToolCall, ToolResult } from "./tool.ts"
@@ -130,8 +131,11 @@ export interface MakeOptions<A, I, R, O, OI> {
 export const make = <A, I = A, R = never, O = never, OI = O>(options: MakeOptions<A, I, R, O, OI>): McpTool<R> => {
   const decode = options.input === undefined ? undefined : Schema.decodeUnknown(options.input)
   const encodeOutput = options.output === undefined ? undefined : Schema.encodeUnknown(options.output)
+  // Output that is already in its encoded form (a plain-JSON schema, a conforming value) needs no encoding.
+  const plainOutput = options.output === undefined ? undefined : compileGuard(options.output)
   const complete = (result: ToolResult): Effect.Effect<ToolOutcome> =>
-    encodeOutput === undefined || result.structuredContent === undefined || result.isError === true
+    encodeOutput === undefined || result.structuredContent === undefined || result.isError === true ||
+      (plainOutput !== undefined && plainOutput(result.structuredContent))
       ? Effect.succeed({ _tag: "Complete", result })
       : Effect.map(Effect.orDie(encodeOutput(result.structuredContent)), (structuredContent) => ({
         _tag: "Complete",

@@ -5,7 +5,7 @@
  * resource's metadata (RFC 9728 §5.1), so an MCP client can discover where to
  * authorize. Reusable by any resource endpoint of the server.
  */
-import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { type InsufficientScope, InvalidToken } from "../../errors/OAuthError.ts"
 import type { RenderContext } from "../../errors/render.ts"
@@ -15,6 +15,7 @@ import type { Jwks } from "../../services/Jwks.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { resourceMetadataUrl } from "../metadata.ts"
+import type { RequestHeaders } from "../body.ts"
 import { orErrorResponse } from "../respond.ts"
 
 /** What the `Authorization` header presents: no bearer token, a malformed one, or a token. */
@@ -62,7 +63,7 @@ export type BearerError = InvalidToken | InsufficientScope | StoreError
  * renders it without an `error` parameter (RFC 6750 §3.1).
  */
 export const authenticate = (
-  request: HttpServerRequest.HttpServerRequest,
+  request: RequestHeaders,
   options: BearerOptions = {}
 ): Effect.Effect<VerifiedAccessToken, BearerError, OAuthConfig | Jwks | TokenStore> =>
   Effect.gen(function*() {
@@ -81,7 +82,7 @@ export const authenticate = (
 
 /** How failures of a protected resource render: a Bearer challenge naming its metadata URL. */
 export const bearerContext = (
-  request: HttpServerRequest.HttpServerRequest,
+  request: RequestHeaders,
   options: BearerOptions = {}
 ): Effect.Effect<RenderContext, never, OAuthConfig> =>
   Effect.map(OAuthConfig, (config) => ({
@@ -101,7 +102,7 @@ export const bearerContext = (
  * outage, an opaque 500 otherwise.
  */
 export const protectedResource = <E, R>(
-  request: HttpServerRequest.HttpServerRequest,
+  request: RequestHeaders,
   handle: (token: VerifiedAccessToken) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   options: BearerOptions = {}
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | OAuthConfig | Jwks | TokenStore> =>

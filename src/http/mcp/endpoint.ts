@@ -8,7 +8,7 @@
  * Transport refusals answer with a JSON-RPC error body; OAuth failures with
  * the rendered OAuth error and its challenge; a store outage with 503.
  */
-import { type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpServerResponse } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
 import type { InsufficientScope } from "../../errors/OAuthError.ts"
 import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
@@ -19,7 +19,7 @@ import { McpEventBus } from "../../services/McpEventBus.ts"
 import { McpEventStore } from "../../services/McpEventStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
-import { mediaType, readText } from "../body.ts"
+import { type BodyTooLarge, mediaType, type RequestHeaders, type UnreadableBody } from "../body.ts"
 import { jsonResponse } from "../respond.ts"
 import { protectedResource } from "./bearer.ts"
 import { McpEndpointConfig } from "./config.ts"
@@ -52,8 +52,17 @@ export const acceptsJson = (accept: string | undefined): boolean =>
     return type === "application/json" || type === "application/*" || type === "*/*"
   })
 
+/**
+ * A request to `/mcp` as the endpoint reads it: its headers, and its body
+ * as text (bounded by whoever serves it: the platform's body limit, or the
+ * Node fast path's).
+ */
+export interface McpRequest extends RequestHeaders {
+  readonly text: Effect.Effect<string, BodyTooLarge | UnreadableBody>
+}
+
 /** The `Host` header's host and port as a URL would print them (lower-case). */
-const hostOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => request.headers["host"]?.trim().toLowerCase()
+const hostOf = (request: RequestHeaders): string | undefined => request.headers["host"]?.trim().toLowerCase()
 
 /**
  * Serve one MCP request: a `Host` we do not answer to or a foreign `Origin`
@@ -61,7 +70,7 @@ const hostOf = (request: HttpServerRequest.HttpServerRequest): string | undefine
  * then `handle` runs; its transport refusals become JSON-RPC error responses.
  */
 const serve = <R>(
-  request: HttpServerRequest.HttpServerRequest,
+  request: RequestHeaders,
   handle: (token: VerifiedAccessToken) => Effect.Effect<HttpServerResponse.HttpServerResponse, McpHttpError | InsufficientScope | StoreError, R>
 ) =>
   Effect.flatMap(McpEndpointConfig, (config) => {
@@ -81,8 +90,8 @@ const serve = <R>(
   })
 
 /** The body as JSON; a body that does not parse is the JSON-RPC parse error (HTTP 400). */
-const readBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<unknown, McpHttpError> =>
-  readText(request).pipe(
+const readBody = (request: McpRequest): Effect.Effect<unknown, McpHttpError> =>
+  request.text.pipe(
     Effect.catchTags({
       BodyTooLarge: (error) => Effect.fail(transportError(413, `Payload Too Large: the body exceeds ${error.limit} bytes`)),
       UnreadableBody: () => Effect.fail(transportError(400, "Bad Request: the body could not be read"))
@@ -108,7 +117,7 @@ const legacyMessages = (body: unknown): { readonly batch: boolean; readonly mess
 }
 
 /** `POST /mcp`: one message (or, in the 2025 era, a batch), answered in the era its body speaks. */
-export const mcpPost = (request: HttpServerRequest.HttpServerRequest) =>
+export const mcpPost = (request: McpRequest) =>
   serve(request, (token) =>
     Effect.gen(function*() {
       if (mediaType(request) !== "application/json") {
@@ -163,7 +172,7 @@ const streamNotFound = new McpHttpError({ status: 404, code: RpcErrorCode.Transp
  * resume a listen stream (404 when it is unknown, expired or another
  * caller's); otherwise no server-initiated stream in the 2025 era (405).
  */
-export const mcpGet = (request: HttpServerRequest.HttpServerRequest) =>
+export const mcpGet = (request: RequestHeaders) =>
   serve(request, (token) =>
     Effect.gen(function*() {
       const version = headerValue(request.headers, PROTOCOL_VERSION_HEADER)
@@ -176,5 +185,5 @@ export const mcpGet = (request: HttpServerRequest.HttpServerRequest) =>
     }))
 
 /** `DELETE /mcp`: end the caller's 2025 session; 204, or 404 when it has none by that id. */
-export const mcpDelete = (request: HttpServerRequest.HttpServerRequest) =>
+export const mcpDelete = (request: RequestHeaders) =>
   serve(request, (token) => legacyDelete(request.headers, token))
