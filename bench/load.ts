@@ -20,7 +20,7 @@
  *
  * The two sides never run at once: warmup (baseline, ours), then rounds of
  * baseline then ours; the ratio is taken per round, the table shows medians.
- * Every response of ours must be a 200 with the expected body, or the bench
+* Every response of ours must be a 200 with the expected body, or the bench
  * fails. Settings: `LOAD_SECONDS` (per run, default 10), `LOAD_WARMUP_SECONDS`
  * (default 2), `LOAD_ROUNDS` (default 2), `LOAD_CONNECTIONS` (default 10);
  * `LOAD_CPU_PROF=<dir>` has our server write a CPU profile there; `LOAD_LOG_LEVEL`
@@ -108,12 +108,12 @@ const serverLogLevel = (): string | undefined => {
  * The baseline server (`node --import tsx bench/loadBaseline.ts`, not test/support/server.ts: it is
  * not our server and reports its port as one JSON line on stdout); stderr goes to a file.
  */
-const startBaseline = async (dataDir: string, env: Record<string, string>): Promise<Child> => {
-  const logFile = join(dataDir, "baseline.log")
+const startBaseline = async (dataDir: string, env: Record<string, string>, script = "bench/loadBaseline.ts"): Promise<Child> => {
+  const logFile = join(dataDir, `${script.replace(/\W/g, "_")}.log`)
   const fd = openSync(logFile, "a")
   let child: ChildProcess
   try {
-    child = spawn(process.execPath, ["--import", "tsx", "bench/loadBaseline.ts"], { cwd: ROOT, env: cleanEnv(env), stdio: ["ignore", "pipe", fd] })
+    child = spawn(process.execPath, ["--import", "tsx", script], { cwd: ROOT, env: cleanEnv(env), stdio: ["ignore", "pipe", fd] })
   } finally {
     closeSync(fd)
   }
@@ -160,7 +160,8 @@ const isToolResult = (body: string): boolean => body.includes("\"result\"") && !
 // ---------------------------------------------------------------------------
 // Runs
 
-type Side = "ours" | "baseline"
+/** `baseline`: node:http + jose (verified-token cache); `stores`: node:http + our engine and stores called directly. */
+type Side = "ours" | "baseline" | "stores"
 
 interface RunResult {
   readonly side: Side
@@ -181,6 +182,9 @@ const quantile = (sorted: Float64Array, q: number): number =>
 
 interface Scenario {
   readonly name: string
+  readonly connections: number
+  /** The lowest acceptable ratio against the jose baseline (issue 14). */
+  readonly aim?: number
   /** autocannon options for a run against `url` (fresh per run: it may issue tokens). */
   readonly options: (side: Side, url: string) => Promise<{ readonly options: Options; readonly failures: () => ReadonlyArray<string> }>
 }
@@ -220,8 +224,14 @@ const runOnce = async (scenario: Scenario, side: Side, url: string, seconds: num
 
 interface ScenarioResult {
   readonly name: string
+  readonly connections: number
+  /** The lowest acceptable ratio against the jose baseline (issue 14); none: a row without an aim. */
+  readonly aim?: number
   readonly runs: ReadonlyArray<RunResult>
+  /** ours/baseline per round. */
   readonly ratios: ReadonlyArray<number>
+  /** ours/stores per round. */
+  readonly storeRatios: ReadonlyArray<number>
   /** Requests our server answered during the warmup. */
   readonly warmupRequests: number
 }
@@ -231,7 +241,7 @@ const runScenario = async (
   urls: Record<Side, string>,
   settings: { readonly seconds: number; readonly warmup: number; readonly rounds: number }
 ): Promise<ScenarioResult> => {
-  const order: ReadonlyArray<Side> = ["baseline", "ours"]
+  const order: ReadonlyArray<Side> = ["baseline", "stores", "ours"]
   let warmupRequests = 0
   for (const side of order) {
     const warmup = await runOnce(scenario, side, urls[side], settings.warmup)
@@ -239,6 +249,7 @@ const runScenario = async (
   }
   const runs: Array<RunResult> = []
   const ratios: Array<number> = []
+  const storeRatios: Array<number> = []
   for (let round = 0; round < settings.rounds; round++) {
     const perRound: Partial<Record<Side, RunResult>> = {}
     for (const side of order) {
@@ -247,22 +258,44 @@ const runScenario = async (
       runs.push(run)
     }
     ratios.push((perRound.ours as RunResult).reqPerSec / (perRound.baseline as RunResult).reqPerSec)
+    storeRatios.push((perRound.ours as RunResult).reqPerSec / (perRound.stores as RunResult).reqPerSec)
   }
-  return { name: scenario.name, runs, ratios, warmupRequests }
+  return {
+    name: scenario.name,
+    connections: scenario.connections,
+    ...(scenario.aim === undefined ? {} : { aim: scenario.aim }),
+    runs,
+    ratios,
+    storeRatios,
+    warmupRequests
+  }
 }
 
 // ---------------------------------------------------------------------------
 // Scenarios
 
-const whoamiScenario = (connections: number, ours: { readonly accessToken: string; readonly sessionId: string }): Scenario => ({
-  name: "tools/call whoami (POST /mcp)",
-  options: (_side, url) =>
+/** What a side's server needs from a request: its own access token, session and client (each side issued its own). */
+interface Credentials {
+  readonly accessToken: string
+  readonly sessionId: string
+  readonly clientId: string
+}
+
+/** The aims of issue 14 against the jose baseline: tools/call at least half its throughput, a refresh 0.6. */
+const TOOLS_CALL_AIM = 0.5
+const REFRESH_AIM = 0.6
+
+const whoamiScenario = (connections: number, credentials: (side: Side) => Credentials): Scenario => ({
+  name: `tools/call whoami, 2025 session (POST /mcp), ${connections} conn.`,
+  connections,
+  aim: TOOLS_CALL_AIM,
+  options: (side, url) =>
     Promise.resolve({
       options: {
         url: `${url}/mcp`,
         connections,
         method: "POST",
-        headers: mcpHeaders(ours.accessToken, ours.sessionId),
+        headers: mcpHeaders(credentials(side).accessToken, credentials(side).sessionId),
         body: WHOAMI_BODY,
         verifyBody: isToolResult
       },
@@ -270,15 +303,17 @@ const whoamiScenario = (connections: number, ours: { readonly accessToken: strin
     })
 })
 
-const modernWhoamiScenario = (connections: number, accessToken: string): Scenario => ({
-  name: "tools/call whoami, 2026-07-28 (POST /mcp, no session)",
-  options: (_side, url) =>
+const modernWhoamiScenario = (connections: number, credentials: (side: Side) => Credentials): Scenario => ({
+  name: `tools/call whoami, 2026-07-28 (POST /mcp, no session), ${connections} conn.`,
+  connections,
+  aim: TOOLS_CALL_AIM,
+  options: (side, url) =>
     Promise.resolve({
       options: {
         url: `${url}/mcp`,
         connections,
         method: "POST",
-        headers: modernToolCallHeaders(accessToken, "whoami"),
+        headers: modernToolCallHeaders(credentials(side).accessToken, "whoami"),
         body: modernToolCallBody("whoami"),
         verifyBody: isToolResult
       },
@@ -288,12 +323,15 @@ const modernWhoamiScenario = (connections: number, accessToken: string): Scenari
 
 const refreshScenario = (
   connections: number,
-  clientId: string,
+  credentials: (side: Side) => Credentials,
   freshRefreshTokens: (side: Side, count: number) => Promise<Array<string>>
 ): Scenario => ({
-  name: "refresh_token grant (POST /token, rotation)",
+  name: `refresh_token grant (POST /token, rotation), ${connections} conn.`,
+  connections,
+  aim: REFRESH_AIM,
   options: async (side, url) => {
     const pool = await freshRefreshTokens(side, connections)
+    const clientId = credentials(side).clientId
     const failures: Array<string> = []
     const setupClient = (client: Client): void => {
       const refreshToken = pool.pop()
@@ -340,6 +378,17 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(header), separator, ...rows.map(line)]
 }
 
+/** The p99 aim of issue 14 for tools/call at 50 connections, in milliseconds. */
+const P99_AIM_MS = 20
+
+/** The aim cell of a row: its ratio aim (and at 50 connections, the p99 aim), each `ok` or `UNDER`. */
+const aimCell = (result: ScenarioResult, p99: number): string => {
+  if (result.aim === undefined) return "-"
+  const parts = [`≥ ${ratio(result.aim)} ${median(result.ratios) < result.aim ? "UNDER" : "ok"}`]
+  if (result.connections >= 50 && result.aim === TOOLS_CALL_AIM) parts.push(`p99 < ${P99_AIM_MS} ms ${p99 < P99_AIM_MS ? "ok" : "UNDER"}`)
+  return parts.join(", ")
+}
+
 const summary = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
   const of = (result: ScenarioResult, side: Side) => result.runs.filter((run) => run.side === side)
   const cells = (runs: ReadonlyArray<RunResult>) => [
@@ -354,21 +403,40 @@ const summary = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
       "ours p50 ms",
       "ours p99 ms",
       "baseline req/s",
-      "baseline p50 ms",
       "baseline p99 ms",
-      "ratio (ours/baseline req/s)",
+      "ratio (ours/baseline)",
       "ratio min–max",
+      "aim",
+      "stores baseline req/s",
+      "ratio (ours/stores)",
       "ours non-2xx"
     ],
-    results.map((result) => [
-      result.name,
-      ...cells(of(result, "ours")),
-      ...cells(of(result, "baseline")),
-      ratio(median(result.ratios)),
-      `${ratio(Math.min(...result.ratios))}–${ratio(Math.max(...result.ratios))}`,
-      String(of(result, "ours").reduce((sum, run) => sum + run.non2xx, 0))
-    ])
+    results.map((result) => {
+      const [baselineRate, , baselineP99] = cells(of(result, "baseline"))
+      const oursP99 = median(of(result, "ours").map((r) => r.p99))
+      return [
+        result.name,
+        ...cells(of(result, "ours")),
+        baselineRate as string,
+        baselineP99 as string,
+        ratio(median(result.ratios)),
+        `${ratio(Math.min(...result.ratios))}–${ratio(Math.max(...result.ratios))}`,
+        aimCell(result, oursP99),
+        rate(median(of(result, "stores").map((r) => r.reqPerSec))),
+        ratio(median(result.storeRatios)),
+        String(of(result, "ours").reduce((sum, run) => sum + run.non2xx, 0))
+      ]
+    })
   )
+}
+
+/** One line on the rows under their aims. */
+const aimLine = (results: ReadonlyArray<ScenarioResult>): string => {
+  const under = results.filter((result) => {
+    const p99 = median(result.runs.filter((run) => run.side === "ours").map((run) => run.p99))
+    return aimCell(result, p99).includes("UNDER")
+  })
+  return under.length === 0 ? "Aims: every row meets its aim." : `Aims: ${under.length} of ${results.length} rows UNDER: ${under.map((r) => r.name).join("; ")}.`
 }
 
 const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
@@ -376,7 +444,7 @@ const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
     ["run", "side", "requests", "req/s", "p50 ms", "p99 ms", "autocannon p50/p99 ms", "bytes/response"],
     results.flatMap((result) =>
       result.runs.map((run, i) => [
-        `${result.name} #${Math.floor(i / 2) + 1}`,
+        `${result.name} #${Math.floor(i / 3) + 1}`,
         run.side,
         rate(run.requests),
         rate(run.reqPerSec),
@@ -396,7 +464,9 @@ const run = async (): Promise<string> => {
     warmup: setting("LOAD_WARMUP_SECONDS", 2),
     rounds: Math.max(1, Math.floor(setting("LOAD_ROUNDS", 2)))
   }
-  const connections = Math.max(1, Math.floor(setting("LOAD_CONNECTIONS", 10)))
+  // Issue 14: at 10 and at 50 connections (LOAD_CONNECTIONS: a comma-separated list).
+  const connectionCounts = (process.env["LOAD_CONNECTIONS"] ?? "10,50").split(",").map((n) => Math.max(1, Math.floor(Number(n))))
+  if (connectionCounts.some((n) => !Number.isFinite(n))) throw new Error("LOAD_CONNECTIONS must be numbers separated by commas")
   const dataDir = mkdtempSync(join(tmpdir(), "load-bench-"))
   const children: Array<Child> = []
   try {
@@ -436,7 +506,16 @@ const run = async (): Promise<string> => {
     const baselineProbeBody = expectStatus(await callToolRequest(baseline.url, first.access_token, sessionId, "whoami"), 200, "baseline tools/call").body
     if (!isToolResult(baselineProbeBody)) throw new Error(`baseline tools/call: ${baselineProbeBody.slice(0, 300)}`)
 
+    const stores = await startBaseline(dataDir, {}, "bench/loadStoresBaseline.ts")
+    children.push(stores)
+    const storesSetup = async (refresh: number) =>
+      getJson<Credentials & { readonly refreshTokens: Array<string> }>(`${stores.url}/bench-setup?refresh=${refresh}`, "stores baseline setup")
+    const storesCredentials = await storesSetup(0)
+    const oursCredentials: Credentials = { accessToken: first.access_token, sessionId, clientId }
+    const credentials = (side: Side): Credentials => side === "stores" ? storesCredentials : oursCredentials
+
     const freshRefreshTokens = async (side: Side, count: number): Promise<Array<string>> => {
+      if (side === "stores") return [...(await storesSetup(count)).refreshTokens]
       const tokens: Array<string> = []
       for (let i = 0; i < count; i++) {
         tokens.push(side === "ours" ? (await grantTokens(ours.url, clientId)).refresh_token : randomBytes(32).toString("base64url"))
@@ -446,10 +525,12 @@ const run = async (): Promise<string> => {
 
     const linesBefore = ours.lines().length
     const results: Array<ScenarioResult> = []
-    const urls = { ours: ours.url, baseline: baseline.url }
-    results.push(await runScenario(whoamiScenario(connections, { accessToken: first.access_token, sessionId }), urls, settings))
-    results.push(await runScenario(modernWhoamiScenario(connections, first.access_token), urls, settings))
-    results.push(await runScenario(refreshScenario(connections, clientId, freshRefreshTokens), urls, settings))
+    const urls = { ours: ours.url, baseline: baseline.url, stores: stores.url }
+    for (const connections of connectionCounts) {
+      results.push(await runScenario(whoamiScenario(connections, credentials), urls, settings))
+      results.push(await runScenario(modernWhoamiScenario(connections, credentials), urls, settings))
+      results.push(await runScenario(refreshScenario(connections, credentials, freshRefreshTokens), urls, settings))
+    }
     const oursRequests = results.reduce(
       (sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0),
       0
@@ -457,9 +538,11 @@ const run = async (): Promise<string> => {
     const logLines = ours.lines().length - linesBefore
 
     return [
-      `## Load: our server vs a plain node:http + jose server (autocannon, ${connections} connections)`,
+      `## Load: our server vs a plain node:http + jose server, and vs node:http + our stores (autocannon, ${connectionCounts.join(" and ")} connections)`,
       "",
       ...summary(results),
+      "",
+      aimLine(results),
       "",
       `Each side in its own process, never both at once: warmup ${settings.warmup} s per side, then ${settings.rounds} rounds of ` +
       `baseline ${settings.seconds} s, ours ${settings.seconds} s; medians over rounds, ratio = median of per-round ratios (> 1: ours faster). ` +
