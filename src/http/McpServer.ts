@@ -95,12 +95,16 @@ const rebindingAllowances = (publicUrl: string, origins: ReadonlyArray<string>, 
 /** Every scope the tools require, in the order they first appear. */
 const toolScopes = (tools: ReadonlyArray<McpTool<unknown>>): ReadonlyArray<string> => [...new Set(tools.flatMap((tool) => tool.requiredScopes))]
 
-/** The tools with their requirements provided from the layer's context. */
+/**
+ * The tools with their requirements provided from the layer's context: a
+ * call runs in that context alone (nothing to merge per call), the way the
+ * tool's type says it needs nothing else.
+ */
 const toolsLayer = <R>(tools: ReadonlyArray<McpTool<R>>): Layer.Layer<McpTools, never, R> =>
   Layer.effect(
     McpTools,
     Effect.map(Effect.context<R>(), (context) =>
-      tools.map((tool) => ({ ...tool, call: (args, call) => Effect.provide(tool.call(args, call), context) })))
+      tools.map((tool) => ({ ...tool, call: (args, call) => Effect.mapInputContext(tool.call(args, call), () => context) })))
   )
 
 /** The services upstream mode provides, which tools may use (`Federation`, `ProviderTokenRefresher`). */
