@@ -57,8 +57,9 @@ export interface ClientMetadataRules {
   readonly limits?: ClientMetadataLimits
 }
 
-/** The grant and response types a client may list at most (each value is one of very few). */
+/** The grant and response types a client may list at most, and their longest value (each is one of very few). */
 const MAX_TYPE_ENTRIES = 10
+const MAX_TYPE_LENGTH = 64
 
 /** The first member of a decoded request over its bound, described; `undefined` when all are within. */
 const overLimit = (request: typeof RegistrationRequest.Type, limits: ClientMetadataLimits): string | undefined => {
@@ -76,7 +77,7 @@ const overLimit = (request: typeof RegistrationRequest.Type, limits: ClientMetad
     (request.contacts ?? []).map((contact) => tooLong("a contact", contact, limits.maxTextLength)).find((p) => p !== undefined) ??
     tooLong("scope", request.scope, limits.maxScopeLength) ??
     [request.token_endpoint_auth_method, ...request.grant_types ?? [], ...request.response_types ?? []]
-      .map((value) => tooLong("a type value", value, limits.maxTextLength)).find((p) => p !== undefined)
+      .map((value) => tooLong("a type value", value, MAX_TYPE_LENGTH)).find((p) => p !== undefined)
 }
 
 /**
