@@ -46,7 +46,7 @@ const count = (name: string, fallback: number) =>
 export const parseTrustProxySetting = (name: string, value: string): Either.Either<Option.Option<TrustProxy>, ConfigError.ConfigError> => {
   const trimmed = value.trim()
   if (trimmed === "" || trimmed === "0" || trimmed.toLowerCase() === "off") return Either.right(Option.none())
-  const trust: TrustProxy = /^\d+$/.test(trimmed) ? { hops: Number(trimmed) } : { proxies: trimmed.split(",") }
+  const trust: TrustProxy = /^\d+$/.test(trimmed) ? { hops: Number(trimmed) } : { proxies: trimmed.split(",").map((entry) => entry.trim()) }
   const parsed = parseTrustProxy(trust)
   return typeof parsed === "string" ? Either.left(invalid(name, parsed)) : Either.right(Option.some(trust))
 }

@@ -86,7 +86,7 @@ describe("the client address", () => {
     expect(Either.getOrThrow(parseTrustProxySetting("TRUST_PROXY", "0"))).toEqual(Option.none())
     expect(Either.getOrThrow(parseTrustProxySetting("TRUST_PROXY", "2"))).toEqual(Option.some({ hops: 2 }))
     expect(Either.getOrThrow(parseTrustProxySetting("TRUST_PROXY", "loopback, 10.0.0.0/8, fd00::/8"))).toEqual(
-      Option.some({ proxies: ["loopback", " 10.0.0.0/8", " fd00::/8"] })
+      Option.some({ proxies: ["loopback", "10.0.0.0/8", "fd00::/8"] })
     )
     const refused = parseTrustProxySetting("TRUST_PROXY", "loopback,nonsense")
     expect(Either.isLeft(refused) && String(refused.left)).toContain("nonsense")
