@@ -57,12 +57,14 @@ export interface LimitsSettings {
   readonly limits: LimitsOptions
 }
 
-/** `TRUST_PROXY` and the limits' variables (see README, "Limits on anonymous callers"). */
-export const limitsConfig: Config.Config<LimitsSettings> = Config.all({
-  trustProxy: Config.string("TRUST_PROXY").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((value) => parseTrustProxySetting("TRUST_PROXY", value))
-  ),
+/** `TRUST_PROXY`. */
+export const trustProxyConfig: Config.Config<Option.Option<TrustProxy>> = Config.string("TRUST_PROXY").pipe(
+  Config.withDefault(""),
+  Config.mapOrFail((value) => parseTrustProxySetting("TRUST_PROXY", value))
+)
+
+/** The limits' variables (see README, "Limits on anonymous callers"); no Node built-in, so a Worker reads them too. */
+export const limitsOptionsConfig: Config.Config<LimitsOptions> = Config.all({
   register: Config.all({
     perAddress: rateConfig("REGISTER_RATE_LIMIT", "20/1h"),
     maxDocumentBytes: count("REGISTER_MAX_BYTES", DEFAULT_LIMITS.maxDocumentBytes),
@@ -92,4 +94,7 @@ export const limitsConfig: Config.Config<LimitsSettings> = Config.all({
     failuresPerUser: rateConfig("SIGN_IN_FAILURES_PER_USER", "100/15m"),
     failuresPerAuthorization: count("SIGN_IN_FAILURES_PER_AUTHORIZATION", DEFAULT_LIMITS.signInFailuresPerAuthorization)
   })
-}).pipe(Config.map(({ authorize, register, signIn, trustProxy }) => ({ trustProxy, limits: { register, authorize, signIn } })))
+})
+
+/** `TRUST_PROXY` and the limits' variables. */
+export const limitsConfig: Config.Config<LimitsSettings> = Config.all({ trustProxy: trustProxyConfig, limits: limitsOptionsConfig })
