@@ -106,19 +106,18 @@ export const EVERY_ADDRESS = "every-address"
 
 const invalid = (description: string) => new InvalidOAuthOptions({ description })
 
-/** A policy checked as the `RateLimiter` would check it; `undefined` for `false`. */
-const policy = (
-  name: string,
-  bucket: string,
-  option: RateLimit | false
-): Effect.Effect<RateLimitPolicy | undefined, InvalidOAuthOptions> => {
-  if (option === false) return Effect.succeed(undefined)
-  const candidate = { bucket, limit: option.limit, window: option.window }
+/** A rate limit as a `RateLimiter` policy, checked as the `RateLimiter` would check it. */
+const checkedPolicy = (name: string, bucket: string, rate: RateLimit): Effect.Effect<RateLimitPolicy, InvalidOAuthOptions> => {
+  const candidate = { bucket, limit: rate.limit, window: rate.window }
   const checked = policyOrError(candidate, "HttpLimits")
   return "interval" in checked
     ? Effect.succeed(candidate)
     : Effect.fail(invalid(`${name}: ${checked.description ?? "not a usable rate limit"}`))
 }
+
+/** `checkedPolicy`, or `undefined` for a limit turned off (`false`). */
+const policy = (name: string, bucket: string, option: RateLimit | false): Effect.Effect<RateLimitPolicy | undefined, InvalidOAuthOptions> =>
+  option === false ? Effect.succeed(undefined) : checkedPolicy(name, bucket, option)
 
 const wholeNumber = (name: string, value: number): Effect.Effect<number, InvalidOAuthOptions> =>
   Number.isInteger(value) && value >= 1 ? Effect.succeed(value) : Effect.fail(invalid(`${name} must be a whole number of at least 1`))
@@ -137,6 +136,11 @@ export const makeLimits = (
       "signIn.failuresPerAuthorization",
       limits.signIn?.failuresPerAuthorization ?? DEFAULT_LIMITS.signInFailuresPerAuthorization
     )
+    // One failure comes back per transaction lifetime: within its life a pending authorization sees at most `n`.
+    const signInPerAuthorization = yield* checkedPolicy("signIn.failuresPerAuthorization", "signin-authorization", {
+      limit: perAuthorization,
+      window: Duration.millis(config.transactionTtl * perAuthorization)
+    })
     return {
       maxBodyBytes: yield* wholeNumber("maxBodyBytes", options.maxBodyBytes ?? 1024 * 1024),
       maxRegistrationBytes: yield* wholeNumber("register.maxDocumentBytes", limits.register?.maxDocumentBytes ?? DEFAULT_LIMITS.maxDocumentBytes),
@@ -154,12 +158,7 @@ export const makeLimits = (
         limits.signIn?.failuresPerAddress ?? DEFAULT_LIMITS.signInFailuresPerAddress
       ),
       signInPerUser: yield* policy("signIn.failuresPerUser", "signin-user", limits.signIn?.failuresPerUser ?? DEFAULT_LIMITS.signInFailuresPerUser),
-      // One failure comes back per transaction lifetime: within its life a pending authorization sees at most `n`.
-      signInPerAuthorization: {
-        bucket: "signin-authorization",
-        limit: perAuthorization,
-        window: Duration.millis(config.transactionTtl * perAuthorization)
-      }
+      signInPerAuthorization
     }
   })
 
@@ -201,9 +200,9 @@ const waitText = (seconds: number): string =>
   seconds >= 120 ? `in ${Math.ceil(seconds / 60)} minutes` : `in ${seconds} ${seconds === 1 ? "second" : "seconds"}`
 
 /** Log a refusal by a limit: which limit, the address key, how long to wait (never a credential). */
-export const logRefusal = (limit: string, key: string | undefined, decision: RateLimitDecision): Effect.Effect<void> =>
+export const logRefusal = (limit: string, clientAddress: string, decision: RateLimitDecision): Effect.Effect<void> =>
   Effect.logWarning("rate limited").pipe(
-    Effect.annotateLogs({ limit, ...(key === undefined ? {} : { client_address: key }), retry_after_s: retryAfterSeconds(decision) })
+    Effect.annotateLogs({ limit, client_address: clientAddress, retry_after_s: retryAfterSeconds(decision) })
   )
 
 /** A response with its status replaced and `Retry-After` set. */
