@@ -65,12 +65,14 @@ describe("the client address", () => {
   it("whatever a client writes in X-Forwarded-For, it cannot pick its own address past the proxies", () => {
     const entry = FastCheck.oneof(FastCheck.ipV4(), FastCheck.ipV6(), FastCheck.string({ maxLength: 20 }))
     FastCheck.assert(
-      FastCheck.property(FastCheck.array(entry, { maxLength: 6 }), FastCheck.ipV4(), (forged, real) => {
+      // A client inside a trusted network looks like one more proxy: the property is for clients outside them.
+      FastCheck.property(FastCheck.array(entry, { maxLength: 6 }), FastCheck.ipV4().filter((ip) => !ip.startsWith("10.")), (forged, real) => {
         // The client at `real` sent `forged`; one trusted proxy (10.9.9.9) appended `real`.
         const header = [...forged, real].join(", ")
         return keyOf({ proxies: ["10.0.0.0/8"] }, "10.9.9.9", header) === limitKey(resolveClientAddress(trusted(undefined), real, undefined)) &&
           keyOf({ hops: 1 }, "10.9.9.9", header) === keyOf(undefined, real)
-      })
+      }),
+      { numRuns: 1000 }
     )
   })
 
