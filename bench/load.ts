@@ -78,7 +78,7 @@ const logTail = (file: string): string => {
 }
 
 /** Variables our server reads; the baseline inherits none of them. */
-const SERVER_VARIABLES = /^(PORT|HOST|PUBLIC_URL|STORE|DATA_DIR|API_KEYS|DEV_AUTO_APPROVE|UPSTREAM_.*|SCOPES|ACCESS_TOKEN_.*|MAX_BODY_BYTES|REDIS_URL|RS_TOKENS_ENC_KEY|LOG_LEVEL)$/
+const SERVER_VARIABLES = /^(PORT|HOST|PUBLIC_URL|STORE|DATA_DIR|API_KEYS|DEV_AUTO_APPROVE|UPSTREAM_.*|SCOPES|ACCESS_TOKEN_.*|MAX_BODY_BYTES|REDIS_URL|RS_TOKENS_ENC_KEY|LOG_LEVEL|TRUST_PROXY|REGISTER_.*|AUTHORIZE_.*|SIGN_IN_.*)$/
 
 const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {}
@@ -473,7 +473,8 @@ const run = async (): Promise<string> => {
     const level = serverLogLevel()
     // Our server on a free port, memory store, development auto-approval; its log goes to a file.
     const ours = await startServer({
-      env: { STORE: "memory", DEV_AUTO_APPROVE: "bench", DATA_DIR: dataDir, ...(level === undefined ? {} : { LOG_LEVEL: level }) },
+      // One address authorizes a fresh grant per connection and round: past the per-address pace a user gets.
+      env: { STORE: "memory", DEV_AUTO_APPROVE: "bench", DATA_DIR: dataDir, AUTHORIZE_RATE_LIMIT: "off", ...(level === undefined ? {} : { LOG_LEVEL: level }) },
       logFile: join(dataDir, "server.log"),
       nodeOptions: cpuProfileOptions(),
       timeout: 60_000

@@ -60,7 +60,8 @@ const send = async (response: Response, out: ServerResponse): Promise<void> => {
 }
 
 const server = createServer((request, response) => {
-  handler(toRequest(request)).then((answer) => send(answer, response)).catch(() => {
+  // A web `Request` carries no peer address: hand it over, for the per-address limits.
+  handler(toRequest(request), { remoteAddress: request.socket.remoteAddress }).then((answer) => send(answer, response)).catch(() => {
     response.statusCode = 500
     response.end()
   })

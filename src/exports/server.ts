@@ -10,4 +10,6 @@
 export * as McpServer from "../http/McpServer.ts"
 export * as McpTool from "../http/mcp/McpTool.ts"
 export type { ApiKeyUser, SignInOptions } from "../http/consent/signIn.ts"
+export type { TrustProxy } from "../http/clientAddress.ts"
+export type { LimitsOptions, RateLimit } from "../http/limits.ts"
 export type { UpstreamOptions } from "../http/upstream/layer.ts"

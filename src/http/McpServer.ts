@@ -13,7 +13,7 @@
  */
 import type { HttpApp } from "@effect/platform"
 import { HttpApp as App } from "@effect/platform"
-import { type Duration, Duration as D, Effect, Layer } from "effect"
+import { Context, type Duration, Duration as D, Effect, Layer } from "effect"
 import { type InvalidOAuthOptions, OAuthConfig, type OAuthOptions } from "../oauth/config.ts"
 import type { Federation } from "../oauth/federation.ts"
 import type { ProviderTokenRefresher } from "../oauth/providerTokenRefresher.ts"
@@ -23,6 +23,7 @@ import type { ClientStore } from "../services/ClientStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { Jwks } from "../services/Jwks.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import type { RateLimiter } from "../services/RateLimiter.ts"
 import type { SessionStore } from "../services/SessionStore.ts"
 import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
@@ -34,8 +35,10 @@ import { McpEndpointConfig } from "./mcp/config.ts"
 import type { McpTool } from "./mcp/McpTool.ts"
 import { McpTools } from "./mcp/tool.ts"
 import { endpointUrls } from "./metadata.ts"
+import { PeerAddress, type TrustProxy } from "./clientAddress.ts"
+import { type HttpLimits, limitsLayer, type LimitsOptions } from "./limits.ts"
 import { loggerRequestLog, RequestLog } from "./requestLog.ts"
-import { HttpLimits, httpApp as app, routes } from "./router.ts"
+import { httpApp as app, routes } from "./router.ts"
 import { upstreamLayer, type UpstreamOptions } from "./upstream/layer.ts"
 import packageJson from "../../package.json" with { type: "json" }
 
@@ -53,12 +56,23 @@ export interface McpServerOptions<R = never> {
   readonly scopeDescriptions?: Readonly<Record<string, string>>
   /** Sign users in at an upstream OAuth / OpenID Connect provider instead of the consent page. */
   readonly upstream?: UpstreamOptions
-  /** The OAuth engine's lifetimes, token format and claims hook (the issuer, resources and scopes come from above). */
-  readonly oauth?: Omit<OAuthOptions, "issuer" | "resources" | "scopesSupported">
+  /** The OAuth engine's lifetimes, token format and claims hook (the issuer, resources, scopes and input bounds come from above). */
+  readonly oauth?: Omit<OAuthOptions, "issuer" | "resources" | "scopesSupported" | "clientMetadataLimits" | "authorizationRequestLimits">
   /** The signing keys: algorithm, rotation. */
   readonly jwks?: StoredJwks.JwksOptions
   /** Larger request bodies get 413 (default 1 MiB). */
   readonly maxBodyBytes?: number
+  /**
+   * What anonymous callers may do and store: registration, authorization
+   * requests and sign-in failures, per client address and overall (every
+   * limit has a default; see `LimitsOptions`).
+   */
+  readonly limits?: LimitsOptions
+  /**
+   * Proxies trusted to report the client's address in `X-Forwarded-For`
+   * (default none: the socket's peer is the client).
+   */
+  readonly trustProxy?: TrustProxy
   /** The implementation's name and version in `serverInfo` (default this package's). */
   readonly serverInfo?: { readonly name: string; readonly version: string }
   /** Instructions for the model about this server. */
@@ -74,10 +88,21 @@ export interface McpServerOptions<R = never> {
 }
 
 /** What the server's handlers need from you: the stores and `Crypto`. */
-export type McpServerRequirements = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | Crypto
+export type McpServerRequirements =
+  | TokenStore
+  | SessionStore
+  | ProviderTokenStore
+  | ClientStore
+  | SigningKeyStore
+  | RateLimiter
+  | Crypto
 
 /** What `layer` provides to the handlers. */
 export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits | RequestLog
+
+/** An object without its `undefined` members (for options under `exactOptionalPropertyTypes`). */
+const definedOnly = <A extends object>(value: A): { [K in keyof A]?: Exclude<A[K], undefined> } =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof A]?: Exclude<A[K], undefined> }
 
 /** Loopback names of one host: a page served from any of them is ours. */
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
@@ -131,7 +156,24 @@ export function layer<R = never>(
   const urls = endpointUrls(publicUrl)
   const tools = options.tools ?? []
   const scopes = options.scopes ?? toolScopes(tools)
-  const oauth = OAuthConfig.layer({ ...options.oauth, issuer: urls.issuer, resources: [urls.mcp, urls.issuer], scopesSupported: scopes })
+  const { authorize: authorizeLimits = {}, register: registerLimits = {} } = options.limits ?? {}
+  const oauth = OAuthConfig.layer({
+    ...options.oauth,
+    issuer: urls.issuer,
+    resources: [urls.mcp, urls.issuer],
+    scopesSupported: scopes,
+    clientMetadataLimits: definedOnly({
+      maxTextLength: registerLimits.maxTextLength,
+      maxUriLength: registerLimits.maxUriLength,
+      maxScopeLength: registerLimits.maxScopeLength,
+      maxRedirectUris: registerLimits.maxRedirectUris,
+      maxContacts: registerLimits.maxContacts
+    }),
+    authorizationRequestLimits: definedOnly({
+      maxStateLength: authorizeLimits.maxStateLength,
+      maxParameterLength: authorizeLimits.maxParameterLength
+    })
+  })
   const endpoint = Layer.succeed(McpEndpointConfig, {
     serverInfo: options.serverInfo ?? { name: packageJson.name, version: packageJson.version },
     ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
@@ -141,11 +183,11 @@ export function layer<R = never>(
     ...rebindingAllowances(publicUrl, options.allowedOrigins ?? [], options.allowedHosts ?? [])
   })
   const limits = Layer.merge(
-    Layer.succeed(HttpLimits, { maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024 }),
+    limitsLayer(definedOnly({ limits: options.limits, maxBodyBytes: options.maxBodyBytes, trustProxy: options.trustProxy })),
     Layer.succeed(RequestLog, options.requestLog ?? loggerRequestLog)
   )
   const consent = Layer.succeed(ScopeDescriptions, options.scopeDescriptions ?? {})
-  const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), consent, endpoint, limits)
+  const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), consent, endpoint, Layer.provide(limits, oauth))
   if (options.upstream === undefined) return Layer.merge(base, toolsLayer(tools))
   const upstream = upstreamLayer(publicUrl, options.upstream)
   return Layer.mergeAll(base, Layer.provideMerge(toolsLayer(tools), upstream))
@@ -157,13 +199,34 @@ export const router = routes
 /** The whole server as an `HttpApp`: the routes, CORS, the body limit, error answers and a log line per request. */
 export const httpApp: HttpApp.Default<never, McpServerServices | McpServerRequirements> = app
 
+/** What a `fetch` host knows about a request beyond the web `Request`. */
+export interface RequestInfo {
+  /**
+   * The peer's address (Deno's `info.remoteAddr.hostname`, Bun's
+   * `server.requestIP(request)`, Cloudflare's `CF-Connecting-IP`): the
+   * per-address limits count under it. Without it every request shares the
+   * budget of one unknown address.
+   */
+  readonly remoteAddress?: string | undefined
+}
+
 /**
  * The server as a web-standard `fetch` handler over a layer of stores and
- * `Crypto`: what Cloudflare Workers, Bun, Deno and Hono call. `dispose`
+ * `Crypto`: what Cloudflare Workers, Bun, Deno and Hono call; pass the
+ * peer's address as `info.remoteAddress` (a web `Request` has none). `dispose`
  * closes the stores (and stops the key-rotation fiber).
  */
 export const toWebHandler = <R = never, E = never>(
   options: McpServerOptions<R>,
   stores: Layer.Layer<McpServerRequirements | R, E>
-): { readonly handler: (request: Request) => Promise<Response>; readonly dispose: () => Promise<void> } =>
-  App.toWebHandlerLayer(httpApp, layer<R>(options).pipe(Layer.provideMerge(stores)))
+): {
+  readonly handler: (request: Request, info?: RequestInfo) => Promise<Response>
+  readonly dispose: () => Promise<void>
+} => {
+  const web = App.toWebHandlerLayer(httpApp, layer<R>(options).pipe(Layer.provideMerge(stores)))
+  return {
+    handler: (request, info) =>
+      info?.remoteAddress === undefined ? web.handler(request) : web.handler(request, Context.make(PeerAddress, info.remoteAddress)),
+    dispose: web.dispose
+  }
+}

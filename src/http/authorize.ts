@@ -6,11 +6,15 @@
  * with the scopes the user left ticked. Failures before the client's redirect
  * URI is verified are shown to the user; later ones go to the client.
  *
- * Wrong API keys are counted per pending authorization (in this process):
- * the fifth refuses it with `access_denied`.
+ * GET is paced per client address and reserves its pending authorization in
+ * the budget all anonymous requests share (`authorizeLimits.ts`). Wrong API
+ * keys are limited per client address, per user and per pending
+ * authorization, across instances (`consent/signInLimits.ts`): the last
+ * failure an authorization may have refuses it with `access_denied`; a spent
+ * address or user budget is a 429 page until it refills.
  */
 import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import {
   approve,
   authorize,
@@ -24,17 +28,22 @@ import { Federation } from "../oauth/federation.ts"
 import { formatScope } from "../oauth/scopes.ts"
 import type { ClientStore } from "../services/ClientStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
+import type { RateLimiter } from "../services/RateLimiter.ts"
 import type { TokenStore } from "../services/TokenStore.ts"
 import { authorizationFailure, authorizationRequestFrom } from "./authorizationRequest.ts"
+import { admitAuthorizationRequest } from "./authorizeLimits.ts"
 import { type FormParams, queryParams, readForm } from "./body.ts"
 import { authorizePath, checkCsrf, issueCsrf, withCsrfCookie } from "./consent/csrf.ts"
 import { consentPage, formActionSource, grantedScopesFrom, ScopeDescriptions } from "./consent/page.ts"
-import { MAX_SIGN_IN_FAILURES, SignIn } from "./consent/signIn.ts"
+import { SignIn } from "./consent/signIn.ts"
+import { attemptSignIn } from "./consent/signInLimits.ts"
+import type { HttpLimits } from "./limits.ts"
+import { retryAfterSeconds, waitPage } from "./limits.ts"
 import { errorPage } from "./pages.ts"
 import { htmlResponse, redirectResponse } from "./respond.ts"
 
 /** What the `/authorize` handlers need. */
-export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto | ScopeDescriptions
+export type AuthorizeServices = SignIn | OAuthConfig | ClientStore | TokenStore | Crypto | ScopeDescriptions | HttpLimits | RateLimiter
 
 interface ConsentOptions {
   readonly status?: number
@@ -102,43 +111,74 @@ export const authorizeGet = (
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, AuthorizeServices> =>
   Effect.gen(function*() {
     const signIn = yield* SignIn
-    const params = yield* queryParams(request)
-    const pending = yield* authorize(authorizationRequestFrom(params))
+    const admitted = yield* admitAuthorizationRequest(request)
+    if (Either.isLeft(admitted)) return admitted.left
+    const reservation = admitted.right
+    const params = yield* queryParams(request).pipe(Effect.tapError(() => reservation.release))
+    const pending = yield* authorize(authorizationRequestFrom(params)).pipe(Effect.tapError(() => reservation.release))
     if (Option.isNone(signIn.autoApprove)) return yield* consentResponse(request, pending)
     const user = signIn.autoApprove.value
-    const approved = yield* approve({ transactionId: pending.transaction.id, subject: user })
+    const approved = yield* approve({ transactionId: pending.transaction.id, subject: user }).pipe(
+      Effect.ensuring(Effect.ignore(reservation.release))
+    )
     yield* Effect.logInfo("authorization auto-approved").pipe(
       Effect.annotateLogs({ user, client_id: pending.client.clientId, scope: formatScope(approved.grant.scopes) })
     )
     return redirectResponse(redirectLocation(approved.redirect))
   }).pipe(Effect.catchAll(authorizationFailure))
 
-/** A wrong (or missing) API key: the page again (401), or after too many, the request refused. */
-const signInFailed = (
+/** The page again after a wrong key: 401, with how many more may be tried. */
+const wrongKeyMessage = (attemptsLeft: number): string =>
+  attemptsLeft === 0
+    ? "That API key is not valid."
+    : `That API key is not valid. ${attemptsLeft} ${attemptsLeft === 1 ? "attempt" : "attempts"} left.`
+
+/**
+ * Check the API key within the failure limits: the user, or the answer to
+ * send instead (the page again, the request refused, or a 429 lockout page).
+ */
+const signInOrAnswer = (
   request: HttpServerRequest.HttpServerRequest,
   pending: PendingAuthorization,
   form: FormParams
 ) =>
   Effect.gen(function*() {
-    const signIn = yield* SignIn
     const ticked = grantedScopesFrom(form, pending.transaction.scopes)
     const transactionId = pending.transaction.id
     const clientId = pending.client.clientId
-    if ((form["api_key"] ?? "") === "") {
-      return yield* consentResponse(request, pending, { status: 401, error: "Enter your API key to approve.", ticked })
+    const apiKey = form["api_key"] ?? ""
+    if (apiKey === "") {
+      return Either.left(yield* consentResponse(request, pending, { status: 401, error: "Enter your API key to approve.", ticked }))
     }
-    const failures = yield* signIn.recordFailure(transactionId)
-    yield* Effect.logWarning("sign-in failed").pipe(Effect.annotateLogs({ client_id: clientId, failures }))
-    if (failures < MAX_SIGN_IN_FAILURES) {
-      const left = MAX_SIGN_IN_FAILURES - failures
-      const error = `That API key is not valid. ${left} ${left === 1 ? "attempt" : "attempts"} left.`
-      return yield* consentResponse(request, pending, { status: 401, error, ticked })
+    const attempt = yield* attemptSignIn(request, transactionId, apiKey)
+    switch (attempt._tag) {
+      case "SignedIn":
+        return Either.right(attempt.user)
+      case "WrongKey": {
+        yield* Effect.logWarning("sign-in failed").pipe(Effect.annotateLogs({ client_id: clientId, attempts_left: attempt.attemptsLeft }))
+        return Either.left(yield* consentResponse(request, pending, { status: 401, error: wrongKeyMessage(attempt.attemptsLeft), ticked }))
+      }
+      case "Exhausted": {
+        const denied = yield* deny(transactionId)
+        yield* Effect.logWarning("authorization refused after failed sign-ins").pipe(Effect.annotateLogs({ client_id: clientId }))
+        const params = { ...denied.params, error_description: "too many failed sign-in attempts" }
+        return Either.left(redirectResponse(redirectLocation({ ...denied, params })))
+      }
+      case "LockedOut": {
+        yield* Effect.logWarning("sign-in locked out").pipe(
+          Effect.annotateLogs({
+            limit: attempt.limit,
+            client_address: attempt.clientAddress,
+            client_id: clientId,
+            retry_after_s: retryAfterSeconds(attempt.decision)
+          })
+        )
+        const who = attempt.limit === "address" ? "from your network" : "on this server"
+        return Either.left(
+          waitPage(attempt.decision, "Sign-in paused", `Too many wrong API keys were entered ${who}, so sign-in is paused for a while.`)
+        )
+      }
     }
-    yield* signIn.forget(transactionId)
-    const denied = yield* deny(transactionId)
-    yield* Effect.logWarning("authorization refused after failed sign-ins").pipe(Effect.annotateLogs({ client_id: clientId }))
-    const params = { ...denied.params, error_description: "too many failed sign-in attempts" }
-    return redirectResponse(redirectLocation({ ...denied, params }))
   })
 
 /**
@@ -148,8 +188,9 @@ const signInFailed = (
  * `access_denied` to the client; `action=approve` needs at least one ticked
  * scope when scopes were requested (none: 400 and the page again with a
  * message, the request kept) and a configured API key (wrong: 401 and the
- * page again, the request kept), and grants the scopes still ticked
- * (`scope_<i>` fields), sending the code, `state` and `iss`.
+ * page again, the request kept, until its failures run out; a spent address
+ * or user budget: 429), and grants the scopes still ticked (`scope_<i>`
+ * fields), sending the code, `state` and `iss`.
  */
 export const authorizePost = (
   request: HttpServerRequest.HttpServerRequest
@@ -170,7 +211,6 @@ export const authorizePost = (
 
     const action = form["action"]
     if (action === "deny") {
-      yield* signIn.forget(transactionId)
       const denied = yield* deny(transactionId)
       yield* Effect.logInfo("authorization denied").pipe(Effect.annotateLogs({ client_id: clientId }))
       return redirectResponse(redirectLocation(denied))
@@ -189,12 +229,11 @@ export const authorizePost = (
         ticked: []
       })
     }
-    const user = yield* signIn.userFor(form["api_key"] ?? "")
-    if (Option.isNone(user)) return yield* signInFailed(request, pending, form)
-    const approved = yield* approve({ transactionId, subject: user.value, grantedScopes })
-    yield* signIn.forget(transactionId)
+    const user = yield* signInOrAnswer(request, pending, form)
+    if (Either.isLeft(user)) return user.left
+    const approved = yield* approve({ transactionId, subject: user.right, grantedScopes })
     yield* Effect.logInfo("authorization approved").pipe(
-      Effect.annotateLogs({ user: user.value, client_id: clientId, scope: formatScope(approved.grant.scopes) })
+      Effect.annotateLogs({ user: user.right, client_id: clientId, scope: formatScope(approved.grant.scopes) })
     )
     return redirectResponse(redirectLocation(approved.redirect))
   }).pipe(Effect.catchAll(authorizationFailure))

@@ -4,22 +4,50 @@
  * (RFC 7662). Each reads its body, calls the engine, and answers JSON with
  * `Cache-Control: no-store`; every failure is an RFC 6749 error response.
  */
-import type { HttpServerRequest } from "@effect/platform"
-import { Effect } from "effect"
-import { InvalidRequest } from "../errors/OAuthError.ts"
+import { HttpServerRequest } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { InvalidClientMetadata, InvalidRequest } from "../errors/OAuthError.ts"
 import { authenticateClient } from "../oauth/clientAuth.ts"
 import { registerClient, registrationResponse } from "../oauth/registration.ts"
 import { introspect, revoke } from "../oauth/revocation.ts"
 import { token, tokenResponse } from "../oauth/tokenEndpoint.ts"
-import { readForm, readJson } from "./body.ts"
+import { BodyTooLarge, readForm, readJson } from "./body.ts"
 import { clientAuthContext, clientCredentials } from "./clientCredentials.ts"
+import { clientKey, consume, HttpLimits, logRefusal, refused, tooManyRequestsJson } from "./limits.ts"
 import { jsonResponse, orErrorResponse } from "./respond.ts"
 
-/** `POST /register`: dynamic client registration; 201 with the client (and its secret, once). */
+/**
+ * The registration document, within the smaller of the document limit
+ * (over it: `invalid_client_metadata`) and the body limit (over it: 413).
+ */
+const readRegistration = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.flatMap(HttpLimits, (limits) => {
+    const documentLimited = limits.maxRegistrationBytes < limits.maxBodyBytes
+    const limit = Math.min(limits.maxRegistrationBytes, limits.maxBodyBytes)
+    return HttpServerRequest.withMaxBodySize(readJson(request), Option.some(limit)).pipe(
+      Effect.catchIf(
+        (error): error is BodyTooLarge => error instanceof BodyTooLarge && documentLimited,
+        () => Effect.fail(new InvalidClientMetadata({ description: `the client metadata document is larger than ${limit} bytes` }))
+      )
+    )
+  })
+
+/**
+ * `POST /register`: dynamic client registration; 201 with the client (and
+ * its secret, once). Paced per client address (429 with `Retry-After`),
+ * before the body is read.
+ */
 export const registerHandler = (request: HttpServerRequest.HttpServerRequest) =>
   orErrorResponse(
     Effect.gen(function*() {
-      const metadata = yield* readJson(request)
+      const limits = yield* HttpLimits
+      const address = yield* clientKey(request)
+      const paced = yield* consume(limits.register, address)
+      if (refused(paced)) {
+        yield* logRefusal("register", address, paced)
+        return tooManyRequestsJson(paced, "too many registrations from this address")
+      }
+      const metadata = yield* readRegistration(request)
       const registration = yield* registerClient(metadata)
       yield* Effect.logInfo("client registered").pipe(
         Effect.annotateLogs({

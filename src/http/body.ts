@@ -4,7 +4,7 @@
  * (RFC 6749 §3.1), JSON that does not parse reported as such.
  */
 import { HttpServerRequest } from "@effect/platform"
-import { Data, Effect, Option } from "effect"
+import { Data, Effect, Option, Predicate, Stream } from "effect"
 import { InvalidRequest } from "../errors/OAuthError.ts"
 
 /** The body is larger than the server accepts. */
@@ -22,16 +22,65 @@ export interface RequestHeaders {
 export const mediaType = (request: RequestHeaders): string =>
   (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
 
-/** The raw body as text, refused before reading when its declared length is over the limit. */
+/**
+ * How far past the limit a body without `Content-Length` is read (and thrown
+ * away) so that its 413 reaches the client: stopping mid-body would close the
+ * connection under it. A body longer still has its connection closed.
+ */
+export const DRAIN_BYTES = 8 * 1024 * 1024
+
+const utf8 = new TextDecoder()
+
+/** Whether the request is a web `Request` without a body (its stream cannot be opened, and there is nothing to read). */
+const hasNoWebBody = (request: HttpServerRequest.HttpServerRequest): boolean =>
+  Predicate.hasProperty(request.source, "body") && request.source.body === null
+
+/**
+ * A body of unknown length (chunked), up to `limit` bytes: read to its end
+ * (past the limit, only counted, for at most `DRAIN_BYTES`), so that a body
+ * over the limit is refused with an answer rather than a cut connection.
+ */
+const readBounded = (
+  request: HttpServerRequest.HttpServerRequest,
+  limit: number
+): Effect.Effect<string, BodyTooLarge | UnreadableBody> => {
+  if (hasNoWebBody(request)) return Effect.succeed("")
+  const kept: Array<Uint8Array> = []
+  return request.stream.pipe(
+    Stream.runFoldWhile(0, (bytes) => bytes <= limit + DRAIN_BYTES, (bytes, chunk: Uint8Array) => {
+      if (bytes + chunk.length <= limit) kept.push(chunk)
+      return bytes + chunk.length
+    }),
+    Effect.mapError(() => new UnreadableBody()),
+    Effect.flatMap((bytes) => {
+      if (bytes > limit) return Effect.fail(new BodyTooLarge({ limit }))
+      const body = new Uint8Array(bytes)
+      let at = 0
+      for (const chunk of kept) {
+        body.set(chunk, at)
+        at += chunk.length
+      }
+      return Effect.succeed(utf8.decode(body))
+    })
+  )
+}
+
+/**
+ * The raw body as text, within the server's `MaxBodySize`: refused before
+ * reading when its declared length is over it; without a declared length
+ * (chunked), read as far as the limit and refused past it, with an answer.
+ */
 export const readText = (
   request: HttpServerRequest.HttpServerRequest
 ): Effect.Effect<string, BodyTooLarge | UnreadableBody> =>
   Effect.flatMap(HttpServerRequest.MaxBodySize, (max) => {
     const limit = Option.getOrElse(Option.map(max, Number), () => Number.POSITIVE_INFINITY)
-    const declared = Number(request.headers["content-length"] ?? "0")
+    const length = request.headers["content-length"]
+    if (length === undefined && Number.isFinite(limit)) return readBounded(request, limit)
+    const declared = Number(length ?? "0")
     if (Number.isFinite(declared) && declared > limit) return Effect.fail(new BodyTooLarge({ limit }))
-    return Effect.mapError(request.text, () =>
-      Number.isFinite(limit) ? new BodyTooLarge({ limit }) : new UnreadableBody())
+    // A declared length is the body's framing: the read ends there, within the limit.
+    return Effect.mapError(request.text, () => new UnreadableBody())
   })
 
 /** Form parameters, each present at most once. */

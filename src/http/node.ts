@@ -22,7 +22,7 @@ import { mcpPost } from "./mcp/endpoint.ts"
 import { httpApp, layer as serverLayer, type McpServerOptions, type McpServerRequirements, type McpServerServices } from "./McpServer.ts"
 import { errorResponse } from "./respond.ts"
 import { RequestLog } from "./requestLog.ts"
-import { HttpLimits } from "./router.ts"
+import { HttpLimits } from "./limits.ts"
 
 /** Where to listen. */
 export interface ListenOptions {

@@ -7,28 +7,20 @@
  */
 import { HttpRouter, HttpServerRequest } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
-import { Cause, Clock, Context, Effect, Option } from "effect"
+import { Cause, Clock, Effect, Option } from "effect"
 import { Federation } from "../oauth/federation.ts"
 import { authorizeGet, authorizePost } from "./authorize.ts"
 import { introspectHandler, registerHandler, revokeHandler, tokenHandler } from "./backChannel.ts"
 import { readText } from "./body.ts"
 import { allowAnyOrigin, isCorsPath, preflight } from "./cors.ts"
 import { healthz } from "./health.ts"
+import { HttpLimits } from "./limits.ts"
 import { mcpDelete, mcpGet, mcpPost } from "./mcp/endpoint.ts"
 import { authorizationServerMetadata, jwkSet, protectedResourceMetadata } from "./metadata.ts"
 import { RequestLog } from "./requestLog.ts"
 import { errorResponse, jsonResponse, notFoundResponse } from "./respond.ts"
 import { upstreamAuthorize } from "./upstream/authorize.ts"
 import { upstreamCallback } from "./upstream/callback.ts"
-
-/** The limits the server applies to every request. */
-export interface HttpLimitSettings {
-  /** Larger request bodies are refused with 413. */
-  readonly maxBodyBytes: number
-}
-
-/** The server's request limits. */
-export class HttpLimits extends Context.Tag("mcp-oauth-store/HttpLimits")<HttpLimits, HttpLimitSettings>() {}
 
 /** Run a route's handler with the request. */
 const withRequest = <A, E, R>(handler: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>) =>

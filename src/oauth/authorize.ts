@@ -109,7 +109,9 @@ const resolveScopes = (
  * refused), the `resource` (RFC 8707: compared in its canonical form,
  * recorded as the configured string, later the token's audience) and the
  * scopes (narrowed to what the client registered and the server supports).
- * `state` is carried.
+ * `state` is carried. Every parameter is bounded (`authorizationRequestLimits`):
+ * an overlong `client_id` or `redirect_uri` is for the user; an overlong
+ * `state` goes to the client without its `state` (it is not sent back).
  */
 export const authorize = (
   request: AuthorizationRequest
@@ -120,7 +122,15 @@ export const authorize = (
 > =>
   Effect.gen(function*() {
     const config = yield* OAuthConfig
+    const bounds = config.authorizationRequestLimits
+    const tooLong = (value: string | ReadonlyArray<string> | undefined, max: number) =>
+      value !== undefined && (typeof value === "string" ? [value] : value).some((v) => v.length > max)
     if (request.clientId === undefined) return yield* Effect.fail(new InvalidRequest({ description: "client_id is required" }))
+    for (const [name, value] of [["client_id", request.clientId], ["redirect_uri", request.redirectUri]] as const) {
+      if (tooLong(value, bounds.maxParameterLength)) {
+        return yield* Effect.fail(new InvalidRequest({ description: `${name} is longer than ${bounds.maxParameterLength} characters` }))
+      }
+    }
     const found = yield* findClient(request.clientId)
     if (Option.isNone(found)) return yield* Effect.fail(new InvalidClient({ description: "unknown client" }))
     const client = found.value
@@ -133,11 +143,30 @@ export const authorize = (
       return yield* Effect.fail(new InvalidRequest({ description: "redirect_uri does not match a registered redirect URI" }))
     }
 
+    if (tooLong(request.state, bounds.maxStateLength)) {
+      // Not echoed back: the point is not to carry it.
+      const error = new InvalidRequest({ description: `state is longer than ${bounds.maxStateLength} characters` })
+      return yield* Effect.fail(
+        new AuthorizationErrorRedirect({ error, redirect: { redirectUri, params: errorParams(config, error, undefined) } })
+      )
+    }
     const state = request.state
     const toClient = (error: OAuthError) =>
       new AuthorizationErrorRedirect({ error, redirect: { redirectUri, params: errorParams(config, error, state) } })
 
     const validated = yield* Effect.gen(function*() {
+      const overlong = (
+        [
+          ["response_type", request.responseType],
+          ["scope", request.scope],
+          ["code_challenge", request.codeChallenge],
+          ["code_challenge_method", request.codeChallengeMethod],
+          ["resource", request.resource]
+        ] as const
+      ).find(([, value]) => tooLong(value, bounds.maxParameterLength))
+      if (overlong !== undefined) {
+        return yield* Effect.fail(new InvalidRequest({ description: `${overlong[0]} is longer than ${bounds.maxParameterLength} characters` }))
+      }
       if (request.responseType !== "code") {
         return yield* Effect.fail(new InvalidRequest({ description: "response_type must be code" }))
       }

@@ -14,7 +14,7 @@ import type { ClientMetadata, RegisteredClient } from "../schema/client.ts"
 import { ClientMetadataDocuments } from "../services/ClientMetadataDocuments.ts"
 import { ClientStore } from "../services/ClientStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
-import { OAuthConfig } from "./config.ts"
+import { type ClientMetadataLimits, DEFAULT_CLIENT_METADATA_LIMITS, OAuthConfig } from "./config.ts"
 import { validateClientMetadata } from "./registration.ts"
 import { traced } from "../internal/traced.ts"
 
@@ -70,19 +70,21 @@ const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> => typeof 
  * Validate a fetched document for the client id `url`: a JSON object whose
  * `client_id` is `url` exactly, without a secret, describing a public client
  * (`token_endpoint_auth_method` `none`, the default), with valid redirect
- * URIs, grant types, scopes and URL members (the registration rules).
+ * URIs, grant types, scopes and URL members (the registration rules, within
+ * `limits`).
  */
 export const validateClientMetadataDocument = (
   url: string,
   document: unknown,
-  scopesSupported: ReadonlyArray<string> | undefined
+  scopesSupported: ReadonlyArray<string> | undefined,
+  limits: ClientMetadataLimits = DEFAULT_CLIENT_METADATA_LIMITS
 ): Effect.Effect<ClientMetadata, InvalidClient> => {
   if (!isRecord(document)) return Effect.fail(unusable("is not a JSON object"))
   if (document["client_id"] !== url) return Effect.fail(unusable("names another client_id than its URL"))
   if ("client_secret" in document || "client_secret_expires_at" in document) {
     return Effect.fail(unusable("contains a client secret"))
   }
-  return validateClientMetadata(document, scopesSupported, { publicOnly: true }).pipe(
+  return validateClientMetadata(document, scopesSupported, { publicOnly: true, limits }).pipe(
     Effect.mapError((error) => unusable(`is invalid: ${error.description ?? error.error}`))
   )
 }
@@ -104,7 +106,7 @@ const resolveDocument = (
       ),
       Effect.mapError((error) => unusable(`could not be fetched (${error.description})`))
     )
-    const metadata = yield* validateClientMetadataDocument(url, fetched.document, config.scopesSupported).pipe(
+    const metadata = yield* validateClientMetadataDocument(url, fetched.document, config.scopesSupported, config.clientMetadataLimits).pipe(
       Effect.tapError((error) =>
         Effect.logWarning("client metadata document refused").pipe(
           Effect.annotateLogs({ client_id: url, reason: "Invalid", detail: error.description ?? "" })

@@ -47,6 +47,55 @@ export interface OAuthOptions {
   readonly clockTolerance?: Duration.DurationInput
   /** Lifetime of generated client secrets (default: they never expire). */
   readonly clientSecretTtl?: Duration.DurationInput
+  /** Bounds on client metadata, registered or fetched (`DEFAULT_CLIENT_METADATA_LIMITS` for what is not given). */
+  readonly clientMetadataLimits?: Partial<ClientMetadataLimits>
+  /** Bounds on the parameters of an authorization request (`DEFAULT_AUTHORIZATION_REQUEST_LIMITS` for what is not given). */
+  readonly authorizationRequestLimits?: Partial<AuthorizationRequestLimits>
+}
+
+/**
+ * How much client metadata (RFC 7591 §2) a client may have stored: whoever
+ * can reach `/register` can register, so each member is bounded. Counts in
+ * characters (UTF-16 code units) and list entries.
+ */
+export interface ClientMetadataLimits {
+  /** `client_name`, `software_id`, `software_version` and each of `contacts`. */
+  readonly maxTextLength: number
+  /** Each redirect URI, and `client_uri`, `logo_uri`, `tos_uri`, `policy_uri`, `jwks_uri`. */
+  readonly maxUriLength: number
+  /** `scope`, the space-separated list. */
+  readonly maxScopeLength: number
+  /** Entries of `redirect_uris`. */
+  readonly maxRedirectUris: number
+  /** Entries of `contacts`. */
+  readonly maxContacts: number
+}
+
+/** The defaults: ample for real clients (an MCP client registers one to a few loopback or https URIs). */
+export const DEFAULT_CLIENT_METADATA_LIMITS: ClientMetadataLimits = {
+  maxTextLength: 256,
+  maxUriLength: 2048,
+  maxScopeLength: 1024,
+  maxRedirectUris: 10,
+  maxContacts: 10
+}
+
+/**
+ * How long the parameters of an authorization request may be: a pending
+ * authorization stores `state` as sent, so anyone could otherwise park
+ * kilobytes per request for the transaction's lifetime.
+ */
+export interface AuthorizationRequestLimits {
+  /** `state` (characters). */
+  readonly maxStateLength: number
+  /** Every other parameter: `client_id`, `redirect_uri`, `scope`, `resource`, `code_challenge`, ... (characters). */
+  readonly maxParameterLength: number
+}
+
+/** The defaults: a client's `state` is usually 20 to 100 characters; URLs stay within 2 KiB. */
+export const DEFAULT_AUTHORIZATION_REQUEST_LIMITS: AuthorizationRequestLimits = {
+  maxStateLength: 1024,
+  maxParameterLength: 2048
 }
 
 /** `OAuthOptions` with every default filled in; durations in milliseconds. */
@@ -65,6 +114,8 @@ export interface ResolvedOAuthOptions {
   readonly clockToleranceSeconds: number
   /** 0: never. */
   readonly clientSecretTtl: number
+  readonly clientMetadataLimits: ClientMetadataLimits
+  readonly authorizationRequestLimits: AuthorizationRequestLimits
 }
 
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
@@ -86,9 +137,15 @@ export const resolveOAuthOptions = (options: OAuthOptions): ResolvedOAuthOptions
     accessTokenFormat: options.accessTokenFormat ?? "jwt",
     tokenClaims: options.tokenClaims,
     clockToleranceSeconds: Duration.toSeconds(Duration.decode(options.clockTolerance ?? 0)),
-    clientSecretTtl: options.clientSecretTtl === undefined ? 0 : millis(options.clientSecretTtl, 0)
+    clientSecretTtl: options.clientSecretTtl === undefined ? 0 : millis(options.clientSecretTtl, 0),
+    clientMetadataLimits: { ...DEFAULT_CLIENT_METADATA_LIMITS, ...options.clientMetadataLimits },
+    authorizationRequestLimits: { ...DEFAULT_AUTHORIZATION_REQUEST_LIMITS, ...options.authorizationRequestLimits }
   }
 }
+
+/** The first limit that is not a whole number of at least 1, by name; `undefined` when all are. */
+const badLimit = (limits: object): string | undefined =>
+  Object.entries(limits).find(([, value]) => !(Number.isInteger(value) && value >= 1))?.[0]
 
 
 /** Why the settings were refused (for example an issuer that is not an https URL). */
@@ -112,9 +169,11 @@ const layer = (options: OAuthOptions): Layer.Layer<OAuthConfig, InvalidOAuthOpti
     Effect.suspend(() => {
       const resolved = resolveOAuthOptions(options)
       const bad = [resolved.issuer, ...resolved.resources].find((url) => !isServerUrl(url))
-      return bad === undefined
+      if (bad !== undefined) return Effect.fail(new InvalidOAuthOptions({ description: `not an https URL: ${bad}` }))
+      const badBound = badLimit(resolved.clientMetadataLimits) ?? badLimit(resolved.authorizationRequestLimits)
+      return badBound === undefined
         ? Effect.succeed(resolved)
-        : Effect.fail(new InvalidOAuthOptions({ description: `not an https URL: ${bad}` }))
+        : Effect.fail(new InvalidOAuthOptions({ description: `${badBound} must be a whole number of at least 1` }))
     })
   )
 

@@ -5,7 +5,7 @@ import { ClientMetadata, type RegisteredClient, TokenEndpointAuthMethod } from "
 import { ClientStore } from "../services/ClientStore.ts"
 import { Crypto } from "../services/Crypto.ts"
 import type { StoreError } from "../services/StoreError.ts"
-import { OAuthConfig } from "./config.ts"
+import { type ClientMetadataLimits, DEFAULT_CLIENT_METADATA_LIMITS, OAuthConfig } from "./config.ts"
 import { redirectUriProblem } from "./redirectUris.ts"
 import { formatScope, parseScope } from "./scopes.ts"
 import { traced } from "../internal/traced.ts"
@@ -44,6 +44,7 @@ export interface ClientRegistration {
 const badMetadata = (description: string) => new InvalidClientMetadata({ description })
 
 const URI_MEMBERS = ["client_uri", "logo_uri", "tos_uri", "policy_uri", "jwks_uri"] as const
+const TEXT_MEMBERS = ["client_name", "software_id", "software_version"] as const
 
 /** How metadata is validated beyond RFC 7591's rules. */
 export interface ClientMetadataRules {
@@ -52,6 +53,31 @@ export interface ClientMetadataRules {
    * then): a Client ID Metadata Document, which cannot carry a secret.
    */
   readonly publicOnly?: boolean
+  /** How long members and lists may be (default `DEFAULT_CLIENT_METADATA_LIMITS`). */
+  readonly limits?: ClientMetadataLimits
+}
+
+/** The grant and response types a client may list at most, and their longest value (each is one of very few). */
+const MAX_TYPE_ENTRIES = 10
+const MAX_TYPE_LENGTH = 64
+
+/** The first member of a decoded request over its bound, described; `undefined` when all are within. */
+const overLimit = (request: typeof RegistrationRequest.Type, limits: ClientMetadataLimits): string | undefined => {
+  const tooLong = (name: string, value: string | undefined, max: number) =>
+    value !== undefined && value.length > max ? `${name} is longer than ${max} characters` : undefined
+  const tooMany = (name: string, values: ReadonlyArray<unknown> | undefined, max: number) =>
+    values !== undefined && values.length > max ? `${name} has more than ${max} entries` : undefined
+  return tooMany("redirect_uris", request.redirect_uris, limits.maxRedirectUris) ??
+    tooMany("contacts", request.contacts, limits.maxContacts) ??
+    tooMany("grant_types", request.grant_types, MAX_TYPE_ENTRIES) ??
+    tooMany("response_types", request.response_types, MAX_TYPE_ENTRIES) ??
+    (request.redirect_uris ?? []).map((uri) => tooLong("a redirect URI", uri, limits.maxUriLength)).find((p) => p !== undefined) ??
+    URI_MEMBERS.map((member) => tooLong(member, request[member], limits.maxUriLength)).find((p) => p !== undefined) ??
+    TEXT_MEMBERS.map((member) => tooLong(member, request[member], limits.maxTextLength)).find((p) => p !== undefined) ??
+    (request.contacts ?? []).map((contact) => tooLong("a contact", contact, limits.maxTextLength)).find((p) => p !== undefined) ??
+    tooLong("scope", request.scope, limits.maxScopeLength) ??
+    [request.token_endpoint_auth_method, ...request.grant_types ?? [], ...request.response_types ?? []]
+      .map((value) => tooLong("a type value", value, MAX_TYPE_LENGTH)).find((p) => p !== undefined)
 }
 
 /**
@@ -60,7 +86,9 @@ export interface ClientMetadataRules {
  * §7.1), grant types (default `DEFAULT_GRANT_TYPES`) and response types, the
  * token endpoint auth method (`none`, `client_secret_post`,
  * `client_secret_basic`; default `client_secret_basic` as RFC 7591 says, or
- * `none` under `publicOnly`), scopes the server supports, and URL members.
+ * `none` under `publicOnly`), scopes the server supports, and URL members;
+ * first of all, every member within `rules.limits` (`invalid_client_metadata`
+ * naming the member otherwise).
  */
 export const validateClientMetadata = (
   input: unknown,
@@ -71,6 +99,8 @@ export const validateClientMetadata = (
     const request = yield* decodeRequest(input).pipe(
       Effect.mapError(() => badMetadata("client metadata members have the wrong types"))
     )
+    const excess = overLimit(request, rules.limits ?? DEFAULT_CLIENT_METADATA_LIMITS)
+    if (excess !== undefined) return yield* Effect.fail(badMetadata(excess))
     const method: string = request.token_endpoint_auth_method ?? (rules.publicOnly === true ? "none" : "client_secret_basic")
     if (!isAuthMethod(method)) {
       return yield* Effect.fail(badMetadata("token_endpoint_auth_method must be none, client_secret_post or client_secret_basic"))
@@ -138,7 +168,7 @@ export const registerClient = (
   Effect.gen(function*() {
     const config = yield* OAuthConfig
     const crypto = yield* Crypto
-    const validated = yield* validateClientMetadata(metadata, config.scopesSupported)
+    const validated = yield* validateClientMetadata(metadata, config.scopesSupported, { limits: config.clientMetadataLimits })
     const clientId = yield* crypto.randomToken(16)
     const secret = validated.token_endpoint_auth_method === "none" ? undefined : yield* crypto.randomToken(32)
     const now = yield* Clock.currentTimeMillis

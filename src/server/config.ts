@@ -8,6 +8,7 @@ import type { ApiKeyUser } from "../http/consent/signIn.ts"
 import { isServerUrl } from "../oauth/config.ts"
 import { isLoopbackHost } from "../oauth/loopback.ts"
 import { parseScope } from "../oauth/scopes.ts"
+import { limitsConfig, type LimitsSettings } from "./limitsConfig.ts"
 
 /** The storage backends `STORE` may name. */
 export const STORE_KINDS = ["memory", "sqlite", "file", "redis"] as const
@@ -23,7 +24,7 @@ export interface UpstreamSettings {
   readonly refreshSkewSeconds: number
 }
 
-export interface ServerSettings {
+export interface ServerSettings extends LimitsSettings {
   readonly port: number
   readonly host: string
   /** The issuer and the base of every URL the server publishes; no trailing slash. */
@@ -194,8 +195,10 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
     Config.map((value) => value === "on")
   ),
   clientMetadataAllowLoopback: Config.boolean("CLIENT_METADATA_ALLOW_LOOPBACK").pipe(Config.withDefault(false)),
-  scopeDescriptions: scopeDescriptionsConfig
+  scopeDescriptions: scopeDescriptionsConfig,
+  limits: limitsConfig
 }).pipe(
+  Config.map(({ limits, ...settings }) => ({ ...settings, ...limits })),
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
     const urlHost = settings.host.includes(":") ? `[${settings.host}]` : settings.host
     const loopback = isLoopbackHost(settings.host)

@@ -29,6 +29,8 @@ export const serverOptions = (settings: ServerSettings, requestLog?: RequestLog.
     oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
     maxBodyBytes: settings.maxBodyBytes,
     ...(requestLog === undefined ? {} : { requestLog }),
+    limits: settings.limits,
+    ...(Option.isSome(settings.trustProxy) ? { trustProxy: settings.trustProxy.value } : {}),
     // This instance's own address, for clients that reach it directly rather than through PUBLIC_URL.
     allowedHosts: [`${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${settings.port}`]
   } as const

@@ -15,6 +15,7 @@ import type { McpEventBus } from "../services/McpEventBus.ts"
 import type { McpEventStore } from "../services/McpEventStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import type { RateLimiter } from "../services/RateLimiter.ts"
 import type { RefreshLock } from "../services/RefreshLock.ts"
 import type { SessionStore } from "../services/SessionStore.ts"
 import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
@@ -29,6 +30,7 @@ export type ServerStores =
   | ProviderTokenStore
   | ClientStore
   | SigningKeyStore
+  | RateLimiter
   | RefreshLock
   | McpEventBus
   | McpEventStore

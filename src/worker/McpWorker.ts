@@ -44,10 +44,14 @@ export interface McpWorkerOptions {
    * Server options the environment does not set (the signing keys'
    * algorithm and rotation, `serverInfo`, `instructions`, the OAuth engine's
    * other lifetimes, extra origins). `PUBLIC_URL`, `SCOPES`, `API_KEYS`,
-   * `DEV_AUTO_APPROVE`, `ACCESS_TOKEN_TTL`, `ACCESS_TOKEN_FORMAT` and
-   * `MAX_BODY_BYTES` come from `env`.
+   * `DEV_AUTO_APPROVE`, `ACCESS_TOKEN_TTL`, `ACCESS_TOKEN_FORMAT`,
+   * `MAX_BODY_BYTES` and the limits on anonymous callers come from `env`;
+   * the client's address is Cloudflare's `CF-Connecting-IP`.
    */
-  readonly server?: Omit<McpServer.McpServerOptions, "publicUrl" | "tools" | "scopes" | "signIn" | "maxBodyBytes" | "upstream">
+  readonly server?: Omit<
+    McpServer.McpServerOptions,
+    "publicUrl" | "tools" | "scopes" | "signIn" | "maxBodyBytes" | "limits" | "trustProxy" | "upstream"
+  >
 }
 
 /** A Worker's main-module default export: its `fetch` handler. */
@@ -70,7 +74,8 @@ export const serverOptions = (settings: WorkerSettings, options: McpWorkerOption
     accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`,
     accessTokenFormat: settings.accessTokenFormat
   },
-  maxBodyBytes: settings.maxBodyBytes
+  maxBodyBytes: settings.maxBodyBytes,
+  limits: settings.limits
 })
 
 /**
@@ -97,7 +102,11 @@ export const storesLayer = (settings: WorkerSettings, env: object) => {
 /** What an isolate keeps between requests. */
 type Served =
   | { readonly _tag: "Misconfigured"; readonly line: string }
-  | { readonly _tag: "Serving"; readonly handler: (request: Request) => Promise<Response>; readonly dispose: () => Promise<void> }
+  | {
+    readonly _tag: "Serving"
+    readonly handler: (request: Request, info?: McpServer.RequestInfo) => Promise<Response>
+    readonly dispose: () => Promise<void>
+  }
 
 const logged = Logger.json
 
@@ -155,7 +164,8 @@ export const make = (options: McpWorkerOptions): McpWorkerHandler => {
       const served = serve(env)
       if (served._tag === "Misconfigured") return oauthError(500, "server_error", "the server is misconfigured")
       try {
-        return await served.handler(request)
+        // Cloudflare sets CF-Connecting-IP to the address that connected to its edge; a client cannot set it.
+        return await served.handler(request, { remoteAddress: request.headers.get("cf-connecting-ip") ?? undefined })
       } catch (error) {
         // The runtime could not be built (a handler that is built answers every request itself).
         const failure = describeBuildFailure(error)

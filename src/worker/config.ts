@@ -8,6 +8,7 @@
  */
 import { Config, ConfigError, ConfigProvider, Either, LogLevel, Option } from "effect"
 import type { ApiKeyUser } from "../http/consent/signIn.ts"
+import type { LimitsOptions } from "../http/limits.ts"
 import { isLoopbackHost } from "../oauth/loopback.ts"
 import {
   accessTokenFormatConfig,
@@ -17,6 +18,7 @@ import {
   scopesConfig,
   urlConfig
 } from "../server/config.ts"
+import { limitsOptionsConfig } from "../server/limitsConfig.ts"
 
 /** The backends a Worker may keep its state in: Durable Objects (atomic), or KV alone (not atomic: see README). */
 export const WORKER_STORES = ["durable", "kv"] as const
@@ -41,6 +43,8 @@ export interface WorkerSettings {
   readonly accessTokenTtlSeconds: number
   readonly accessTokenFormat: "jwt" | "opaque"
   readonly maxBodyBytes: number
+  /** The limits on anonymous callers (`REGISTER_*`, `AUTHORIZE_*`, `SIGN_IN_*`, as for `npm start`). */
+  readonly limits: LimitsOptions
   /** `LOG_LEVEL` (default `info`). */
   readonly logLevel: LogLevel.LogLevel
 }
@@ -59,6 +63,7 @@ export const workerConfig: Config.Config<WorkerSettings> = Config.all({
   accessTokenTtlSeconds: positive("ACCESS_TOKEN_TTL", 3600),
   accessTokenFormat: accessTokenFormatConfig,
   maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024),
+  limits: limitsOptionsConfig,
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 }).pipe(
   Config.mapOrFail((settings): Either.Either<WorkerSettings, ConfigError.ConfigError> =>

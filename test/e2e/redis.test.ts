@@ -5,7 +5,8 @@
  * (and the replays revoke its grant); one refresh token rotated concurrently
  * through both gives every caller the same new pair. A 2026-07-28 listen
  * stream on one hears a tool list change announced on the other, and resumes
- * on the other with `Last-Event-ID`. And a Redis that stops answering:
+ * on the other with `Last-Event-ID`. Wrong API keys on the consent page are
+ * counted across both (the lockout answers 429 on either). And a Redis that stops answering:
  * 503 `temporarily_unavailable` with `Retry-After`, then service again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -18,12 +19,14 @@ import {
   exchangeCodeRequest,
   initializeSession,
   issueTokens,
+  REDIRECT_URI,
   refreshRequest,
   registerPublicClient,
   send,
   tokensOf
 } from "../support/oauthFlow.ts"
 import { authorizeAndConnect2, MemoryOAuthProvider2 } from "../support/mcpClient2026.ts"
+import { openConsent, submitConsent } from "../http/consentBrowser.ts"
 import { acquireRedisServer, freshPrefix, hasRedisServer, type RedisServer } from "../support/redis.ts"
 import { type ServerProcess, startServer } from "../support/server.ts"
 
@@ -180,6 +183,58 @@ describe.skipIf(!hasRedisServer)("server processes on one Redis", () => {
       headers: { authorization: `Bearer ${stranger.access_token}`, accept: "text/event-stream", "mcp-protocol-version": "2026-07-28", "last-event-id": ack.id ?? "" }
     })
     expect(refused.status).toBe(404)
+  })
+
+  it("count wrong API keys from one address across authorizations and both instances: the 11th guess gets 429 on either, even with the right key", { timeout: 90_000 }, async () => {
+    const aliceKey = "alice-redis-key-0123456789"
+    // Sign-in on the consent page, not the development auto-approval.
+    const { DEV_AUTO_APPROVE: _autoApprove, ...env } = instanceEnv()
+    const shared = { ...env, API_KEYS: `alice=${aliceKey}` }
+    const first = await startServer({ env: shared })
+    const second = await startServer({ env: { ...shared, PUBLIC_URL: first.url } })
+    try {
+      const clientId = await registerPublicClient(first.url)
+      const consentOn = (server: ServerProcess, state: string) => {
+        const url = new URL(`http://127.0.0.1:${server.port}/authorize`)
+        url.search = new URLSearchParams({
+          response_type: "code",
+          client_id: clientId,
+          redirect_uri: REDIRECT_URI,
+          state,
+          scope: "mcp:tools",
+          code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+          code_challenge_method: "S256"
+        }).toString()
+        return openConsent(url)
+      }
+      const onFirst = await consentOn(first, "one")
+      const onSecond = await consentOn(second, "two")
+      const last = await consentOn(first, "three")
+      const lastOnSecond = { ...last, action: new URL(last.action.pathname, `http://127.0.0.1:${second.port}`) }
+      // The page of either instance is the one public URL's: the browser sends its origin.
+      const headers = { origin: new URL(first.url).origin }
+      const guess = (form: typeof onFirst) => submitConsent(form, { action: "approve", apiKey: "not-alices-key-0123456789", headers })
+      // Ten failures (the default per address), four per authorization at most (the fifth would refuse it), on both instances.
+      for (const form of [onFirst, onFirst, onFirst, onFirst, onSecond, onSecond, onSecond, onSecond, last, lastOnSecond]) {
+        expect((await guess(form)).status).toBe(401)
+      }
+      for (const form of [lastOnSecond, last]) {
+        const locked = await guess(form)
+        expect(locked.status).toBe(429)
+        expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(0)
+        expect(await locked.text()).toContain("Sign-in paused")
+      }
+      const right = await submitConsent(last, { action: "approve", apiKey: aliceKey, headers })
+      expect(right.status).toBe(429)
+      for (const server of [first, second]) {
+        const log = server.lines().join("\n")
+        expect(log).toContain("sign-in locked out")
+        expect(log).not.toContain(aliceKey)
+        expect(log).not.toContain("not-alices-key")
+      }
+    } finally {
+      await Promise.all([first.stop(), second.stop()])
+    }
   })
 
   it("answer a Redis that stops answering with 503 temporarily_unavailable, then serve again", { timeout: 90_000 }, async () => {

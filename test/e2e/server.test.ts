@@ -169,7 +169,8 @@ describe("startup and shutdown", () => {
     [{ HOST: "0.0.0.0", DEV_AUTO_APPROVE: "alice", PUBLIC_URL: "https://mcp.example.com" }, "DEV_AUTO_APPROVE"],
     [{ STORE: "redis" }, "RS_TOKENS_ENC_KEY"],
     [{ RS_TOKENS_ENC_KEY: "not-a-key" }, "RS_TOKENS_ENC_KEY"],
-    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"]
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ TRUST_PROXY: "proxy.example" }, "TRUST_PROXY"]
   ])("refuses %j with one line naming %s", { timeout: 60_000 }, async (env, variable) => {
     const failed = await startServer({ env }).then(() => undefined, (error: Error) => error.message)
     expect(failed).toMatch(/exited with 1 before listening/)

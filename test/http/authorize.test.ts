@@ -4,7 +4,10 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import { authorizeGet, authorizePost } from "../../src/http/authorize.ts"
 import { CSRF_COOKIE, csrfToken } from "../../src/http/consent/csrf.ts"
 import { formActionSource, grantedScopesFrom, redirectHost, ScopeDescriptions } from "../../src/http/consent/page.ts"
-import { MAX_SIGN_IN_FAILURES, signInLayer, type SignInOptions } from "../../src/http/consent/signIn.ts"
+import { signInLayer, type SignInOptions } from "../../src/http/consent/signIn.ts"
+import { DEFAULT_LIMITS } from "../../src/http/limits.ts"
+
+const MAX_SIGN_IN_FAILURES = DEFAULT_LIMITS.signInFailuresPerAuthorization
 import { federationLayer, type UpstreamOptions } from "../../src/http/upstream/layer.ts"
 import { token } from "../../src/oauth/tokenEndpoint.ts"
 import { TokenStore } from "../../src/services/TokenStore.ts"

@@ -6,6 +6,8 @@
 import { Effect, Layer, Redacted } from "effect"
 import { createHash } from "node:crypto"
 import { NodeCrypto } from "../../src/exports/crypto/node.ts"
+import type { TrustProxy } from "../../src/http/clientAddress.ts"
+import { limitsLayer, type LimitsOptions } from "../../src/http/limits.ts"
 import * as MemoryStore from "../../src/layers/memory/index.ts"
 import { type AuthorizationRequest, authorize, approve } from "../../src/oauth/authorize.ts"
 import type { ClientCredentials } from "../../src/oauth/clientAuth.ts"
@@ -28,14 +30,24 @@ export interface EngineOptions {
   readonly oauth?: Partial<OAuthOptions>
   readonly jwks?: JwksLive.JwksOptions
   readonly stores?: MemoryStore.MemoryOptions
+  /** The server's request limits (`HttpLimits`, for the handlers' tests): defaults unless given. */
+  readonly limits?: LimitsOptions
+  readonly trustProxy?: TrustProxy
 }
 
-/** Settings, signing keys (ES256 unless asked: fast to generate) and stores. */
-export const engine = (options: EngineOptions = {}) =>
-  Layer.mergeAll(
-    OAuthConfig.layer({ issuer: ISSUER, resources: [RESOURCE, OTHER_RESOURCE], scopesSupported: SCOPES, ...options.oauth }),
-    JwksLive.layer({ algorithm: "ES256", refreshInterval: "1 day", ...options.jwks })
+/** Settings, signing keys (ES256 unless asked: fast to generate), the server's request limits and stores. */
+export const engine = (options: EngineOptions = {}) => {
+  const config = OAuthConfig.layer({ issuer: ISSUER, resources: [RESOURCE, OTHER_RESOURCE], scopesSupported: SCOPES, ...options.oauth })
+  const limits = limitsLayer({
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+    ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy })
+  })
+  return Layer.mergeAll(
+    config,
+    JwksLive.layer({ algorithm: "ES256", refreshInterval: "1 day", ...options.jwks }),
+    Layer.provide(limits, config)
   ).pipe(Layer.provideMerge(stores(options.stores)))
+}
 
 /** Run a test body over a fresh build of the engine. */
 export const using = (options: EngineOptions = {}) =>

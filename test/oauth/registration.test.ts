@@ -2,6 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Redacted } from "effect"
 import { approve, authorize } from "../../src/oauth/authorize.ts"
 import { authenticateClient } from "../../src/oauth/clientAuth.ts"
+import { validateClientMetadataDocument } from "../../src/oauth/clientMetadataDocument.ts"
+import { DEFAULT_CLIENT_METADATA_LIMITS } from "../../src/oauth/config.ts"
 import { registerClient, registrationResponse } from "../../src/oauth/registration.ts"
 import { exchangeCode } from "../../src/oauth/tokenEndpoint.ts"
 import { ClientStore } from "../../src/services/ClientStore.ts"
@@ -173,5 +175,53 @@ describe("client authentication", () => {
         client: { clientId, clientSecret: Option.getOrThrow(registration.clientSecret), method: "client_secret_basic" }
       })
       expect(issued.scopes).toEqual(["read", "write"])
+    })))
+})
+
+describe("client metadata bounds", () => {
+  it.effect("every member is bounded (DEFAULT_CLIENT_METADATA_LIMITS): over a bound is invalid_client_metadata naming the member, and nothing is stored", () =>
+    using()(Effect.gen(function*() {
+      const before = (yield* (yield* RawStorage).dump).length
+      const uri = (length: number) => `https://app.example/${"p".repeat(length - "https://app.example/".length)}`
+      const over: ReadonlyArray<readonly [Record<string, unknown>, string]> = [
+        [{ client_name: "n".repeat(257) }, "client_name is longer than 256 characters"],
+        [{ software_id: "s".repeat(257) }, "software_id is longer than 256"],
+        [{ software_version: "v".repeat(257) }, "software_version is longer than 256"],
+        [{ redirect_uris: Array.from({ length: 11 }, (_, i) => `https://app.example/cb${i}`) }, "redirect_uris has more than 10 entries"],
+        [{ redirect_uris: [uri(2049)] }, "a redirect URI is longer than 2048 characters"],
+        [{ client_uri: uri(2049) }, "client_uri is longer than 2048"],
+        [{ logo_uri: uri(2049) }, "logo_uri is longer than 2048"],
+        [{ tos_uri: uri(2049) }, "tos_uri is longer than 2048"],
+        [{ policy_uri: uri(2049) }, "policy_uri is longer than 2048"],
+        [{ jwks_uri: uri(2049) }, "jwks_uri is longer than 2048"],
+        [{ contacts: Array.from({ length: 11 }, (_, i) => `c${i}@app.example`) }, "contacts has more than 10 entries"],
+        [{ contacts: [`${"c".repeat(250)}@app.example`] }, "a contact is longer than 256"],
+        [{ scope: "read ".repeat(205) }, "scope is longer than 1024"],
+        [{ grant_types: Array.from({ length: 11 }, () => "authorization_code") }, "grant_types has more than 10 entries"],
+        [{ client_name: "x".repeat(1024 * 1024) }, "client_name is longer than 256"]
+      ]
+      for (const [metadata, description] of over) {
+        const error = yield* Effect.flip(register(metadata))
+        expect(error._tag).toBe("InvalidClientMetadata")
+        expect(error.description).toContain(description)
+      }
+      expect((yield* (yield* RawStorage).dump).length).toBe(before)
+      // At the bounds: accepted.
+      yield* register({
+        client_name: "n".repeat(256),
+        redirect_uris: [uri(2048), ...Array.from({ length: 9 }, (_, i) => `https://app.example/cb${i}`)],
+        contacts: Array.from({ length: 10 }, (_, i) => `c${i}@app.example`),
+        client_uri: uri(2048)
+      })
+    })))
+
+  it.effect("the bounds are the engine's settings (clientMetadataLimits), and apply to Client ID Metadata Documents too", () =>
+    using({ oauth: { clientMetadataLimits: { maxTextLength: 8, maxRedirectUris: 1 } } })(Effect.gen(function*() {
+      expect((yield* Effect.flip(register({ client_name: "nine char" }))).description).toContain("client_name is longer than 8 characters")
+      expect((yield* Effect.flip(register({ redirect_uris: [REDIRECT, `${REDIRECT}2`] }))).description).toContain("more than 1 entries")
+      yield* register({ client_name: "eight ch" })
+      const document = { client_id: "https://app.example/client.json", redirect_uris: [REDIRECT], client_name: "a long name" }
+      const refused = yield* Effect.flip(validateClientMetadataDocument(document.client_id, document, undefined, { ...DEFAULT_CLIENT_METADATA_LIMITS, maxTextLength: 8 }))
+      expect(refused.description).toContain("client_name is longer than 8 characters")
     })))
 })

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option, Redacted } from "effect"
+import { ConfigProvider, Duration, Effect, Option, Redacted } from "effect"
+import { DEFAULT_LIMITS, type RateLimit } from "../../src/http/limits.ts"
+import { DEFAULT_AUTHORIZATION_REQUEST_LIMITS, DEFAULT_CLIENT_METADATA_LIMITS } from "../../src/oauth/config.ts"
 import { loadServerSettings } from "../../src/server/config.ts"
 
 /** The settings read from exactly these variables. */
@@ -112,5 +114,74 @@ describe("server settings from the environment", () => {
     Effect.gen(function*() {
       const message = yield* failure({ API_KEYS: "alice=secretish" })
       expect(message).not.toContain("secretish")
+    }))
+
+  it.effect("the limits: defaults equal the library's, each variable read, `off` turns a rate limit off, a bad value names its variable", () =>
+    Effect.gen(function*() {
+      const defaults = yield* load({})
+      expect(Option.isNone(defaults.trustProxy)).toBe(true)
+      const rate = (r: RateLimit | false | undefined) => r === false || r === undefined ? r : { limit: r.limit, millis: Duration.toMillis(Duration.decode(r.window)) }
+      expect(rate(defaults.limits.register?.perAddress)).toEqual(rate(DEFAULT_LIMITS.registerPerAddress))
+      expect(rate(defaults.limits.authorize?.perAddress)).toEqual(rate(DEFAULT_LIMITS.authorizePerAddress))
+      expect(rate(defaults.limits.signIn?.failuresPerAddress)).toEqual(rate(DEFAULT_LIMITS.signInFailuresPerAddress))
+      expect(rate(defaults.limits.signIn?.failuresPerUser)).toEqual(rate(DEFAULT_LIMITS.signInFailuresPerUser))
+      expect(defaults.limits).toMatchObject({
+        register: { maxDocumentBytes: DEFAULT_LIMITS.maxDocumentBytes, ...DEFAULT_CLIENT_METADATA_LIMITS },
+        authorize: { pending: DEFAULT_LIMITS.pendingAuthorizations, ...DEFAULT_AUTHORIZATION_REQUEST_LIMITS },
+        signIn: { failuresPerAuthorization: DEFAULT_LIMITS.signInFailuresPerAuthorization }
+      })
+
+      const set = yield* load({
+        TRUST_PROXY: "10.0.0.0/8,loopback",
+        REGISTER_RATE_LIMIT: "5/30m",
+        REGISTER_MAX_BYTES: "8192",
+        REGISTER_MAX_REDIRECT_URIS: "3",
+        REGISTER_MAX_URI_LENGTH: "512",
+        REGISTER_MAX_TEXT_LENGTH: "64",
+        REGISTER_MAX_SCOPE_LENGTH: "100",
+        REGISTER_MAX_CONTACTS: "2",
+        AUTHORIZE_RATE_LIMIT: "off",
+        AUTHORIZE_PENDING_LIMIT: "2000",
+        AUTHORIZE_MAX_STATE_LENGTH: "256",
+        AUTHORIZE_MAX_PARAMETER_LENGTH: "1024",
+        SIGN_IN_FAILURES_PER_ADDRESS: "3/1h",
+        SIGN_IN_FAILURES_PER_USER: "off",
+        SIGN_IN_FAILURES_PER_AUTHORIZATION: "3"
+      })
+      expect(set.trustProxy).toEqual(Option.some({ proxies: ["10.0.0.0/8", "loopback"] }))
+      expect(set.limits).toEqual({
+        register: {
+          perAddress: { limit: 5, window: 30 * 60_000 },
+          maxDocumentBytes: 8192,
+          maxRedirectUris: 3,
+          maxUriLength: 512,
+          maxTextLength: 64,
+          maxScopeLength: 100,
+          maxContacts: 2
+        },
+        authorize: { perAddress: false, pending: 2000, maxStateLength: 256, maxParameterLength: 1024 },
+        signIn: { failuresPerAddress: { limit: 3, window: 3_600_000 }, failuresPerUser: false, failuresPerAuthorization: 3 }
+      })
+      expect((yield* load({ TRUST_PROXY: "2" })).trustProxy).toEqual(Option.some({ hops: 2 }))
+      expect((yield* load({ AUTHORIZE_PENDING_LIMIT: "off" })).limits.authorize?.pending).toBe(false)
+      expect((yield* load({ REGISTER_RATE_LIMIT: "20/d" })).limits.register?.perAddress).toEqual({ limit: 20, window: 86_400_000 })
+
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ TRUST_PROXY: "proxy.example" }, "TRUST_PROXY"],
+        [{ TRUST_PROXY: "99" }, "TRUST_PROXY"],
+        [{ REGISTER_RATE_LIMIT: "fast" }, "REGISTER_RATE_LIMIT"],
+        [{ REGISTER_RATE_LIMIT: "0/1h" }, "REGISTER_RATE_LIMIT"],
+        [{ AUTHORIZE_RATE_LIMIT: "10/400d" }, "AUTHORIZE_RATE_LIMIT"],
+        [{ AUTHORIZE_PENDING_LIMIT: "0" }, "AUTHORIZE_PENDING_LIMIT"],
+        [{ SIGN_IN_FAILURES_PER_USER: "10 per hour" }, "SIGN_IN_FAILURES_PER_USER"],
+        [{ SIGN_IN_FAILURES_PER_AUTHORIZATION: "0" }, "SIGN_IN_FAILURES_PER_AUTHORIZATION"],
+        [{ REGISTER_MAX_BYTES: "-1" }, "REGISTER_MAX_BYTES"],
+        [{ AUTHORIZE_MAX_STATE_LENGTH: "x" }, "AUTHORIZE_MAX_STATE_LENGTH"]
+      ]
+      for (const [env, name] of cases) {
+        const message = yield* failure(env)
+        expect(message, JSON.stringify(env)).toContain(name)
+        expect(message).not.toContain("\n")
+      }
     }))
 })

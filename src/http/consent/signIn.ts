@@ -1,18 +1,11 @@
 /**
  * Local-mode sign-in on the consent page: the user proves who they are with
  * an API key from `API_KEYS` (seed 000: sessions are per API key). Keys are
- * compared as `Crypto` lookup hashes in constant time, never logged; failed
- * attempts are counted per pending authorization, in this process.
+ * compared as `Crypto` lookup hashes in constant time, never logged. How
+ * many wrong keys may be tried is `signInLimits.ts`'s concern.
  */
 import { Context, Effect, Layer, Option, Redacted } from "effect"
-import { LruMap } from "../../internal/lruMap.ts"
 import { Crypto } from "../../services/Crypto.ts"
-
-/** Wrong API keys one pending authorization may see; the last one refuses it (`access_denied`). */
-export const MAX_SIGN_IN_FAILURES = 5
-
-/** How many pending authorizations the failure counter remembers (oldest forgotten first). */
-const TRACKED_TRANSACTIONS = 10_000
 
 /** A user of the consent page and the API key that proves it is them. */
 export interface ApiKeyUser {
@@ -39,13 +32,9 @@ export interface SignInService {
   readonly autoApprove: Option.Option<string>
   /** The user an API key belongs to; `None` for an unknown (or empty) key. */
   readonly userFor: (apiKey: string) => Effect.Effect<Option.Option<string>>
-  /** Count one failed sign-in for a pending authorization; returns the count so far. */
-  readonly recordFailure: (transactionId: string) => Effect.Effect<number>
-  /** Forget the failures of a pending authorization that has been decided. */
-  readonly forget: (transactionId: string) => Effect.Effect<void>
 }
 
-/** The consent page's sign-in: API-key users and the failed-attempt counter. */
+/** The consent page's sign-in: API-key users. */
 export class SignIn extends Context.Tag("mcp-oauth-store/ConsentSignIn")<SignIn, SignInService>() {}
 
 /** Build the sign-in over its options, hashing each API key once. */
@@ -53,7 +42,6 @@ export const makeSignIn = (options: SignInOptions): Effect.Effect<SignInService,
   const crypto = yield* Crypto
   const users = yield* Effect.forEach(options.apiKeys ?? [], ({ apiKey, user }) =>
     Effect.map(crypto.hash(Redacted.value(apiKey)), (hash) => ({ user, hash })))
-  const failures = new LruMap<string, number>()
 
   const userFor = (apiKey: string): Effect.Effect<Option.Option<string>> =>
     apiKey === "" || users.length === 0
@@ -67,17 +55,7 @@ export const makeSignIn = (options: SignInOptions): Effect.Effect<SignInService,
         return Option.fromNullable(matched)
       })
 
-  const recordFailure = (transactionId: string): Effect.Effect<number> =>
-    Effect.sync(() => {
-      const count = (failures.get(transactionId) ?? 0) + 1
-      failures.set(transactionId, count)
-      if (failures.size > TRACKED_TRANSACTIONS) failures.evictOldest()
-      return count
-    })
-
-  const forget = (transactionId: string): Effect.Effect<void> => Effect.sync(() => void failures.delete(transactionId))
-
-  return { configured: users.length > 0, autoApprove: Option.fromNullable(options.autoApprove), userFor, recordFailure, forget }
+  return { configured: users.length > 0, autoApprove: Option.fromNullable(options.autoApprove), userFor }
 })
 
 /** `SignIn` over its options; needs `Crypto` for the keys' lookup hashes. */

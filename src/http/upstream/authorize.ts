@@ -4,9 +4,10 @@
  * the upstream), then the user goes to the upstream provider to sign in.
  */
 import type { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import { Federation, startUpstreamAuthorization } from "../../oauth/federation.ts"
 import { authorizationFailure, authorizationRequestFrom } from "../authorizationRequest.ts"
+import { admitAuthorizationRequest } from "../authorizeLimits.ts"
 import { queryParams } from "../body.ts"
 import { notFoundResponse, redirectResponse } from "../respond.ts"
 
@@ -26,11 +27,14 @@ export const inUpstreamMode = <E, R>(
  * Validate the authorization request and redirect (302) to the upstream's
  * authorization endpoint. A bad client or redirect URI is shown to the user;
  * any later refusal (and an upstream that cannot be discovered) is redirected
- * to the client.
+ * to the client. Within the same limits as local mode (`authorizeLimits.ts`).
  */
 export const upstreamAuthorize = (request: HttpServerRequest.HttpServerRequest) =>
   inUpstreamMode(Effect.gen(function*() {
-    const params = yield* queryParams(request)
-    const started = yield* startUpstreamAuthorization(authorizationRequestFrom(params))
+    const admitted = yield* admitAuthorizationRequest(request)
+    if (Either.isLeft(admitted)) return admitted.left
+    const release = admitted.right.release
+    const params = yield* queryParams(request).pipe(Effect.tapError(() => release))
+    const started = yield* startUpstreamAuthorization(authorizationRequestFrom(params)).pipe(Effect.tapError(() => release))
     return redirectResponse(started.url)
   }))

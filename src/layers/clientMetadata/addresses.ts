@@ -5,6 +5,7 @@
  * (IANA's special-purpose registries) is refused, for IPv4, IPv6 and IPv4
  * embedded in IPv6 (mapped, compatible, NAT64, 6to4) alike.
  */
+import { embeddedV4, parseV4, parseV6, prefixIs } from "../../internal/ipAddress.ts"
 
 /** What a fetch may reach besides public addresses. */
 export interface AddressPolicy {
@@ -36,71 +37,12 @@ const NON_PUBLIC_V4: ReadonlyArray<Cidr4> = [
 const inV4 = (address: number, [network, bits]: Cidr4): boolean =>
   bits === 0 || (address >>> (32 - bits)) === (network >>> (32 - bits))
 
-/** A dotted-quad IPv4 address as a 32-bit number; `undefined` when it is not one. */
-const parseV4 = (text: string): number | undefined => {
-  const parts = text.split(".")
-  if (parts.length !== 4) return undefined
-  let value = 0
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return undefined
-    value = value * 256 + Number(part)
-  }
-  return value
-}
-
-/** An IPv6 address as eight 16-bit groups (an embedded dotted quad allowed at the end); `undefined` when it is not one. */
-const parseV6 = (text: string): ReadonlyArray<number> | undefined => {
-  if (text.includes("%")) return undefined
-  let head = text
-  const tail: Array<number> = []
-  const lastColon = text.lastIndexOf(":")
-  if (text.slice(lastColon + 1).includes(".")) {
-    const v4 = parseV4(text.slice(lastColon + 1))
-    if (v4 === undefined) return undefined
-    tail.push(v4 >>> 16, v4 & 0xffff)
-    // "::a.b.c.d" keeps its "::"; "x:a.b.c.d" drops the separator.
-    head = text.slice(0, lastColon)
-    if (head.endsWith(":")) head = `${head}:`
-  }
-  const halves = head.split("::")
-  if (halves.length > 2) return undefined
-  const groups = (s: string): Array<number> | undefined => {
-    if (s === "") return []
-    const out: Array<number> = []
-    for (const g of s.split(":")) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined
-      out.push(Number.parseInt(g, 16))
-    }
-    return out
-  }
-  const left = groups(halves[0] ?? "")
-  const right = halves.length === 2 ? groups(halves[1] ?? "") : []
-  if (left === undefined || right === undefined) return undefined
-  const known = left.length + right.length + tail.length
-  if (halves.length === 1) return known === 8 ? [...left, ...tail] : undefined
-  if (known > 7) return undefined
-  return [...left, ...Array.from({ length: 8 - known }, () => 0), ...right, ...tail]
-}
-
 const v4Problem = (address: number, policy: AddressPolicy): string | undefined => {
   const range = NON_PUBLIC_V4.find((cidr) => inV4(address, cidr))
   if (range === undefined) return undefined
   if (range[2] === "loopback" && policy.allowLoopback === true) return undefined
   return `a ${range[2]} address`
 }
-
-/** Whether the first `bits` bits of `groups` are those of `prefix` (missing prefix groups are 0). */
-const prefixIs = (groups: ReadonlyArray<number>, prefix: ReadonlyArray<number>, bits: number): boolean => {
-  for (let i = 0; i < 8; i++) {
-    const width = Math.min(16, bits - i * 16)
-    if (width <= 0) return true
-    const mask = (0xffff << (16 - width)) & 0xffff
-    if (((groups[i] ?? 0) & mask) !== ((prefix[i] ?? 0) & mask)) return false
-  }
-  return true
-}
-
-const embeddedV4 = (groups: ReadonlyArray<number>): number => ((groups[6] ?? 0) * 0x10000 + (groups[7] ?? 0)) >>> 0
 
 const v6Problem = (groups: ReadonlyArray<number>, policy: AddressPolicy): string | undefined => {
   const zeros = (n: number) => groups.slice(0, n).every((g) => g === 0)
