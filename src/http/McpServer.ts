@@ -23,6 +23,7 @@ import type { ClientStore } from "../services/ClientStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { Jwks } from "../services/Jwks.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import type { ReplayCache } from "../services/ReplayCache.ts"
 import type { SessionStore } from "../services/SessionStore.ts"
 import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
@@ -73,8 +74,15 @@ export interface McpServerOptions<R = never> {
   readonly requestLog?: RequestLog.Service
 }
 
-/** What the server's handlers need from you: the stores and `Crypto`. */
-export type McpServerRequirements = TokenStore | SessionStore | ProviderTokenStore | ClientStore | SigningKeyStore | Crypto
+/** What the server's handlers need from you: the stores (and the `ReplayCache` DPoP proofs go through) and `Crypto`. */
+export type McpServerRequirements =
+  | TokenStore
+  | SessionStore
+  | ProviderTokenStore
+  | ClientStore
+  | SigningKeyStore
+  | ReplayCache
+  | Crypto
 
 /** What `layer` provides to the handlers. */
 export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits | RequestLog

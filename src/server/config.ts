@@ -48,6 +48,10 @@ export interface ServerSettings {
   readonly clientMetadataAllowLoopback: boolean
   /** What the consent page says each scope allows (`SCOPE_DESCRIPTIONS`, over the built-in ones). */
   readonly scopeDescriptions: Readonly<Record<string, string>>
+  /** DPoP proofs must carry the server's nonce (`DPOP_NONCE`, default off). */
+  readonly dpopNonce: boolean
+  /** How long after its `iat` a DPoP proof is accepted (`DPOP_PROOF_MAX_AGE`, seconds, default 60). */
+  readonly dpopProofMaxAgeSeconds: number
 }
 
 /** The scope the `whoami` tool needs. */
@@ -194,7 +198,12 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
     Config.map((value) => value === "on")
   ),
   clientMetadataAllowLoopback: Config.boolean("CLIENT_METADATA_ALLOW_LOOPBACK").pipe(Config.withDefault(false)),
-  scopeDescriptions: scopeDescriptionsConfig
+  scopeDescriptions: scopeDescriptionsConfig,
+  dpopNonce: Config.literal("on", "off")("DPOP_NONCE").pipe(
+    Config.withDefault("off" as const),
+    Config.map((value) => value === "on")
+  ),
+  dpopProofMaxAgeSeconds: positive("DPOP_PROOF_MAX_AGE", 60)
 }).pipe(
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
     const urlHost = settings.host.includes(":") ? `[${settings.host}]` : settings.host

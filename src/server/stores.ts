@@ -16,6 +16,7 @@ import type { McpEventStore } from "../services/McpEventStore.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 import type { RefreshLock } from "../services/RefreshLock.ts"
+import type { ReplayCache } from "../services/ReplayCache.ts"
 import type { SessionStore } from "../services/SessionStore.ts"
 import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
@@ -30,6 +31,7 @@ export type ServerStores =
   | ClientStore
   | SigningKeyStore
   | RefreshLock
+  | ReplayCache
   | McpEventBus
   | McpEventStore
 
