@@ -99,6 +99,7 @@ export {
   type CheckedDpopProof,
   currentDpopNonce,
   type DpopEndpoint,
+  DpopKeyCache,
   type DpopProofInput,
   normalizeHtu,
   rememberDpopProof

@@ -15,6 +15,7 @@ import type { HttpApp } from "@effect/platform"
 import { HttpApp as App } from "@effect/platform"
 import { type Duration, Duration as D, Effect, Layer } from "effect"
 import { type InvalidOAuthOptions, OAuthConfig, type OAuthOptions } from "../oauth/config.ts"
+import { DpopKeyCache } from "../oauth/dpop.ts"
 import type { Federation } from "../oauth/federation.ts"
 import type { ProviderTokenRefresher } from "../oauth/providerTokenRefresher.ts"
 import * as StoredJwks from "../oauth/jwks.ts"
@@ -85,7 +86,16 @@ export type McpServerRequirements =
   | Crypto
 
 /** What `layer` provides to the handlers. */
-export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits | RequestLog
+export type McpServerServices =
+  | OAuthConfig
+  | Jwks
+  | DpopKeyCache
+  | SignIn
+  | ScopeDescriptions
+  | McpTools
+  | McpEndpointConfig
+  | HttpLimits
+  | RequestLog
 
 /** Loopback names of one host: a page served from any of them is ours. */
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
@@ -153,7 +163,15 @@ export function layer<R = never>(
     Layer.succeed(RequestLog, options.requestLog ?? loggerRequestLog)
   )
   const consent = Layer.succeed(ScopeDescriptions, options.scopeDescriptions ?? {})
-  const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), consent, endpoint, limits)
+  const base = Layer.mergeAll(
+    oauth,
+    StoredJwks.layer(options.jwks),
+    DpopKeyCache.layer(),
+    signInLayer(options.signIn ?? {}),
+    consent,
+    endpoint,
+    limits
+  )
   if (options.upstream === undefined) return Layer.merge(base, toolsLayer(tools))
   const upstream = upstreamLayer(publicUrl, options.upstream)
   return Layer.mergeAll(base, Layer.provideMerge(toolsLayer(tools), upstream))

@@ -10,12 +10,13 @@
  * the request has shown something only a token holder has (a code, a refresh
  * token, an access token bound to the proof's key).
  */
-import { Clock, Duration, Effect, Either, Option, Predicate, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Option, Predicate, Schema } from "effect"
 import { calculateJwkThumbprint, compactVerify, type CryptoKey, decodeProtectedHeader, importJWK, type JWK } from "jose"
 import { InvalidDpopProof, UseDpopNonce } from "../errors/OAuthError.ts"
 import { Crypto } from "../services/Crypto.ts"
 import { ReplayCache } from "../services/ReplayCache.ts"
 import type { StoreError } from "../services/StoreError.ts"
+import { LruMap } from "../internal/lruMap.ts"
 import { type DpopAlgorithm, OAuthConfig } from "./config.ts"
 import { s256 } from "./pkce.ts"
 import { normalizePercentEncoding } from "./resources.ts"
@@ -89,8 +90,46 @@ export const normalizeHtu = (uri: string): string | undefined => {
 /** The `ath` of an access token: base64url SHA-256 of its ASCII value (RFC 9449 §4.2). */
 export const accessTokenHash = (accessToken: string): Effect.Effect<string> => s256(accessToken)
 
-/** The proof's public key: present, public, of a signing key type; its private members refused (§4.3 points 5, 7). */
-const proofKey = (header: Record<string, unknown>, alg: DpopAlgorithm): Effect.Effect<{ readonly jwk: JWK; readonly key: CryptoKey }, InvalidDpopProof> => {
+/** A proof key, imported, with its RFC 7638 thumbprint. */
+interface ProofKey {
+  readonly key: CryptoKey
+  readonly jkt: string
+}
+
+/**
+ * Proof keys already imported, by algorithm and JWK: a client signs every
+ * proof with one key, and importing it (WebCrypto `importKey`) costs more
+ * than checking the signature. Optional: without it every proof's key is
+ * imported afresh. `DpopKeyCache.layer(size)` keeps the `size` most recently
+ * used (default 10,000).
+ */
+export class DpopKeyCache extends Context.Tag("mcp-oauth-store/DpopKeyCache")<DpopKeyCache, {
+  readonly get: (id: string) => ProofKey | undefined
+  readonly set: (id: string, key: ProofKey) => void
+}>() {
+  static readonly layer = (size = 10_000): Layer.Layer<DpopKeyCache> =>
+    Layer.sync(DpopKeyCache, () => {
+      const keys = new LruMap<string, ProofKey>()
+      return {
+        get: (id) => {
+          const found = keys.get(id)
+          if (found !== undefined) keys.promote(id)
+          return found
+        },
+        set: (id, key) => {
+          keys.set(id, key)
+          if (keys.size > size) keys.evictOldest()
+        }
+      }
+    })
+}
+
+/**
+ * The proof's public key: present, public, of a signing key type; its
+ * private members refused (§4.3 points 5, 7); imported for `alg` with its
+ * thumbprint (or found in the `DpopKeyCache`).
+ */
+const proofKey = (header: Record<string, unknown>, alg: DpopAlgorithm): Effect.Effect<ProofKey, InvalidDpopProof> => {
   const jwk = header["jwk"]
   if (!Predicate.isRecord(jwk)) return Effect.fail(invalid("the proof must carry its public key in the jwk header"))
   if (PRIVATE_MEMBERS.some((member) => member in jwk)) return Effect.fail(invalid("the proof's jwk must not contain a private key"))
@@ -98,16 +137,28 @@ const proofKey = (header: Record<string, unknown>, alg: DpopAlgorithm): Effect.E
     return Effect.fail(invalid("the proof's jwk must be an EC, RSA or OKP public key"))
   }
   const publicJwk = { ...jwk } as JWK
-  return Effect.tryPromise({
+  const id = `${alg} ${JSON.stringify(jwk)}`
+  const imported = Effect.tryPromise({
     try: () => importJWK(publicJwk, alg),
     catch: () => invalid(`the proof's jwk is not a usable ${alg} public key`)
   }).pipe(
     Effect.flatMap((key) =>
       key instanceof Uint8Array || key.type !== "public"
         ? Effect.fail(invalid("the proof's jwk must be a public key"))
-        : Effect.succeed({ jwk: publicJwk, key })
+        : Effect.map(
+          Effect.tryPromise({
+            try: () => calculateJwkThumbprint(publicJwk, "sha256"),
+            catch: () => invalid("the proof's jwk has no thumbprint")
+          }),
+          (jkt): ProofKey => ({ key, jkt })
+        )
     )
   )
+  return Effect.flatMap(Effect.serviceOption(DpopKeyCache), (cache) => {
+    if (Option.isNone(cache)) return imported
+    const found = cache.value.get(id)
+    return found !== undefined ? Effect.succeed(found) : Effect.tap(imported, (key) => cache.value.set(id, key))
+  })
 }
 
 /** The time window of a server nonce, by Effect's `Clock`. */
@@ -177,7 +228,7 @@ export const checkDpopProof = (
     }
     const alg = dpop.algorithms.find((accepted) => accepted === header["alg"])
     if (alg === undefined) return yield* invalid(`the DPoP proof's alg must be one of ${dpop.algorithms.join(" ")}`)
-    const { jwk, key } = yield* proofKey(header, alg)
+    const { jkt, key } = yield* proofKey(header, alg)
     const verified = yield* Effect.tryPromise({
       try: () => compactVerify(proof, key, { algorithms: [alg] }),
       catch: () => invalid("the DPoP proof's signature does not verify with its jwk")
@@ -216,10 +267,6 @@ export const checkDpopProof = (
         ...(Option.isSome(nonce) ? { nonce: nonce.value } : {})
       })
     }
-    const jkt = yield* Effect.tryPromise({
-      try: () => calculateJwkThumbprint(jwk, "sha256"),
-      catch: () => invalid("the DPoP proof's jwk has no thumbprint")
-    })
     const checked: CheckedDpopProof = { jkt, jti: claims.jti, issuedAt, alg }
     return checked
   }).pipe(traced("OAuth.checkDpopProof"))

@@ -12,7 +12,14 @@ import { Clock, Effect, Exit, Option, Redacted, TestClock } from "effect"
 import { decodeJwt } from "jose"
 import { randomBytes } from "node:crypto"
 import { OAuthConfig } from "../../src/oauth/config.ts"
-import { checkDpopProof, currentDpopNonce, type DpopProofInput, normalizeHtu, rememberDpopProof } from "../../src/oauth/dpop.ts"
+import {
+  checkDpopProof,
+  currentDpopNonce,
+  DpopKeyCache,
+  type DpopProofInput,
+  normalizeHtu,
+  rememberDpopProof
+} from "../../src/oauth/dpop.ts"
 import { verifyPresentedToken } from "../../src/oauth/presentedToken.ts"
 import { registerClient } from "../../src/oauth/registration.ts"
 import { introspect } from "../../src/oauth/revocation.ts"
@@ -174,6 +181,31 @@ describe("checkDpopProof (RFC 9449 §4.3)", () => {
       expect((yield* refusal(checkDpopProof({ proof: yield* proofFor({ ath: ath("another") }), method: "POST", urls }, "resource", "the-token"))).description)
         .toBe("the DPoP proof's ath is not the hash of this access token")
     })))
+})
+
+describe("DpopKeyCache: a client's key is imported once", () => {
+  it.effect("cached keys still verify every signature, and the cache is bounded", () =>
+    Effect.provide(
+      using()(Effect.gen(function*() {
+        const cache = yield* DpopKeyCache
+        const k = yield* key()
+        const first = yield* checkDpopProof(atToken(yield* tokenProof(k)), "token")
+        const id = `ES256 ${JSON.stringify(k.publicJwk)}`
+        expect(cache.get(id)?.jkt).toBe(k.jkt)
+        expect((yield* checkDpopProof(atToken(yield* tokenProof(k)), "token")).jkt).toBe(first.jkt)
+        // A cached jwk does not vouch for a proof someone else signed in its name.
+        const forger = yield* key()
+        expect(yield* refusal(checkDpopProof(atToken(yield* tokenProof(forger, {}, { jwk: k.publicJwk })), "token")))
+          .toEqual({ tag: "InvalidDpopProof", description: "the DPoP proof's signature does not verify with its jwk" })
+        const second = yield* key()
+        yield* checkDpopProof(atToken(yield* tokenProof(second)), "token")
+        const third = yield* key()
+        yield* checkDpopProof(atToken(yield* tokenProof(third)), "token")
+        expect(cache.get(id)).toBeUndefined() // the least recently used of three, with room for two
+        expect(cache.get(`ES256 ${JSON.stringify(third.publicJwk)}`)?.jkt).toBe(third.jkt)
+      })),
+      DpopKeyCache.layer(2)
+    ))
 })
 
 describe("rememberDpopProof: a proof is used once (RFC 9449 §11.1)", () => {
