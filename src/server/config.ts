@@ -156,6 +156,15 @@ const upstreamConfig: Config.Config<Option.Option<UpstreamSettings>> = Config.al
   })
 )
 
+/** `DPOP_NONCE`: `on` requires the server's nonce in DPoP proofs (default `off`). Shared with the Worker's settings. */
+export const dpopNonceConfig: Config.Config<boolean> = Config.literal("on", "off")("DPOP_NONCE").pipe(
+  Config.withDefault("off" as const),
+  Config.map((value) => value === "on")
+)
+
+/** `DPOP_PROOF_MAX_AGE`: seconds a DPoP proof is accepted after its `iat` (default 60). Shared with the Worker's settings. */
+export const dpopProofMaxAgeConfig: Config.Config<number> = positive("DPOP_PROOF_MAX_AGE", 60)
+
 /** `API_KEYS`: `user=key` pairs (none when unset). */
 export const apiKeysConfig: Config.Config<ReadonlyArray<ApiKeyUser>> = Config.string("API_KEYS").pipe(
   Config.withDefault(""),
@@ -199,11 +208,8 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
   ),
   clientMetadataAllowLoopback: Config.boolean("CLIENT_METADATA_ALLOW_LOOPBACK").pipe(Config.withDefault(false)),
   scopeDescriptions: scopeDescriptionsConfig,
-  dpopNonce: Config.literal("on", "off")("DPOP_NONCE").pipe(
-    Config.withDefault("off" as const),
-    Config.map((value) => value === "on")
-  ),
-  dpopProofMaxAgeSeconds: positive("DPOP_PROOF_MAX_AGE", 60)
+  dpopNonce: dpopNonceConfig,
+  dpopProofMaxAgeSeconds: dpopProofMaxAgeConfig
 }).pipe(
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
     const urlHost = settings.host.includes(":") ? `[${settings.host}]` : settings.host

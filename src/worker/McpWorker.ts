@@ -44,8 +44,8 @@ export interface McpWorkerOptions {
    * Server options the environment does not set (the signing keys'
    * algorithm and rotation, `serverInfo`, `instructions`, the OAuth engine's
    * other lifetimes, extra origins). `PUBLIC_URL`, `SCOPES`, `API_KEYS`,
-   * `DEV_AUTO_APPROVE`, `ACCESS_TOKEN_TTL`, `ACCESS_TOKEN_FORMAT` and
-   * `MAX_BODY_BYTES` come from `env`.
+   * `DEV_AUTO_APPROVE`, `ACCESS_TOKEN_TTL`, `ACCESS_TOKEN_FORMAT`,
+   * `MAX_BODY_BYTES`, `DPOP_NONCE` and `DPOP_PROOF_MAX_AGE` come from `env`.
    */
   readonly server?: Omit<McpServer.McpServerOptions, "publicUrl" | "tools" | "scopes" | "signIn" | "maxBodyBytes" | "upstream">
 }
@@ -68,7 +68,12 @@ export const serverOptions = (settings: WorkerSettings, options: McpWorkerOption
   oauth: {
     ...options.server?.oauth,
     accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`,
-    accessTokenFormat: settings.accessTokenFormat
+    accessTokenFormat: settings.accessTokenFormat,
+    dpop: {
+      ...options.server?.oauth?.dpop,
+      requireNonce: settings.dpopNonce,
+      proofMaxAge: `${settings.dpopProofMaxAgeSeconds} seconds`
+    }
   },
   maxBodyBytes: settings.maxBodyBytes
 })

@@ -13,6 +13,8 @@ import {
   accessTokenFormatConfig,
   apiKeysConfig,
   devAutoApproveConfig,
+  dpopNonceConfig,
+  dpopProofMaxAgeConfig,
   positive,
   scopesConfig,
   urlConfig
@@ -41,6 +43,10 @@ export interface WorkerSettings {
   readonly accessTokenTtlSeconds: number
   readonly accessTokenFormat: "jwt" | "opaque"
   readonly maxBodyBytes: number
+  /** `DPOP_NONCE`: DPoP proofs must carry the server's nonce (default off). */
+  readonly dpopNonce: boolean
+  /** `DPOP_PROOF_MAX_AGE`: seconds a DPoP proof is accepted after its `iat` (default 60). */
+  readonly dpopProofMaxAgeSeconds: number
   /** `LOG_LEVEL` (default `info`). */
   readonly logLevel: LogLevel.LogLevel
 }
@@ -59,6 +65,8 @@ export const workerConfig: Config.Config<WorkerSettings> = Config.all({
   accessTokenTtlSeconds: positive("ACCESS_TOKEN_TTL", 3600),
   accessTokenFormat: accessTokenFormatConfig,
   maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024),
+  dpopNonce: dpopNonceConfig,
+  dpopProofMaxAgeSeconds: dpopProofMaxAgeConfig,
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 }).pipe(
   Config.mapOrFail((settings): Either.Either<WorkerSettings, ConfigError.ConfigError> =>
