@@ -101,7 +101,9 @@ interface ProofKey {
  * proof with one key, and importing it (WebCrypto `importKey`) costs more
  * than checking the signature. Optional: without it every proof's key is
  * imported afresh. `DpopKeyCache.layer(size)` keeps the `size` most recently
- * used (default 10,000).
+ * imported (default 10,000), first in first out: a hit moves nothing, so a
+ * busy key never churns the map (see `LruMap.promote`), and an evicted key
+ * costs one import.
  */
 export class DpopKeyCache extends Context.Tag("mcp-oauth-store/DpopKeyCache")<DpopKeyCache, {
   readonly get: (id: string) => ProofKey | undefined
@@ -111,11 +113,7 @@ export class DpopKeyCache extends Context.Tag("mcp-oauth-store/DpopKeyCache")<Dp
     Layer.sync(DpopKeyCache, () => {
       const keys = new LruMap<string, ProofKey>()
       return {
-        get: (id) => {
-          const found = keys.get(id)
-          if (found !== undefined) keys.promote(id)
-          return found
-        },
+        get: (id) => keys.get(id),
         set: (id, key) => {
           keys.set(id, key)
           if (keys.size > size) keys.evictOldest()

@@ -201,7 +201,7 @@ describe("DpopKeyCache: a client's key is imported once", () => {
         yield* checkDpopProof(atToken(yield* tokenProof(second)), "token")
         const third = yield* key()
         yield* checkDpopProof(atToken(yield* tokenProof(third)), "token")
-        expect(cache.get(id)).toBeUndefined() // the least recently used of three, with room for two
+        expect(cache.get(id)).toBeUndefined() // the first imported of three, with room for two
         expect(cache.get(`ES256 ${JSON.stringify(third.publicJwk)}`)?.jkt).toBe(third.jkt)
       })),
       DpopKeyCache.layer(2)
