@@ -14,6 +14,7 @@ import "./primitives.ts"
 import "./durable.ts"
 import "./worker.ts"
 import "./oauth.ts"
+import "./dpop.ts"
 import "./streams.ts"
 import "./load.ts"
 

@@ -6,6 +6,7 @@ import {
   InsufficientScope,
   InvalidClient,
   InvalidClientMetadata,
+  InvalidDpopProof,
   InvalidGrant,
   InvalidRedirectUri,
   InvalidRequest,
@@ -20,7 +21,8 @@ import {
   ServerError,
   TemporarilyUnavailable,
   UnauthorizedClient,
-  UnsupportedGrantType
+  UnsupportedGrantType,
+  UseDpopNonce
 } from "../src/errors/OAuthError.ts"
 import { logDetail, renderOAuthError, toOAuthError } from "../src/errors/render.ts"
 import { StoreError } from "../src/services/StoreError.ts"
@@ -30,6 +32,8 @@ const RFC6749_5_2 = "https://datatracker.ietf.org/doc/html/rfc6749#section-5.2"
 const RFC6750_3_1 = "https://datatracker.ietf.org/doc/html/rfc6750#section-3.1"
 const RFC7591_3_2_2 = "https://datatracker.ietf.org/doc/html/rfc7591#section-3.2.2"
 const RFC8707_2 = "https://datatracker.ietf.org/doc/html/rfc8707#section-2"
+const RFC9449_5 = "https://datatracker.ietf.org/doc/html/rfc9449#section-5"
+const RFC9449_8 = "https://datatracker.ietf.org/doc/html/rfc9449#section-8"
 
 const SERVER_ERROR_TEXT = "The server encountered an unexpected condition."
 
@@ -39,6 +43,8 @@ interface Row {
   readonly make: (description?: string) => OAuthError
   readonly error: string
   readonly status: number
+  /** The status at a protected resource, where it differs (the DPoP errors: 401). */
+  readonly resourceStatus?: number
   readonly uri: string
 }
 
@@ -59,7 +65,9 @@ const rows: ReadonlyArray<Row> = [
   { tag: "InvalidRedirectUri", cls: InvalidRedirectUri, make: (x) => new InvalidRedirectUri(d(x)), error: "invalid_redirect_uri", status: 400, uri: RFC7591_3_2_2 },
   { tag: "InvalidClientMetadata", cls: InvalidClientMetadata, make: (x) => new InvalidClientMetadata(d(x)), error: "invalid_client_metadata", status: 400, uri: RFC7591_3_2_2 },
   { tag: "ServerError", cls: ServerError, make: (x) => new ServerError(d(x)), error: "server_error", status: 500, uri: RFC6749_4_1_2_1 },
-  { tag: "TemporarilyUnavailable", cls: TemporarilyUnavailable, make: (x) => new TemporarilyUnavailable({ ...d(x), retryAfter: 7 }), error: "temporarily_unavailable", status: 503, uri: RFC6749_4_1_2_1 }
+  { tag: "TemporarilyUnavailable", cls: TemporarilyUnavailable, make: (x) => new TemporarilyUnavailable({ ...d(x), retryAfter: 7 }), error: "temporarily_unavailable", status: 503, uri: RFC6749_4_1_2_1 },
+  { tag: "InvalidDpopProof", cls: InvalidDpopProof, make: (x) => new InvalidDpopProof(d(x)), error: "invalid_dpop_proof", status: 400, resourceStatus: 401, uri: RFC9449_5 },
+  { tag: "UseDpopNonce", cls: UseDpopNonce, make: (x) => new UseDpopNonce(d(x)), error: "use_dpop_nonce", status: 400, resourceStatus: 401, uri: RFC9449_8 }
 ]
 
 const bearer = (tokenPresented: boolean, extra: { realm?: string; resourceMetadata?: string; scope?: ReadonlyArray<string> } = {}) => ({
@@ -84,11 +92,11 @@ const parseChallenge = (header: string): { scheme: string; params: Record<string
 }
 
 describe("OAuth errors", () => {
-  it("declares exactly the 14 tags, in one table and one union", () => {
+  it("declares exactly the 16 tags, in one table and one union", () => {
     expect([...OAuthErrorTags]).toStrictEqual(rows.map((r) => r.tag))
     expect(Object.keys(OAuthErrorCodes).sort()).toStrictEqual(rows.map((r) => r.tag).sort())
     expect(OAuthErrorClasses.map((c) => c._tag)).toStrictEqual(rows.map((r) => r.tag))
-    expect(OAuthError.members.length).toBe(14)
+    expect(OAuthError.members.length).toBe(16)
   })
 
   describe.each(rows)("$tag", (row) => {
@@ -139,7 +147,9 @@ describe("OAuth errors", () => {
 
     it("gets a Bearer challenge on the resource endpoint only for 401 and 403", () => {
       const r = renderOAuthError(row.make(), bearer(true))
-      if (row.status === 401 || row.status === 403) {
+      const status = row.resourceStatus ?? row.status
+      expect(r.status).toBe(status)
+      if (status === 401 || status === 403) {
         expect(r.headers["WWW-Authenticate"]).toMatch(new RegExp(`^Bearer .*error="${row.error}"`))
       } else {
         expect(r.headers["WWW-Authenticate"]).toBeUndefined()
@@ -257,6 +267,81 @@ describe("renderOAuthError challenges", () => {
     const r = renderOAuthError(new InvalidClient())
     expect(r.status).toBe(401)
     expect(r.headers["WWW-Authenticate"]).toBeUndefined()
+  })
+})
+
+describe("renderOAuthError with a DPoP challenge (RFC 9449 §7.1, §7.2)", () => {
+  const metadata = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+  const resource = (tokenPresented: boolean, presented: boolean) => ({
+    challenge: {
+      scheme: "Bearer" as const,
+      resourceMetadata: metadata,
+      scope: ["mcp:tools"],
+      tokenPresented,
+      dpop: { algs: ["ES256", "PS256"], presented }
+    }
+  })
+  /** The challenges of one header: `Bearer ...` and `DPoP ...`, split at the second scheme. */
+  const challenges = (header: string) => {
+    const at = header.indexOf(", DPoP")
+    return { bearer: parseChallenge(header.slice(0, at)), dpop: parseChallenge(header.slice(at + 2)) }
+  }
+
+  it("without a token: both schemes, no error in either, algs on DPoP", () => {
+    const r = renderOAuthError(new InvalidToken({ description: "an access token is required" }), resource(false, false))
+    expect(r.status).toBe(401)
+    const { bearer, dpop } = challenges(r.headers["WWW-Authenticate"] ?? "")
+    expect(bearer).toStrictEqual({ scheme: "Bearer", params: { resource_metadata: metadata, scope: "mcp:tools" } })
+    expect(dpop).toStrictEqual({ scheme: "DPoP", params: { resource_metadata: metadata, scope: "mcp:tools", algs: "ES256 PS256" } })
+  })
+
+  it("a Bearer request's error goes in the Bearer challenge", () => {
+    const r = renderOAuthError(new InvalidToken({ description: "the access token is DPoP-bound" }), resource(true, false))
+    const { bearer, dpop } = challenges(r.headers["WWW-Authenticate"] ?? "")
+    expect(bearer.params["error"]).toBe("invalid_token")
+    expect(bearer.params["error_description"]).toBe("the access token is DPoP-bound")
+    expect(dpop.params["error"]).toBeUndefined()
+  })
+
+  it("a DPoP request's error goes in the DPoP challenge; insufficient_scope stays 403", () => {
+    const r = renderOAuthError(new InvalidToken({ description: "Invalid DPoP key binding" }), resource(true, true))
+    expect(r.status).toBe(401)
+    const { bearer, dpop } = challenges(r.headers["WWW-Authenticate"] ?? "")
+    expect(bearer.params["error"]).toBeUndefined()
+    expect(dpop.params).toStrictEqual({
+      resource_metadata: metadata,
+      error: "invalid_token",
+      error_description: "Invalid DPoP key binding",
+      scope: "mcp:tools",
+      algs: "ES256 PS256"
+    })
+    const stepUp = renderOAuthError(new InsufficientScope({ scope: ["mcp:admin"] }), resource(true, true))
+    expect(stepUp.status).toBe(403)
+    expect(challenges(stepUp.headers["WWW-Authenticate"] ?? "").dpop.params["scope"]).toBe("mcp:admin")
+  })
+
+  it("invalid_dpop_proof: 401 at the resource with the error on DPoP; 400 without a challenge at the token endpoint", () => {
+    const atResource = renderOAuthError(new InvalidDpopProof({ description: "the DPoP proof was already used" }), resource(true, false))
+    expect(atResource.status).toBe(401)
+    const { bearer, dpop } = challenges(atResource.headers["WWW-Authenticate"] ?? "")
+    expect(bearer.params["error"]).toBeUndefined()
+    expect(dpop.params["error"]).toBe("invalid_dpop_proof")
+    const atToken = renderOAuthError(new InvalidDpopProof({ description: "x" }), { challenge: { scheme: "Basic", realm: "token" } })
+    expect(atToken.status).toBe(400)
+    expect(atToken.headers["WWW-Authenticate"]).toBeUndefined()
+    expect(atToken.body.error).toBe("invalid_dpop_proof")
+  })
+
+  it("use_dpop_nonce carries its nonce in DPoP-Nonce, at the token endpoint (400) and the resource (401)", () => {
+    const error = new UseDpopNonce({ description: "nonce required", nonce: "abc.def" })
+    const atToken = renderOAuthError(error)
+    expect(atToken.status).toBe(400)
+    expect(atToken.headers["DPoP-Nonce"]).toBe("abc.def")
+    const atResource = renderOAuthError(error, resource(true, true))
+    expect(atResource.status).toBe(401)
+    expect(atResource.headers["DPoP-Nonce"]).toBe("abc.def")
+    expect(challenges(atResource.headers["WWW-Authenticate"] ?? "").dpop.params["error"]).toBe("use_dpop_nonce")
+    expect(renderOAuthError(new UseDpopNonce()).headers["DPoP-Nonce"]).toBeUndefined()
   })
 })
 

@@ -158,6 +158,26 @@ describe("file backend: persistence", () => {
       }))
     }))
 
+  it.effect("DPoP bindings (jkt) survive a restart", () =>
+    Effect.gen(function*() {
+      const path = freshPath()
+      const jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+      yield* opened(path)(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        yield* tokens.saveGrant(F.grant("g1"))
+        yield* tokens.saveAccessToken("at-bound", { ...F.accessToken("g1"), jkt })
+        yield* tokens.saveRefreshToken("rt-bound", { ...F.refreshToken("g1"), jkt })
+        yield* tokens.rotateRefreshToken("rt-bound", { ...F.pair(1), jkt })
+      }))
+      yield* opened(path)(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        expect(Option.getOrThrow(yield* tokens.getAccessToken("at-bound")).jkt).toBe(jkt)
+        expect(Option.getOrThrow(yield* tokens.getRefreshToken(Redacted.value(F.pair(1).refreshToken))).jkt).toBe(jkt)
+        const replay = yield* tokens.rotateRefreshToken("rt-bound", F.pair("retry"))
+        expect(replay._tag === "GraceReplay" && replay.pair.jkt).toBe(jkt)
+      }))
+    }))
+
   it.effect("rate-limit buckets and remembered ids survive a restart, each by its own expiry", () =>
     Effect.gen(function*() {
       const path = freshPath()

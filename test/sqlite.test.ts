@@ -147,6 +147,37 @@ describe("sqlite backend", () => {
       expect(storeErrorOf(exit)?.reason).toBe("DecryptFailed")
     }))
 
+  it.effect("DPoP bindings survive a restart; records written before DPoP (no jkt) still read", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      const key = yield* generateKey
+      const jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        yield* tokens.saveGrant(F.grant("g1"))
+        yield* tokens.saveAccessToken("at-bound", { ...F.accessToken("g1"), jkt })
+        yield* tokens.saveRefreshToken("rt-bound", { ...F.refreshToken("g1"), jkt })
+        yield* tokens.rotateRefreshToken("rt-bound", { ...F.pair(1), jkt })
+        yield* tokens.saveRefreshToken("rt-old", F.refreshToken("g1"))
+      }))
+      // A row as the backend wrote it before the jkt existed: the body without the member.
+      const db = new Database(filename)
+      const bodies = db.prepare("SELECT body FROM mcp_refresh_tokens").all() as Array<{ body: string }>
+      expect(bodies.filter((row) => row.body.includes(jkt))).toHaveLength(2)
+      expect(bodies.some((row) => !row.body.includes("jkt"))).toBe(true)
+      db.close()
+      yield* using(storesOn(filename, key))(Effect.gen(function*() {
+        const tokens = yield* TokenStore
+        expect(Option.getOrThrow(yield* tokens.getAccessToken("at-bound")).jkt).toBe(jkt)
+        expect(Option.getOrThrow(yield* tokens.getRefreshToken(Redacted.value(F.pair(1).refreshToken))).jkt).toBe(jkt)
+        const replay = yield* tokens.rotateRefreshToken("rt-bound", F.pair("retry"))
+        expect(replay._tag === "GraceReplay" && replay.pair.jkt).toBe(jkt)
+        const old = Option.getOrThrow(yield* tokens.getRefreshToken("rt-old"))
+        expect(old.jkt).toBeUndefined()
+        expect((yield* tokens.rotateRefreshToken("rt-old", F.pair(2)))._tag).toBe("Rotated")
+      }))
+    }))
+
   it.live("two OS processes racing on one file: one winner per code, transaction and rotation; the session limit holds", () =>
     Effect.gen(function*() {
       const count = 200

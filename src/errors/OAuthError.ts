@@ -6,6 +6,8 @@ const RFC6749_5_2 = "https://datatracker.ietf.org/doc/html/rfc6749#section-5.2"
 const RFC6750_3_1 = "https://datatracker.ietf.org/doc/html/rfc6750#section-3.1"
 const RFC7591_3_2_2 = "https://datatracker.ietf.org/doc/html/rfc7591#section-3.2.2"
 const RFC8707_2 = "https://datatracker.ietf.org/doc/html/rfc8707#section-2"
+const RFC9449_5 = "https://datatracker.ietf.org/doc/html/rfc9449#section-5"
+const RFC9449_8 = "https://datatracker.ietf.org/doc/html/rfc9449#section-8"
 
 /** The tag of every OAuth error class, in declaration order. */
 export const OAuthErrorTags = [
@@ -22,7 +24,9 @@ export const OAuthErrorTags = [
   "InvalidRedirectUri",
   "InvalidClientMetadata",
   "ServerError",
-  "TemporarilyUnavailable"
+  "TemporarilyUnavailable",
+  "InvalidDpopProof",
+  "UseDpopNonce"
 ] as const
 
 /** The tag of one OAuth error class. */
@@ -38,6 +42,9 @@ export interface OAuthErrorCode {
 /**
  * The one table of wire code, HTTP status and RFC reference per error tag.
  * `server_error` and `temporarily_unavailable` are defined in RFC 6749 §4.1.2.1.
+ * The DPoP errors (RFC 9449) are 400 at the token endpoint, as listed; at a
+ * protected resource the renderer answers them with 401 and a `DPoP`
+ * challenge (RFC 9449 §7.1, §9).
  */
 export const OAuthErrorCodes = {
   InvalidRequest: { error: "invalid_request", status: 400, uri: RFC6749_5_2 },
@@ -53,7 +60,9 @@ export const OAuthErrorCodes = {
   InvalidRedirectUri: { error: "invalid_redirect_uri", status: 400, uri: RFC7591_3_2_2 },
   InvalidClientMetadata: { error: "invalid_client_metadata", status: 400, uri: RFC7591_3_2_2 },
   ServerError: { error: "server_error", status: 500, uri: RFC6749_4_1_2_1 },
-  TemporarilyUnavailable: { error: "temporarily_unavailable", status: 503, uri: RFC6749_4_1_2_1 }
+  TemporarilyUnavailable: { error: "temporarily_unavailable", status: 503, uri: RFC6749_4_1_2_1 },
+  InvalidDpopProof: { error: "invalid_dpop_proof", status: 400, uri: RFC9449_5 },
+  UseDpopNonce: { error: "use_dpop_nonce", status: 400, uri: RFC9449_8 }
 } as const satisfies Record<OAuthErrorTag, OAuthErrorCode>
 
 /** The optional human-readable text every OAuth error may carry. */
@@ -287,6 +296,41 @@ export class TemporarilyUnavailable extends Schema.TaggedError<TemporarilyUnavai
   }
 }
 
+/** `invalid_dpop_proof` (RFC 9449 §5, §7.1): the DPoP proof is missing, malformed, stale, replayed or for another request. */
+export class InvalidDpopProof extends Schema.TaggedError<InvalidDpopProof>()(
+  "InvalidDpopProof",
+  Described,
+  HttpApiSchema.annotations({ status: OAuthErrorCodes.InvalidDpopProof.status })
+) {
+  /** The wire code. */
+  get error() {
+    return OAuthErrorCodes[this._tag].error
+  }
+  /** The HTTP status (at the token endpoint; a protected resource answers 401). */
+  get status() {
+    return OAuthErrorCodes[this._tag].status
+  }
+}
+
+/**
+ * `use_dpop_nonce` (RFC 9449 §8, §9): the proof must carry the server's
+ * current nonce, sent back in the `DPoP-Nonce` header as `nonce`.
+ */
+export class UseDpopNonce extends Schema.TaggedError<UseDpopNonce>()(
+  "UseDpopNonce",
+  { ...Described, nonce: Schema.optional(Schema.String) },
+  HttpApiSchema.annotations({ status: OAuthErrorCodes.UseDpopNonce.status })
+) {
+  /** The wire code. */
+  get error() {
+    return OAuthErrorCodes[this._tag].error
+  }
+  /** The HTTP status (at the token endpoint; a protected resource answers 401). */
+  get status() {
+    return OAuthErrorCodes[this._tag].status
+  }
+}
+
 /** Every OAuth error class, in the order of `OAuthErrorTags`. */
 export const OAuthErrorClasses = [
   InvalidRequest,
@@ -302,7 +346,9 @@ export const OAuthErrorClasses = [
   InvalidRedirectUri,
   InvalidClientMetadata,
   ServerError,
-  TemporarilyUnavailable
+  TemporarilyUnavailable,
+  InvalidDpopProof,
+  UseDpopNonce
 ] as const
 
 /** The schema of any OAuth error: decodes `{ _tag, ... }` JSON back into its class. */

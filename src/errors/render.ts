@@ -28,6 +28,20 @@ export interface BearerChallenge {
    */
   readonly scope?: ReadonlyArray<string>
   readonly tokenPresented: boolean
+  /** The resource also accepts DPoP-bound tokens: a `DPoP` challenge follows the Bearer one (RFC 9449 §7.1, §7.2). */
+  readonly dpop?: DpopChallenge
+}
+
+/** The `DPoP` challenge of a resource that accepts both schemes (RFC 9449 §7.1). */
+export interface DpopChallenge {
+  /** The JWS algorithms accepted for proofs, sent as `algs=`. */
+  readonly algs: ReadonlyArray<string>
+  /**
+   * The request used the `DPoP` scheme: its error goes in the DPoP challenge
+   * (RFC 9449 §7.2); otherwise in the Bearer one. DPoP proof errors
+   * (`invalid_dpop_proof`, `use_dpop_nonce`) always go in the DPoP challenge.
+   */
+  readonly presented: boolean
 }
 
 /** The challenge of a token endpoint whose client authenticated with HTTP Basic (RFC 6749 §5.2). */
@@ -59,19 +73,36 @@ const oneLine = (value: string): string => value.replace(CONTROL, " ").replace(N
 /** An RFC 9110 quoted-string that cannot break out of its header line. */
 const quote = (value: string): string => `"${oneLine(value).replace(/["\\]/g, "\\$&")}"`
 
-const bearerChallenge = (error: OAuthError, challenge: BearerChallenge): string => {
-  const params: Array<string> = []
-  if (challenge.realm !== undefined) params.push(`realm=${quote(challenge.realm)}`)
+/** Whether an error is about the DPoP proof rather than the token (RFC 9449 §7.1). */
+const isDpopError = (error: OAuthError): boolean => error._tag === "InvalidDpopProof" || error._tag === "UseDpopNonce"
+
+/**
+ * The resource's challenges: `Bearer`, and `DPoP` with `algs` when the
+ * resource takes DPoP-bound tokens. Each names the realm, the metadata URL and
+ * the scopes; the error (when a token was presented) goes to the scheme the
+ * request used, or to `DPoP` for a proof error (RFC 9449 §7.2).
+ */
+const resourceChallenge = (error: OAuthError, challenge: BearerChallenge): string => {
+  const common: Array<string> = []
+  if (challenge.realm !== undefined) common.push(`realm=${quote(challenge.realm)}`)
   if (challenge.resourceMetadata !== undefined) {
-    params.push(`resource_metadata=${quote(challenge.resourceMetadata)}`)
+    common.push(`resource_metadata=${quote(challenge.resourceMetadata)}`)
   }
-  if (challenge.tokenPresented) {
-    params.push(`error=${quote(error.error)}`)
-    if (error.description !== undefined) params.push(`error_description=${quote(error.description)}`)
+  const failure: Array<string> = []
+  if (challenge.tokenPresented || isDpopError(error)) {
+    failure.push(`error=${quote(error.error)}`)
+    if (error.description !== undefined) failure.push(`error_description=${quote(error.description)}`)
   }
   const scope = error._tag === "InsufficientScope" ? error.scope : challenge.scope ?? []
-  if (scope.length > 0) params.push(`scope=${quote(scope.join(" "))}`)
-  return params.length === 0 ? "Bearer" : `Bearer ${params.join(", ")}`
+  const scopes = scope.length > 0 ? [`scope=${quote(scope.join(" "))}`] : []
+  const dpop = challenge.dpop
+  const errorOnDpop = dpop !== undefined && (dpop.presented || isDpopError(error))
+  const bearerParams = [...common, ...(errorOnDpop ? [] : failure), ...scopes]
+  const bearer = bearerParams.length === 0 ? "Bearer" : `Bearer ${bearerParams.join(", ")}`
+  if (dpop === undefined) return bearer
+  const algs = dpop.algs.length > 0 ? [`algs=${quote(dpop.algs.join(" "))}`] : []
+  const dpopParams = [...common, ...(errorOnDpop ? failure : []), ...scopes, ...algs]
+  return `${bearer}, ${dpopParams.length === 0 ? "DPoP" : `DPoP ${dpopParams.join(", ")}`}`
 }
 
 const basicChallenge = (challenge: BasicChallenge): string =>
@@ -79,8 +110,11 @@ const basicChallenge = (challenge: BasicChallenge): string =>
 
 /**
  * Render an OAuth error as an HTTP response (RFC 6749 §5.2, RFC 6750 §3,
- * RFC 9728 §5.1). Pure. A `server_error` always gets a generic description;
- * header values are quoted and stripped of control characters.
+ * RFC 9728 §5.1, RFC 9449 §7.1). Pure. A `server_error` always gets a
+ * generic description; header values are quoted and stripped of control
+ * characters. At a protected resource (a Bearer challenge), the DPoP proof
+ * errors answer 401 instead of the token endpoint's 400; `use_dpop_nonce`
+ * carries its nonce in `DPoP-Nonce` wherever it is rendered.
  */
 export const renderOAuthError = (error: OAuthError, context?: RenderContext): RenderedError => {
   const code = OAuthErrorCodes[error._tag]
@@ -95,15 +129,17 @@ export const renderOAuthError = (error: OAuthError, context?: RenderContext): Re
     : { error: code.error, error_description: description, error_uri: code.uri }
 
   const challenge = context?.challenge
-  if (challenge?.scheme === "Bearer" && (code.status === 401 || code.status === 403)) {
-    headers["WWW-Authenticate"] = bearerChallenge(error, challenge)
+  const status = challenge?.scheme === "Bearer" && isDpopError(error) ? 401 : code.status
+  if (challenge?.scheme === "Bearer" && (status === 401 || status === 403)) {
+    headers["WWW-Authenticate"] = resourceChallenge(error, challenge)
   } else if (challenge?.scheme === "Basic" && error._tag === "InvalidClient") {
     headers["WWW-Authenticate"] = basicChallenge(challenge)
   }
   if (error._tag === "TemporarilyUnavailable") {
     headers["Retry-After"] = String(error.retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS)
   }
-  return { status: code.status, headers, body }
+  if (error._tag === "UseDpopNonce" && error.nonce !== undefined) headers["DPoP-Nonce"] = oneLine(error.nonce)
+  return { status, headers, body }
 }
 
 /**

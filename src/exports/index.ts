@@ -94,6 +94,7 @@ export {
   InsufficientScope,
   InvalidClient,
   InvalidClientMetadata,
+  InvalidDpopProof,
   InvalidGrant,
   InvalidRedirectUri,
   InvalidRequest,
@@ -107,11 +108,13 @@ export {
   ServerError,
   TemporarilyUnavailable,
   UnauthorizedClient,
-  UnsupportedGrantType
+  UnsupportedGrantType,
+  UseDpopNonce
 } from "../errors/OAuthError.ts"
 export {
   type BasicChallenge,
   type BearerChallenge,
+  type DpopChallenge,
   type RenderContext,
   type RenderedError,
   renderOAuthError,

@@ -7,6 +7,9 @@
 
 // Settings and signing keys.
 export {
+  DPOP_ALGORITHMS,
+  type DpopAlgorithm,
+  type DpopOptions,
   InvalidOAuthOptions,
   OAuthConfig,
   type OAuthOptions,
@@ -88,6 +91,20 @@ export {
   type VerifyAccessTokenOptions
 } from "../oauth/accessTokens.ts"
 export { requireScopes } from "../oauth/scopes.ts"
+
+// DPoP (RFC 9449): proofs at the token endpoint and the resource, DPoP-bound tokens.
+export {
+  accessTokenHash,
+  checkDpopProof,
+  type CheckedDpopProof,
+  currentDpopNonce,
+  type DpopEndpoint,
+  DpopKeyCache,
+  type DpopProofInput,
+  normalizeHtu,
+  rememberDpopProof
+} from "../oauth/dpop.ts"
+export { type PresentedToken, type PresentedTokenError, verifyPresentedToken } from "../oauth/presentedToken.ts"
 
 // Upstream federation and provider tokens (seed 002's orchestrated mode).
 export {

@@ -15,6 +15,7 @@ import type { HttpApp } from "@effect/platform"
 import { HttpApp as App } from "@effect/platform"
 import { Context, type Duration, Duration as D, Effect, Layer } from "effect"
 import { type InvalidOAuthOptions, OAuthConfig, type OAuthOptions } from "../oauth/config.ts"
+import { DpopKeyCache } from "../oauth/dpop.ts"
 import type { Federation } from "../oauth/federation.ts"
 import type { ProviderTokenRefresher } from "../oauth/providerTokenRefresher.ts"
 import * as StoredJwks from "../oauth/jwks.ts"
@@ -24,6 +25,7 @@ import type { Crypto } from "../services/Crypto.ts"
 import type { Jwks } from "../services/Jwks.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 import type { RateLimiter } from "../services/RateLimiter.ts"
+import type { ReplayCache } from "../services/ReplayCache.ts"
 import type { SessionStore } from "../services/SessionStore.ts"
 import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
@@ -87,7 +89,7 @@ export interface McpServerOptions<R = never> {
   readonly requestLog?: RequestLog.Service
 }
 
-/** What the server's handlers need from you: the stores and `Crypto`. */
+/** What the server's handlers need from you: the stores (with the `RateLimiter` the limits count in and the `ReplayCache` DPoP proofs go through) and `Crypto`. */
 export type McpServerRequirements =
   | TokenStore
   | SessionStore
@@ -95,10 +97,20 @@ export type McpServerRequirements =
   | ClientStore
   | SigningKeyStore
   | RateLimiter
+  | ReplayCache
   | Crypto
 
 /** What `layer` provides to the handlers. */
-export type McpServerServices = OAuthConfig | Jwks | SignIn | ScopeDescriptions | McpTools | McpEndpointConfig | HttpLimits | RequestLog
+export type McpServerServices =
+  | OAuthConfig
+  | Jwks
+  | DpopKeyCache
+  | SignIn
+  | ScopeDescriptions
+  | McpTools
+  | McpEndpointConfig
+  | HttpLimits
+  | RequestLog
 
 /** An object without its `undefined` members (for options under `exactOptionalPropertyTypes`). */
 const definedOnly = <A extends object>(value: A): { [K in keyof A]?: Exclude<A[K], undefined> } =>
@@ -187,7 +199,15 @@ export function layer<R = never>(
     Layer.succeed(RequestLog, options.requestLog ?? loggerRequestLog)
   )
   const consent = Layer.succeed(ScopeDescriptions, options.scopeDescriptions ?? {})
-  const base = Layer.mergeAll(oauth, StoredJwks.layer(options.jwks), signInLayer(options.signIn ?? {}), consent, endpoint, Layer.provide(limits, oauth))
+  const base = Layer.mergeAll(
+    oauth,
+    StoredJwks.layer(options.jwks),
+    DpopKeyCache.layer(),
+    signInLayer(options.signIn ?? {}),
+    consent,
+    endpoint,
+    Layer.provide(limits, oauth)
+  )
   if (options.upstream === undefined) return Layer.merge(base, toolsLayer(tools))
   const upstream = upstreamLayer(publicUrl, options.upstream)
   return Layer.mergeAll(base, Layer.provideMerge(toolsLayer(tools), upstream))

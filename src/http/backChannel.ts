@@ -14,6 +14,7 @@ import { token, tokenResponse } from "../oauth/tokenEndpoint.ts"
 import { BodyTooLarge, readForm, readJson } from "./body.ts"
 import { clientAuthContext, clientCredentials } from "./clientCredentials.ts"
 import { clientKey, consume, HttpLimits, logRefusal, refused, tooManyRequestsJson } from "./limits.ts"
+import { dpopProofInput, withDpopNonce } from "./dpop.ts"
 import { jsonResponse, orErrorResponse } from "./respond.ts"
 
 /**
@@ -59,9 +60,14 @@ export const registerHandler = (request: HttpServerRequest.HttpServerRequest) =>
     })
   )
 
-/** `POST /token`: the authorization_code and refresh_token grants. */
-export const tokenHandler = (request: HttpServerRequest.HttpServerRequest) =>
-  orErrorResponse(
+/**
+ * `POST /token`: the authorization_code and refresh_token grants. A request
+ * with a `DPoP` header gets DPoP-bound tokens (`token_type: DPoP`, RFC 9449
+ * §5) or `invalid_dpop_proof`; every answer to it carries the current
+ * `DPoP-Nonce` when the server requires nonces.
+ */
+export const tokenHandler = (request: HttpServerRequest.HttpServerRequest) => {
+  const answer = orErrorResponse(
     Effect.gen(function*() {
       const form = yield* readForm(request)
       const client = yield* clientCredentials(request, form)
@@ -73,15 +79,23 @@ export const tokenHandler = (request: HttpServerRequest.HttpServerRequest) =>
         codeVerifier: form["code_verifier"],
         refreshToken: form["refresh_token"],
         scope: form["scope"],
-        resource: form["resource"]
+        resource: form["resource"],
+        dpop: yield* dpopProofInput(request, "/token")
       })
       yield* Effect.logInfo("tokens issued").pipe(
-        Effect.annotateLogs({ grant_type: form["grant_type"] ?? "", client_id: client.clientId, grant_id: issued.grantId })
+        Effect.annotateLogs({
+          grant_type: form["grant_type"] ?? "",
+          client_id: client.clientId,
+          grant_id: issued.grantId,
+          token_type: issued.tokenType
+        })
       )
       return jsonResponse(tokenResponse(issued), { noStore: true })
     }),
     clientAuthContext(request)
   )
+  return request.headers["dpop"] === undefined ? answer : Effect.flatMap(answer, (response) => withDpopNonce(response, "token"))
+}
 
 /** `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2). */
 export const revokeHandler = (request: HttpServerRequest.HttpServerRequest) =>

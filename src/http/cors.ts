@@ -22,6 +22,9 @@ export const isCorsPath = (path: string): boolean => CORS_PATHS.has(path)
 
 const ALLOW_ORIGIN = { "access-control-allow-origin": "*" } as const
 
+/** Response headers a browser client must read: the challenges and DPoP's nonce (RFC 9449 §7.1, §8). */
+const EXPOSE_HEADERS = { "access-control-expose-headers": "www-authenticate, dpop-nonce" } as const
+
 /** The answer to a preflight (`OPTIONS`) of a CORS path. */
 export const preflight = (): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.empty({
@@ -29,11 +32,11 @@ export const preflight = (): HttpServerResponse.HttpServerResponse =>
     headers: {
       ...ALLOW_ORIGIN,
       "access-control-allow-methods": "GET, POST",
-      "access-control-allow-headers": "authorization, content-type, mcp-protocol-version",
+      "access-control-allow-headers": "authorization, content-type, dpop, mcp-protocol-version",
       "access-control-max-age": "600"
     }
   })
 
-/** A response of a CORS path, readable by any origin. */
+/** A response of a CORS path, readable by any origin (its challenges and `DPoP-Nonce` too). */
 export const allowAnyOrigin = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.setHeaders(response, ALLOW_ORIGIN)
+  HttpServerResponse.setHeaders(response, { ...ALLOW_ORIGIN, ...EXPOSE_HEADERS })

@@ -50,7 +50,9 @@ export const AuthorizationServerMetadata = Schema.Struct({
   introspection_endpoint_auth_methods_supported: Strings,
   authorization_response_iss_parameter_supported: Schema.Boolean,
   /** draft-ietf-oauth-client-id-metadata-document: a `client_id` may be an https URL naming the client's metadata document. */
-  client_id_metadata_document_supported: Schema.Boolean
+  client_id_metadata_document_supported: Schema.Boolean,
+  /** RFC 9449 §5.1: DPoP is supported, with proofs signed by these algorithms. */
+  dpop_signing_alg_values_supported: Strings
 })
 
 /** RFC 9728 §2. */
@@ -59,7 +61,11 @@ export const ProtectedResourceMetadata = Schema.Struct({
   authorization_servers: Strings,
   scopes_supported: Strings,
   bearer_methods_supported: Strings,
-  resource_name: Schema.String
+  resource_name: Schema.String,
+  /** RFC 9728 §2: the algorithms DPoP proofs to the resource may use. */
+  dpop_signing_alg_values_supported: Strings,
+  /** RFC 9728 §2: bearer tokens are accepted too; DPoP is the client's choice. */
+  dpop_bound_access_tokens_required: Schema.Boolean
 })
 
 /** RFC 7517 §5: public keys only. */
@@ -70,7 +76,10 @@ const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 /** The scopes published in the metadata: the configured ones (none when any scope is accepted). */
 const publishedScopes = (config: OAuthConfig["Type"]): ReadonlyArray<string> => config.scopesSupported ?? []
 
-/** RFC 8414 metadata of this authorization server; `client_id_metadata_document_supported` when metadata documents are resolved. */
+/**
+ * RFC 8414 metadata of this authorization server; `client_id_metadata_document_supported`
+ * when metadata documents are resolved; DPoP's algorithms (RFC 9449 §5.1).
+ */
 export const authorizationServerMetadata = Effect.gen(function*() {
   const config = yield* OAuthConfig
   const urls = endpointUrls(config.issuer)
@@ -91,7 +100,8 @@ export const authorizationServerMetadata = Effect.gen(function*() {
     revocation_endpoint_auth_methods_supported: AUTH_METHODS,
     introspection_endpoint_auth_methods_supported: AUTH_METHODS,
     authorization_response_iss_parameter_supported: true,
-    client_id_metadata_document_supported: yield* clientMetadataDocumentsSupported
+    client_id_metadata_document_supported: yield* clientMetadataDocumentsSupported,
+    dpop_signing_alg_values_supported: config.dpop.algorithms
   }
   return metadata
 })
@@ -113,7 +123,9 @@ export const protectedResourceMetadata = (which: "mcp" | "root") => Effect.map(O
     authorization_servers: [urls.issuer],
     scopes_supported: scopes,
     bearer_methods_supported: ["header"],
-    resource_name: `MCP server at ${urls.mcp} (scopes: ${formatScope(scopes)})`
+    resource_name: `MCP server at ${urls.mcp} (scopes: ${formatScope(scopes)})`,
+    dpop_signing_alg_values_supported: config.dpop.algorithms,
+    dpop_bound_access_tokens_required: false
   }
 })
 

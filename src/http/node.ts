@@ -114,7 +114,7 @@ const fastMcpHandler = (runtime: Runtime.Runtime<Services>): NodeHandler => {
     const body = readBody(request, limit)
     const text = Effect.flatMap(Effect.promise(() => body), (read) => typeof read === "string" ? Effect.succeed(read) : Effect.fail(read))
     const program = Effect.flatMap(Clock.currentTimeNanos, (started) =>
-      mcpPost({ headers: headersOf(request), text }).pipe(
+      mcpPost({ method: "POST", headers: headersOf(request), text }).pipe(
         Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))),
         Effect.tap((answer) =>
           Effect.flatMap(Clock.currentTimeNanos, (now) =>

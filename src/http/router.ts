@@ -44,7 +44,7 @@ export const routes = HttpRouter.empty.pipe(
   HttpRouter.post("/token", withRequest(tokenHandler)),
   HttpRouter.post("/revoke", withRequest(revokeHandler)),
   HttpRouter.post("/introspect", withRequest(introspectHandler)),
-  HttpRouter.post("/mcp", withRequest((request) => mcpPost({ headers: request.headers, text: readText(request) }))),
+  HttpRouter.post("/mcp", withRequest((request) => mcpPost({ method: request.method, headers: request.headers, text: readText(request) }))),
   HttpRouter.get("/mcp", withRequest(mcpGet)),
   HttpRouter.del("/mcp", withRequest(mcpDelete)),
   HttpRouter.get("/healthz", healthz)

@@ -3,7 +3,7 @@
  * opaque tokens kept in the `TokenStore`) and verifying them on every request
  * of the resource server.
  */
-import { Clock, Duration, Effect, Option, Redacted } from "effect"
+import { Clock, Duration, Effect, Option, Predicate, Redacted } from "effect"
 import { type InsufficientScope, InvalidToken } from "../errors/OAuthError.ts"
 import { Crypto } from "../services/Crypto.ts"
 import { Jwks, type JwtClaims } from "../services/Jwks.ts"
@@ -21,6 +21,8 @@ export interface TokenSubject {
   readonly scopes: ReadonlyArray<string>
   /** The RFC 8707 resource: the token's audience (default: the configured default audience). */
   readonly resource?: string | undefined
+  /** The DPoP key to bind the token to (RFC 9449 §6: `cnf.jkt`, the key's JWK SHA-256 thumbprint). */
+  readonly jkt?: string | undefined
 }
 
 /** A freshly issued access token. */
@@ -49,13 +51,15 @@ const acceptedTyp = (typ: string | undefined): boolean =>
   typ === undefined || ["at+jwt", "application/at+jwt", "jwt"].includes(typ.toLowerCase())
 
 /** Claims the custom-claims hook cannot set. */
-const RESERVED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "client_id", GRANT_ID_CLAIM]
+const RESERVED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "client_id", "cnf", GRANT_ID_CLAIM]
 
 /**
  * Issue an access token for a grant: `expires_in` is the configured lifetime
  * (seed 002: 1 hour), cut short at `notAfter` (the grant's end) when given.
  * A JWT follows RFC 9068: header `typ: at+jwt`; claims `iss`, `exp`, `aud`,
- * `sub`, `client_id`, `iat`, `jti`, `scope` (plus the grant id and custom claims).
+ * `sub`, `client_id`, `iat`, `jti`, `scope` (plus the grant id and custom claims),
+ * and `cnf: { jkt }` when the token is DPoP-bound (RFC 9449 §6.1); an opaque
+ * token's record keeps the `jkt`.
  */
 export const issueAccessToken = (
   grant: TokenSubject,
@@ -76,6 +80,7 @@ export const issueAccessToken = (
         subject: grant.subject,
         scopes: grant.scopes,
         resource: audience,
+        ...(grant.jkt === undefined ? {} : { jkt: grant.jkt }),
         ttl: Duration.millis(Math.max(0, expiresAt - now))
       })
       return { token: Redacted.make(token), format: "opaque", expiresAt, expiresIn: Math.floor((expiresAt - now) / 1000) }
@@ -102,7 +107,8 @@ export const issueAccessToken = (
       jti: yield* crypto.randomToken(16),
       scope: formatScope(grant.scopes),
       client_id: grant.clientId,
-      [GRANT_ID_CLAIM]: grant.grantId
+      [GRANT_ID_CLAIM]: grant.grantId,
+      ...(grant.jkt === undefined ? {} : { cnf: { jkt: grant.jkt } })
     }, { typ: ACCESS_TOKEN_TYP })
     return { token: Redacted.make(signed.token), format: "jwt", expiresAt: exp * 1000, expiresIn: exp - iat }
   })
@@ -131,6 +137,8 @@ export interface VerifiedAccessToken {
   readonly expiresAt: number
   readonly issuedAt?: number
   readonly jti?: string
+  /** The DPoP key the token is bound to (`cnf.jkt`); absent for a bearer token. */
+  readonly jkt?: string
   /** Every claim of a JWT (custom claims included); empty for opaque tokens. */
   readonly claims: JwtClaims
 }
@@ -141,14 +149,25 @@ const revoked = () => new InvalidToken({ description: "token has been revoked" }
 const audiences = (expected: string | ReadonlyArray<string>): ReadonlyArray<string> =>
   typeof expected === "string" ? [expected] : expected
 
+/**
+ * The DPoP key of a `cnf` claim: `undefined` without one, `null` when it is
+ * there but names no `jkt` (another confirmation method, which this server
+ * never issues: refused rather than taken as a bearer token).
+ */
+const confirmedKey = (cnf: unknown): string | undefined | null => {
+  if (cnf === undefined) return undefined
+  return Predicate.isRecord(cnf) && typeof cnf["jkt"] === "string" && cnf["jkt"] !== "" ? cnf["jkt"] : null
+}
+
 /** The typed view of a verified JWT's claims; `InvalidToken` when one of ours is missing or mistyped. */
 const readClaims = (claims: JwtClaims): Effect.Effect<VerifiedAccessToken, InvalidToken> => {
-  const { aud, client_id, exp, iat, jti, scope, sub } = claims
+  const { aud, client_id, cnf, exp, iat, jti, scope, sub } = claims
   const grantId = claims[GRANT_ID_CLAIM]
   const scopes = typeof scope === "string" ? parseScope(scope) : scope === undefined ? [] : undefined
+  const jkt = confirmedKey(cnf)
   if (
     typeof sub !== "string" || typeof client_id !== "string" || typeof grantId !== "string" ||
-    typeof exp !== "number" || scopes === undefined
+    typeof exp !== "number" || scopes === undefined || jkt === null
   ) return Effect.fail(malformed())
   return Effect.succeed({
     format: "jwt",
@@ -160,6 +179,7 @@ const readClaims = (claims: JwtClaims): Effect.Effect<VerifiedAccessToken, Inval
     expiresAt: exp * 1000,
     ...(typeof iat === "number" ? { issuedAt: iat * 1000 } : {}),
     ...(typeof jti === "string" ? { jti } : {}),
+    ...(jkt === undefined ? {} : { jkt }),
     claims
   })
 }
@@ -170,7 +190,9 @@ const readClaims = (claims: JwtClaims): Effect.Effect<VerifiedAccessToken, Inval
  * issued before RFC 9068 was followed), `exp` (required), issuer and audience,
  * then its grant (one store read: a revoked grant fails its unexpired tokens);
  * an opaque token by its store record. Failures are `InvalidToken`, or
- * `InsufficientScope` naming the required scopes.
+ * `InsufficientScope` naming the required scopes. A DPoP-bound token comes
+ * back with its `jkt`: checking the proof that must accompany it is
+ * `verifyPresentedToken`'s job (`presentedToken.ts`).
  */
 export const verifyAccessToken = (
   token: string,
@@ -193,10 +215,20 @@ export const verifyAccessToken = (
     } else {
       const record = yield* store.getAccessToken(token)
       if (Option.isNone(record)) return yield* Effect.fail(new InvalidToken({ description: "token is unknown, expired or revoked" }))
-      const { clientId, expiresAt, grantId, resource, scopes, subject } = record.value
+      const { clientId, expiresAt, grantId, jkt, resource, scopes, subject } = record.value
       const audience = resource ?? config.defaultAudience
       if (!expected.includes(audience)) return yield* Effect.fail(new InvalidToken({ description: "token is not for this audience" }))
-      verified = { format: "opaque", subject, clientId, grantId, scopes, audience: [audience], expiresAt, claims: {} }
+      verified = {
+        format: "opaque",
+        subject,
+        clientId,
+        grantId,
+        scopes,
+        audience: [audience],
+        expiresAt,
+        ...(jkt === undefined ? {} : { jkt }),
+        claims: {}
+      }
     }
     if (options.requiredScopes !== undefined) yield* requireScopes(verified, options.requiredScopes)
     return verified

@@ -51,6 +51,8 @@ export interface OAuthOptions {
   readonly clientMetadataLimits?: Partial<ClientMetadataLimits>
   /** Bounds on the parameters of an authorization request (`DEFAULT_AUTHORIZATION_REQUEST_LIMITS` for what is not given). */
   readonly authorizationRequestLimits?: Partial<AuthorizationRequestLimits>
+  /** How DPoP proofs (RFC 9449) are checked. */
+  readonly dpop?: DpopOptions
 }
 
 /**
@@ -98,6 +100,51 @@ export const DEFAULT_AUTHORIZATION_REQUEST_LIMITS: AuthorizationRequestLimits = 
   maxParameterLength: 2048
 }
 
+/** The JWS algorithms a DPoP proof may be signed with: asymmetric only (RFC 9449 §4.2; never `none` or HS*). */
+export const DPOP_ALGORITHMS = [
+  "ES256",
+  "ES384",
+  "ES512",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "EdDSA",
+  "Ed25519"
+] as const
+
+/** One of `DPOP_ALGORITHMS`. */
+export type DpopAlgorithm = typeof DPOP_ALGORITHMS[number]
+
+/** DPoP proof checking (RFC 9449 §4.3, §8, §9, §11.1). */
+export interface DpopOptions {
+  /** The algorithms accepted (and advertised as `dpop_signing_alg_values_supported`); default: every one of `DPOP_ALGORITHMS`. */
+  readonly algorithms?: ReadonlyArray<DpopAlgorithm>
+  /** How long after its `iat` a proof is accepted (default 60 seconds); its `jti` is remembered that long. */
+  readonly proofMaxAge?: Duration.DurationInput
+  /** How far in the future a proof's `iat` may be, for clients whose clock runs ahead (default 5 seconds). */
+  readonly clockSkew?: Duration.DurationInput
+  /**
+   * Require a server-provided nonce in every proof (RFC 9449 §8, §9; default
+   * off). Nonces are derived from the time and the lookup key of `Crypto`, so
+   * every instance sharing the keyring issues and accepts the same ones; each
+   * lasts one `nonceLifetime` window and the next (default 5 minutes).
+   */
+  readonly requireNonce?: boolean
+  readonly nonceLifetime?: Duration.DurationInput
+}
+
+/** `DpopOptions` with every default filled in; durations in milliseconds. */
+export interface ResolvedDpopOptions {
+  readonly algorithms: ReadonlyArray<DpopAlgorithm>
+  readonly proofMaxAge: number
+  readonly clockSkew: number
+  readonly requireNonce: boolean
+  readonly nonceLifetime: number
+}
+
 /** `OAuthOptions` with every default filled in; durations in milliseconds. */
 export interface ResolvedOAuthOptions {
   readonly issuer: string
@@ -116,6 +163,7 @@ export interface ResolvedOAuthOptions {
   readonly clientSecretTtl: number
   readonly clientMetadataLimits: ClientMetadataLimits
   readonly authorizationRequestLimits: AuthorizationRequestLimits
+  readonly dpop: ResolvedDpopOptions
 }
 
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
@@ -139,13 +187,33 @@ export const resolveOAuthOptions = (options: OAuthOptions): ResolvedOAuthOptions
     clockToleranceSeconds: Duration.toSeconds(Duration.decode(options.clockTolerance ?? 0)),
     clientSecretTtl: options.clientSecretTtl === undefined ? 0 : millis(options.clientSecretTtl, 0),
     clientMetadataLimits: { ...DEFAULT_CLIENT_METADATA_LIMITS, ...options.clientMetadataLimits },
-    authorizationRequestLimits: { ...DEFAULT_AUTHORIZATION_REQUEST_LIMITS, ...options.authorizationRequestLimits }
+    authorizationRequestLimits: { ...DEFAULT_AUTHORIZATION_REQUEST_LIMITS, ...options.authorizationRequestLimits },
+    dpop: resolveDpopOptions(options.dpop ?? {})
   }
 }
 
 /** The first limit that is not a whole number of at least 1, by name; `undefined` when all are. */
 const badLimit = (limits: object): string | undefined =>
   Object.entries(limits).find(([, value]) => !(Number.isInteger(value) && value >= 1))?.[0]
+
+const resolveDpopOptions = (options: DpopOptions): ResolvedDpopOptions => ({
+  algorithms: options.algorithms === undefined ? DPOP_ALGORITHMS : [...new Set(options.algorithms)],
+  proofMaxAge: millis(options.proofMaxAge, "60 seconds"),
+  clockSkew: millis(options.clockSkew, "5 seconds"),
+  requireNonce: options.requireNonce === true,
+  nonceLifetime: millis(options.nonceLifetime, "5 minutes")
+})
+
+/** Why DPoP options cannot be used, or `undefined`. */
+const dpopProblem = (dpop: ResolvedDpopOptions): string | undefined => {
+  if (dpop.algorithms.length === 0) return "dpop.algorithms must name at least one algorithm"
+  const unknown = dpop.algorithms.find((alg) => !(DPOP_ALGORITHMS as ReadonlyArray<string>).includes(alg))
+  if (unknown !== undefined) return `dpop.algorithms: ${unknown} is not an asymmetric JWS algorithm this server verifies`
+  if (!(dpop.proofMaxAge > 0) || !Number.isFinite(dpop.proofMaxAge)) return "dpop.proofMaxAge must be positive and finite"
+  if (!(dpop.clockSkew >= 0) || !Number.isFinite(dpop.clockSkew)) return "dpop.clockSkew must be finite and not negative"
+  if (!(dpop.nonceLifetime > 0) || !Number.isFinite(dpop.nonceLifetime)) return "dpop.nonceLifetime must be positive and finite"
+  return undefined
+}
 
 
 /** Why the settings were refused (for example an issuer that is not an https URL). */
@@ -171,9 +239,11 @@ const layer = (options: OAuthOptions): Layer.Layer<OAuthConfig, InvalidOAuthOpti
       const bad = [resolved.issuer, ...resolved.resources].find((url) => !isServerUrl(url))
       if (bad !== undefined) return Effect.fail(new InvalidOAuthOptions({ description: `not an https URL: ${bad}` }))
       const badBound = badLimit(resolved.clientMetadataLimits) ?? badLimit(resolved.authorizationRequestLimits)
-      return badBound === undefined
-        ? Effect.succeed(resolved)
-        : Effect.fail(new InvalidOAuthOptions({ description: `${badBound} must be a whole number of at least 1` }))
+      if (badBound !== undefined) {
+        return Effect.fail(new InvalidOAuthOptions({ description: `${badBound} must be a whole number of at least 1` }))
+      }
+      const dpop = dpopProblem(resolved.dpop)
+      return dpop === undefined ? Effect.succeed(resolved) : Effect.fail(new InvalidOAuthOptions({ description: dpop }))
     })
   )
 

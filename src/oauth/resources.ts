@@ -24,7 +24,7 @@ export const canonicalResource = (uri: string): string | undefined => {
 }
 
 /** RFC 3986 §6.2.2.1-2: percent-encoded unreserved characters decoded, other escapes in upper case. */
-const normalizePercentEncoding = (text: string): string =>
+export const normalizePercentEncoding = (text: string): string =>
   text.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
     const char = String.fromCharCode(Number.parseInt(hex, 16))
     return /^[A-Za-z0-9\-._~]$/.test(char) ? char : `%${hex.toUpperCase()}`

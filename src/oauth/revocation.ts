@@ -100,8 +100,13 @@ export type IntrospectionResponse =
     readonly iss: string
     readonly aud?: string | ReadonlyArray<string>
     readonly jti?: string
-    /** `Bearer` for access tokens; refresh tokens carry none (RFC 7662 names only RFC 6749 §5.1 types). */
-    readonly token_type?: "Bearer"
+    /**
+     * `Bearer`, or `DPoP` for a DPoP-bound access token (RFC 9449 §6.2);
+     * refresh tokens carry none (RFC 7662 names only RFC 6749 §5.1 types).
+     */
+    readonly token_type?: "Bearer" | "DPoP"
+    /** The key a DPoP-bound token is bound to (RFC 9449 §6.2): its JWK SHA-256 thumbprint. */
+    readonly cnf?: { readonly jkt: string }
   }
 
 const inactive: IntrospectionResponse = { active: false }
@@ -116,13 +121,16 @@ const describeAccess = (issuer: string, token: VerifiedAccessToken): Introspecti
   iss: issuer,
   aud: token.audience.length === 1 ? token.audience[0] as string : token.audience,
   ...(token.jti === undefined ? {} : { jti: token.jti }),
-  token_type: "Bearer"
+  token_type: token.jkt === undefined ? "Bearer" : "DPoP",
+  ...(token.jkt === undefined ? {} : { cnf: { jkt: token.jkt } })
 })
 
 /**
  * Introspect a token (RFC 7662): active when it is an access token that
  * verifies (signature, expiry, live grant) or a live, unrotated refresh token
- * of a live grant. Authenticating the caller is the HTTP layer's job.
+ * of a live grant. A DPoP-bound token reports its key as `cnf.jkt` (and an
+ * access token `token_type: DPoP`, RFC 9449 §6.2); no proof is checked here.
+ * Authenticating the caller is the HTTP layer's job.
  */
 export const introspect = (
   request: IntrospectionRequest
@@ -145,7 +153,8 @@ export const introspect = (
           exp: Math.floor(r.expiresAt / 1000),
           iat: Math.floor(r.createdAt / 1000),
           iss: config.issuer,
-          ...(r.resource === undefined ? {} : { aud: r.resource })
+          ...(r.resource === undefined ? {} : { aud: r.resource }),
+          ...(r.jkt === undefined ? {} : { cnf: { jkt: r.jkt } })
         }))
     for (const attempt of orderByHint(request.tokenTypeHint, asAccess, asRefresh)) {
       const result = yield* attempt

@@ -5,12 +5,14 @@
 import { Clock, Duration, Effect, Option, Redacted } from "effect"
 import {
   InvalidGrant,
+  type InvalidDpopProof,
   InvalidRequest,
   InvalidScope,
   InvalidTarget,
   type InvalidClient,
   UnauthorizedClient,
-  UnsupportedGrantType
+  UnsupportedGrantType,
+  type UseDpopNonce
 } from "../errors/OAuthError.ts"
 import type { RegisteredClient } from "../schema/client.ts"
 import type { Grant } from "../schema/token.ts"
@@ -18,11 +20,13 @@ import type { ClientStore } from "../services/ClientStore.ts"
 import { Crypto } from "../services/Crypto.ts"
 import type { Jwks } from "../services/Jwks.ts"
 import { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
+import type { ReplayCache } from "../services/ReplayCache.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import { TokenStore } from "../services/TokenStore.ts"
 import { issueAccessToken, type TokenSubject } from "./accessTokens.ts"
 import { authenticateClient, type ClientCredentials } from "./clientAuth.ts"
 import { OAuthConfig } from "./config.ts"
+import { checkDpopProof, type CheckedDpopProof, type DpopProofInput, rememberDpopProof } from "./dpop.ts"
 import { verifyPkce } from "./pkce.ts"
 import { sameResource } from "./resources.ts"
 import { formatScope, missingScopes, parseScope } from "./scopes.ts"
@@ -31,7 +35,8 @@ import { traced } from "../internal/traced.ts"
 /** Tokens issued by the token endpoint, secrets still `Redacted`. */
 export interface IssuedTokens {
   readonly accessToken: Redacted.Redacted<string>
-  readonly tokenType: "Bearer"
+  /** `DPoP` when the access token is bound to the request's DPoP key (RFC 9449 §5), `Bearer` otherwise. */
+  readonly tokenType: "Bearer" | "DPoP"
   /** Seconds. */
   readonly expiresIn: number
   readonly refreshToken?: Redacted.Redacted<string>
@@ -49,7 +54,7 @@ export const tokenResponse = (issued: IssuedTokens): Record<string, string | num
 })
 
 /** The services the token endpoint uses. */
-export type TokenEndpointServices = ClientStore | TokenStore | ProviderTokenStore | Crypto | Jwks | OAuthConfig
+export type TokenEndpointServices = ClientStore | TokenStore | ProviderTokenStore | ReplayCache | Crypto | Jwks | OAuthConfig
 
 /** Every error the token endpoint returns besides `StoreError`. */
 export type TokenEndpointError =
@@ -60,6 +65,8 @@ export type TokenEndpointError =
   | InvalidTarget
   | UnauthorizedClient
   | UnsupportedGrantType
+  | InvalidDpopProof
+  | UseDpopNonce
 
 /** A token request with `grant_type=authorization_code`. */
 export interface AuthorizationCodeGrantRequest {
@@ -70,6 +77,8 @@ export interface AuthorizationCodeGrantRequest {
   readonly codeVerifier?: string | undefined
   /** RFC 8707: when present, must be the resource the code was issued for. */
   readonly resource?: string | undefined
+  /** The request's DPoP proof (RFC 9449 §5), when it has a `DPoP` header: the tokens are bound to its key. */
+  readonly dpop?: DpopProofInput | undefined
 }
 
 /** A token request with `grant_type=refresh_token`. */
@@ -79,6 +88,8 @@ export interface RefreshTokenGrantRequest {
   /** A narrower scope for the new access token (RFC 6749 §6); never wider than the grant's. */
   readonly scope?: string | undefined
   readonly resource?: string | undefined
+  /** The request's DPoP proof; required, with the same key, when the refresh token is DPoP-bound. */
+  readonly dpop?: DpopProofInput | undefined
 }
 
 const mayUse = (client: RegisteredClient, grantType: string) =>
@@ -86,11 +97,23 @@ const mayUse = (client: RegisteredClient, grantType: string) =>
     ? Effect.void
     : Effect.fail(new UnauthorizedClient({ description: `client may not use the ${grantType} grant` }))
 
-/** Issue an access token and, when the client may refresh, the first refresh token of the grant. */
-const issuePair = (client: RegisteredClient, grant: Grant, subject: TokenSubject) =>
+/** Whether a client is public (no credentials of its own): its refresh tokens are bound to its DPoP key (RFC 9449 §5). */
+const isPublic = (client: RegisteredClient): boolean => client.metadata.token_endpoint_auth_method === "none"
+
+/** Check the request's DPoP proof, if it has one, before any store is touched (nothing is remembered yet). */
+const checkProof = (dpop: DpopProofInput | undefined) =>
+  dpop === undefined ? Effect.succeed(undefined) : checkDpopProof(dpop, "token")
+
+/**
+ * Issue an access token and, when the client may refresh, the first refresh
+ * token of the grant. With a DPoP proof the access token is bound to its key,
+ * and so is a public client's refresh chain (RFC 9449 §5).
+ */
+const issuePair = (client: RegisteredClient, grant: Grant, subject: TokenSubject, proof: CheckedDpopProof | undefined) =>
   Effect.gen(function*() {
     const config = yield* OAuthConfig
-    const access = yield* issueAccessToken(subject, grant.expiresAt)
+    const jkt = proof?.jkt
+    const access = yield* issueAccessToken({ ...subject, jkt }, grant.expiresAt)
     let refreshToken: Redacted.Redacted<string> | undefined
     if (client.metadata.grant_types.includes("refresh_token")) {
       const token = yield* (yield* Crypto).randomToken(32)
@@ -100,6 +123,7 @@ const issuePair = (client: RegisteredClient, grant: Grant, subject: TokenSubject
         subject: subject.subject,
         scopes: subject.scopes,
         ...(subject.resource === undefined ? {} : { resource: subject.resource }),
+        ...(jkt !== undefined && isPublic(client) ? { jkt } : {}),
         ttl: Duration.millis(config.refreshTokenTtl),
         absoluteExpiresAt: grant.expiresAt
       })
@@ -107,7 +131,7 @@ const issuePair = (client: RegisteredClient, grant: Grant, subject: TokenSubject
     }
     const issued: IssuedTokens = {
       accessToken: access.token,
-      tokenType: "Bearer",
+      tokenType: jkt === undefined ? "Bearer" : "DPoP",
       expiresIn: access.expiresIn,
       ...(refreshToken === undefined ? {} : { refreshToken }),
       scopes: subject.scopes,
@@ -132,7 +156,10 @@ const grantGone = () => new InvalidGrant({ description: "the grant has been revo
  * §4.1.2); it must be this client's, for this redirect URI, with a PKCE
  * verifier that hashes to its challenge (a consumed code that fails these is
  * burnt: its grant is revoked). Provider tokens saved under the pending
- * authorization move to the grant (seed 002's `migrateTokens`).
+ * authorization move to the grant (seed 002's `migrateTokens`). With a DPoP
+ * proof (checked before the code is consumed, so a client told to use a
+ * nonce can retry), the proof's `jti` is remembered once the code checks out
+ * (a replayed proof revokes the grant) and the tokens are bound to its key.
  */
 export const exchangeCode = (
   request: AuthorizationCodeGrantRequest
@@ -144,6 +171,7 @@ export const exchangeCode = (
     if (request.codeVerifier === undefined) {
       return yield* Effect.fail(new InvalidRequest({ description: "code_verifier is required" }))
     }
+    const proof = yield* checkProof(request.dpop)
     const store = yield* TokenStore
     const consumption = yield* store.consumeCode(request.code)
     if (consumption._tag === "NotFound") {
@@ -172,6 +200,9 @@ export const exchangeCode = (
     if (differentResource(request.resource, code.resource)) {
       return yield* revokeAnd(code.grantId, new InvalidTarget({ description: "resource differs from the authorization request" }))
     }
+    if (proof !== undefined) {
+      yield* rememberDpopProof(proof).pipe(Effect.catchTag("InvalidDpopProof", (error) => revokeAnd(code.grantId, error)))
+    }
     const grant = yield* store.getGrant(code.grantId)
     if (Option.isNone(grant)) return yield* Effect.fail(grantGone())
     if (code.authorizationId !== undefined) {
@@ -183,7 +214,7 @@ export const exchangeCode = (
       subject: code.subject,
       scopes: code.scopes,
       resource: code.resource
-    })
+    }, proof)
     // A replay that raced this exchange revoked the grant: what was just issued must not survive it.
     if (Option.isNone(yield* store.getGrant(code.grantId))) return yield* revokeAnd(code.grantId, grantGone())
     return issued
@@ -195,6 +226,13 @@ export const exchangeCode = (
  * generated here, issued with a new access token. The immediate predecessor
  * replayed within the grace window gets the same pair again; any other reuse
  * revokes the grant. The chain ends with the grant (its absolute lifetime).
+ *
+ * DPoP (RFC 9449 §5): a chain bound to a key (a public client's, bound when
+ * the grant's first tokens were issued with a proof) refreshes only with a
+ * proof of that key: without one, or with another key, `invalid_grant`. The
+ * proof's `jti` is remembered once the token and its binding check out; the
+ * new access token is bound to the proof's key. A grace-window retry gets the
+ * same pair only with the same key (or none) as the first attempt.
  */
 export const refreshTokens = (
   request: RefreshTokenGrantRequest
@@ -205,12 +243,21 @@ export const refreshTokens = (
     yield* mayUse(client, "refresh_token")
     const presented = request.refreshToken
     if (presented === undefined) return yield* Effect.fail(new InvalidRequest({ description: "refresh_token is required" }))
+    const proof = yield* checkProof(request.dpop)
     const store = yield* TokenStore
     const found = yield* store.getRefreshToken(presented)
     if (Option.isNone(found)) return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
     const record = found.value
     if (record.clientId !== client.clientId) {
       return yield* Effect.fail(new InvalidGrant({ description: "refresh token was issued to another client" }))
+    }
+    if (record.jkt !== undefined && proof?.jkt !== record.jkt) {
+      yield* Effect.logWarning("DPoP-bound refresh token presented without a proof of its key").pipe(
+        Effect.annotateLogs({ client_id: client.clientId, grant_id: record.grantId, proof: proof === undefined ? "none" : "another key" })
+      )
+      return yield* Effect.fail(new InvalidGrant({
+        description: "refresh token is bound to a DPoP key: present a DPoP proof of that key"
+      }))
     }
     const requested = parseScope(request.scope)
     if (requested === undefined) return yield* Effect.fail(new InvalidScope({ description: "scope is malformed" }))
@@ -222,8 +269,10 @@ export const refreshTokens = (
     }
     const grant = yield* store.getGrant(record.grantId)
     if (Option.isNone(grant)) return yield* Effect.fail(grantGone())
+    if (proof !== undefined) yield* rememberDpopProof(proof)
 
     const scopes = requested.length === 0 ? record.scopes : requested
+    const jkt = proof?.jkt
     const crypto = yield* Crypto
     const successor = Redacted.make(yield* crypto.randomToken(32))
     const access = yield* issueAccessToken({
@@ -231,17 +280,22 @@ export const refreshTokens = (
       clientId: record.clientId,
       subject: record.subject,
       scopes,
-      resource: record.resource
+      resource: record.resource,
+      jkt
     }, grant.value.expiresAt)
     const discardAccess = access.format === "opaque" ? store.revokeAccessToken(Redacted.value(access.token)) : Effect.void
 
-    const rotation = yield* store.rotateRefreshToken(presented, { refreshToken: successor, accessToken: access.token })
+    const rotation = yield* store.rotateRefreshToken(presented, {
+      refreshToken: successor,
+      accessToken: access.token,
+      ...(jkt === undefined ? {} : { jkt })
+    })
     switch (rotation._tag) {
       case "Rotated": {
         if (Option.isNone(yield* store.getGrant(record.grantId))) return yield* revokeAnd(record.grantId, grantGone())
         const issued: IssuedTokens = {
           accessToken: access.token,
-          tokenType: "Bearer",
+          tokenType: jkt === undefined ? "Bearer" : "DPoP",
           expiresIn: access.expiresIn,
           refreshToken: successor,
           scopes,
@@ -251,11 +305,14 @@ export const refreshTokens = (
       }
       case "GraceReplay": {
         yield* discardAccess
+        if (rotation.pair.jkt !== jkt) {
+          return yield* Effect.fail(new InvalidGrant({ description: "retry the refresh with the DPoP key (or none) of the first attempt" }))
+        }
         const now = yield* Clock.currentTimeMillis
         const expiresAt = Math.min(rotation.current.createdAt + config.accessTokenTtl, grant.value.expiresAt)
         const replayed: IssuedTokens = {
           accessToken: rotation.pair.accessToken,
-          tokenType: "Bearer",
+          tokenType: rotation.pair.jkt === undefined ? "Bearer" : "DPoP",
           expiresIn: Math.max(0, Math.floor((expiresAt - now) / 1000)),
           refreshToken: rotation.pair.refreshToken,
           scopes: rotation.current.scopes,

@@ -12,6 +12,8 @@ export const AccessTokenRecord = Schema.Struct({
   subject: Schema.String,
   scopes: Scopes,
   resource: Schema.optional(Schema.String),
+  /** The DPoP key the token is bound to (RFC 9449 §6: its JWK SHA-256 thumbprint); absent for a bearer token. */
+  jkt: Schema.optional(Schema.String),
   createdAt: EpochMillis,
   expiresAt: EpochMillis
 })
@@ -30,6 +32,12 @@ export const RefreshTokenRecord = Schema.Struct({
   subject: Schema.String,
   scopes: Scopes,
   resource: Schema.optional(Schema.String),
+  /**
+   * The DPoP key the chain is bound to (RFC 9449 §5: a public client's refresh
+   * token; its JWK SHA-256 thumbprint): every refresh must prove possession of
+   * it. Successors inherit it. Absent: not bound.
+   */
+  jkt: Schema.optional(Schema.String),
   createdAt: EpochMillis,
   expiresAt: EpochMillis,
   /** No successor outlives this instant: the chain's absolute lifetime. */
@@ -46,7 +54,9 @@ export type RefreshTokenRecord = typeof RefreshTokenRecord.Type
  */
 export const IssuedPair = Schema.Struct({
   refreshToken: Schema.Redacted(Schema.String),
-  accessToken: Schema.Redacted(Schema.String)
+  accessToken: Schema.Redacted(Schema.String),
+  /** The DPoP key the access token is bound to, so a retry is answered only for the same key. */
+  jkt: Schema.optional(Schema.String)
 })
 export type IssuedPair = typeof IssuedPair.Type
 

@@ -49,6 +49,10 @@ export interface ServerSettings extends LimitsSettings {
   readonly clientMetadataAllowLoopback: boolean
   /** What the consent page says each scope allows (`SCOPE_DESCRIPTIONS`, over the built-in ones). */
   readonly scopeDescriptions: Readonly<Record<string, string>>
+  /** DPoP proofs must carry the server's nonce (`DPOP_NONCE`, default off). */
+  readonly dpopNonce: boolean
+  /** How long after its `iat` a DPoP proof is accepted (`DPOP_PROOF_MAX_AGE`, seconds, default 60). */
+  readonly dpopProofMaxAgeSeconds: number
 }
 
 /** The scope the `whoami` tool needs. */
@@ -153,6 +157,15 @@ const upstreamConfig: Config.Config<Option.Option<UpstreamSettings>> = Config.al
   })
 )
 
+/** `DPOP_NONCE`: `on` requires the server's nonce in DPoP proofs (default `off`). Shared with the Worker's settings. */
+export const dpopNonceConfig: Config.Config<boolean> = Config.literal("on", "off")("DPOP_NONCE").pipe(
+  Config.withDefault("off" as const),
+  Config.map((value) => value === "on")
+)
+
+/** `DPOP_PROOF_MAX_AGE`: seconds a DPoP proof is accepted after its `iat` (default 60). Shared with the Worker's settings. */
+export const dpopProofMaxAgeConfig: Config.Config<number> = positive("DPOP_PROOF_MAX_AGE", 60)
+
 /** `API_KEYS`: `user=key` pairs (none when unset). */
 export const apiKeysConfig: Config.Config<ReadonlyArray<ApiKeyUser>> = Config.string("API_KEYS").pipe(
   Config.withDefault(""),
@@ -196,7 +209,9 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
   ),
   clientMetadataAllowLoopback: Config.boolean("CLIENT_METADATA_ALLOW_LOOPBACK").pipe(Config.withDefault(false)),
   scopeDescriptions: scopeDescriptionsConfig,
-  limits: limitsConfig
+  limits: limitsConfig,
+  dpopNonce: dpopNonceConfig,
+  dpopProofMaxAgeSeconds: dpopProofMaxAgeConfig
 }).pipe(
   Config.map(({ limits, ...settings }) => ({ ...settings, ...limits })),
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {

@@ -26,7 +26,11 @@ export const serverOptions = (settings: ServerSettings, requestLog?: RequestLog.
       ...(Option.isSome(settings.devAutoApprove) ? { autoApprove: settings.devAutoApprove.value } : {})
     },
     scopeDescriptions: settings.scopeDescriptions,
-    oauth: { accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`, accessTokenFormat: settings.accessTokenFormat },
+    oauth: {
+      accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`,
+      accessTokenFormat: settings.accessTokenFormat,
+      dpop: { requireNonce: settings.dpopNonce, proofMaxAge: `${settings.dpopProofMaxAgeSeconds} seconds` }
+    },
     maxBodyBytes: settings.maxBodyBytes,
     ...(requestLog === undefined ? {} : { requestLog }),
     limits: settings.limits,

@@ -17,6 +17,7 @@ import type { Crypto } from "../services/Crypto.ts"
 import type { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 import type { RateLimiter } from "../services/RateLimiter.ts"
 import type { RefreshLock } from "../services/RefreshLock.ts"
+import type { ReplayCache } from "../services/ReplayCache.ts"
 import type { SessionStore } from "../services/SessionStore.ts"
 import type { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import type { StoreError } from "../services/StoreError.ts"
@@ -32,6 +33,7 @@ export type ServerStores =
   | SigningKeyStore
   | RateLimiter
   | RefreshLock
+  | ReplayCache
   | McpEventBus
   | McpEventStore
 

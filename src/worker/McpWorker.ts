@@ -45,8 +45,9 @@ export interface McpWorkerOptions {
    * algorithm and rotation, `serverInfo`, `instructions`, the OAuth engine's
    * other lifetimes, extra origins). `PUBLIC_URL`, `SCOPES`, `API_KEYS`,
    * `DEV_AUTO_APPROVE`, `ACCESS_TOKEN_TTL`, `ACCESS_TOKEN_FORMAT`,
-   * `MAX_BODY_BYTES` and the limits on anonymous callers come from `env`;
-   * the client's address is Cloudflare's `CF-Connecting-IP`.
+   * `MAX_BODY_BYTES`, `DPOP_NONCE`, `DPOP_PROOF_MAX_AGE` and the limits on
+   * anonymous callers come from `env`; the client's address is Cloudflare's
+   * `CF-Connecting-IP`.
    */
   readonly server?: Omit<
     McpServer.McpServerOptions,
@@ -72,7 +73,12 @@ export const serverOptions = (settings: WorkerSettings, options: McpWorkerOption
   oauth: {
     ...options.server?.oauth,
     accessTokenTtl: `${settings.accessTokenTtlSeconds} seconds`,
-    accessTokenFormat: settings.accessTokenFormat
+    accessTokenFormat: settings.accessTokenFormat,
+    dpop: {
+      ...options.server?.oauth?.dpop,
+      requireNonce: settings.dpopNonce,
+      proofMaxAge: `${settings.dpopProofMaxAgeSeconds} seconds`
+    }
   },
   maxBodyBytes: settings.maxBodyBytes,
   limits: settings.limits

@@ -14,6 +14,8 @@ import {
   accessTokenFormatConfig,
   apiKeysConfig,
   devAutoApproveConfig,
+  dpopNonceConfig,
+  dpopProofMaxAgeConfig,
   positive,
   scopesConfig,
   urlConfig
@@ -45,6 +47,10 @@ export interface WorkerSettings {
   readonly maxBodyBytes: number
   /** The limits on anonymous callers (`REGISTER_*`, `AUTHORIZE_*`, `SIGN_IN_*`, as for `npm start`). */
   readonly limits: LimitsOptions
+  /** `DPOP_NONCE`: DPoP proofs must carry the server's nonce (default off). */
+  readonly dpopNonce: boolean
+  /** `DPOP_PROOF_MAX_AGE`: seconds a DPoP proof is accepted after its `iat` (default 60). */
+  readonly dpopProofMaxAgeSeconds: number
   /** `LOG_LEVEL` (default `info`). */
   readonly logLevel: LogLevel.LogLevel
 }
@@ -64,6 +70,8 @@ export const workerConfig: Config.Config<WorkerSettings> = Config.all({
   accessTokenFormat: accessTokenFormatConfig,
   maxBodyBytes: positive("MAX_BODY_BYTES", 1024 * 1024),
   limits: limitsOptionsConfig,
+  dpopNonce: dpopNonceConfig,
+  dpopProofMaxAgeSeconds: dpopProofMaxAgeConfig,
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 }).pipe(
   Config.mapOrFail((settings): Either.Either<WorkerSettings, ConfigError.ConfigError> =>

@@ -221,6 +221,47 @@ export const tokenStoreContract = (backend: Backend) =>
         })))
     })
 
+    describe("DPoP bindings (RFC 9449): the key thumbprint kept with the records", () => {
+      const JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+
+      it.effect("an opaque access token keeps its jkt; a bearer one has none", () =>
+        using(backend)(Effect.gen(function*() {
+          const store = yield* TokenStore
+          const bound = yield* store.saveAccessToken("at-bound", { ...F.accessToken("g1"), jkt: JKT })
+          expect(bound.jkt).toBe(JKT)
+          expect(Option.getOrThrow(yield* store.getAccessToken("at-bound"))).toEqual(bound)
+          yield* store.saveAccessToken("at-bearer", F.accessToken("g1"))
+          expect(Option.getOrThrow(yield* store.getAccessToken("at-bearer")).jkt).toBeUndefined()
+        })))
+
+      it.effect("a bound refresh chain keeps its jkt through every rotation; the pair remembers its key for a retry", () =>
+        using(backend)(Effect.gen(function*() {
+          const store = yield* TokenStore
+          yield* store.saveGrant(F.grant("g1"))
+          const first = yield* store.saveRefreshToken("rt-0", { ...F.refreshToken("g1"), jkt: JKT })
+          expect(first.jkt).toBe(JKT)
+          expect(Option.getOrThrow(yield* store.getRefreshToken("rt-0")).jkt).toBe(JKT)
+          const rotation = yield* store.rotateRefreshToken("rt-0", { ...F.pair(1), jkt: JKT })
+          expect(rotation._tag === "Rotated" && [rotation.previous.jkt, rotation.current.jkt]).toEqual([JKT, JKT])
+          expect(Option.getOrThrow(yield* store.getRefreshToken(Redacted.value(F.pair(1).refreshToken))).jkt).toBe(JKT)
+          const replay = yield* store.rotateRefreshToken("rt-0", F.pair("retry"))
+          expect(replay._tag === "GraceReplay" && [replay.pair.jkt, replay.current.jkt]).toEqual([JKT, JKT])
+          const next = yield* store.rotateRefreshToken(Redacted.value(F.pair(1).refreshToken), F.pair(2))
+          expect(next._tag === "Rotated" && next.current.jkt).toBe(JKT)
+        })))
+
+      it.effect("an unbound chain stays unbound", () =>
+        using(backend)(Effect.gen(function*() {
+          const store = yield* TokenStore
+          yield* store.saveGrant(F.grant("g1"))
+          yield* store.saveRefreshToken("rt-0", F.refreshToken("g1"))
+          const rotation = yield* store.rotateRefreshToken("rt-0", F.pair(1))
+          expect(rotation._tag === "Rotated" && "jkt" in rotation.current).toBe(false)
+          const replay = yield* store.rotateRefreshToken("rt-0", F.pair("retry"))
+          expect(replay._tag === "GraceReplay" && replay.pair.jkt).toBeUndefined()
+        })))
+    })
+
     describe("refresh-token rotation", () => {
       it.effect("rotation issues the next generation of the family", () =>
         using(backend)(Effect.gen(function*() {

@@ -6,19 +6,24 @@
  * through both gives every caller the same new pair. A 2026-07-28 listen
  * stream on one hears a tool list change announced on the other, and resumes
  * on the other with `Last-Event-ID`. Wrong API keys on the consent page are
- * counted across both (the lockout answers 429 on either). And a Redis that stops answering:
+ * counted across both (the lockout answers 429 on either). A DPoP proof used
+ * on one instance is refused as a replay on the other (the ReplayCache is
+ * Redis's), and a DPoP refresh token without its key is refused on both. And
+ * a Redis that stops answering:
  * 503 `temporarily_unavailable` with `Retry-After`, then service again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { authorizeAndConnect, connectWith, headless, MemoryOAuthProvider } from "../support/mcpClient.ts"
+import { ath, dpopKey, signProof } from "../support/dpop.ts"
 import {
   authorizeHeadless,
   callToolRequest,
   exchangeCodeRequest,
   initializeSession,
   issueTokens,
+  PROTOCOL_VERSION,
   REDIRECT_URI,
   refreshRequest,
   registerPublicClient,
@@ -122,6 +127,55 @@ describe.skipIf(!hasRedisServer)("server processes on one Redis", () => {
     expect(next.refresh_token).not.toBe(tokens.refresh_token)
     // The chain goes on from the one successor.
     expect((await refreshRequest(instance(1), clientId, next.refresh_token)).status).toBe(200)
+  })
+
+  it("refuse a DPoP proof replayed on the other instance, and a stolen DPoP refresh token on either", { timeout: 60_000 }, async () => {
+    const key = await dpopKey()
+    const clientId = await registerPublicClient(one.url)
+    const { code, verifier } = await authorizeHeadless(one.url, clientId)
+    // The token endpoint as the metadata publishes it (the public URL: instance `one`).
+    const tokenProof = () => signProof(key, { htm: "POST", htu: `${one.url}/token`, iat: Math.floor(Date.now() / 1000) })
+    const form = (params: Record<string, string>, proof?: string): RequestInit => ({
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...(proof === undefined ? {} : { dpop: proof }) },
+      body: new URLSearchParams(params).toString()
+    })
+    const issued = tokensOf(await send(`${one.url}/token`, form(
+      { grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: clientId },
+      await tokenProof()
+    )))
+    // /mcp on each instance at its own address: the proof names the URL the client used.
+    const initialize = (base: string, proof: string) =>
+      send(`${base}/mcp`, {
+        method: "POST",
+        headers: { authorization: `DPoP ${issued.access_token}`, dpop: proof, "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: "dpop", version: "0" } } })
+      })
+    const otherUrl = `http://127.0.0.1:${other.port}`
+    const mcpProof = (htu: string) =>
+      signProof(key, { htm: "POST", htu, iat: Math.floor(Date.now() / 1000), ath: ath(issued.access_token) })
+    // A proof for the public /mcp URL is accepted by either instance, once.
+    expect((await initialize(otherUrl, await mcpProof(`${one.url}/mcp`))).status).toBe(200)
+    const proof = await mcpProof(`${one.url}/mcp`)
+    expect((await initialize(one.url, proof)).status).toBe(200)
+    const replayed = await initialize(otherUrl, proof)
+    expect(replayed.status).toBe(401)
+    expect(errorOf(replayed.body)).toBe("invalid_dpop_proof")
+    // A proof naming an instance's own address works there, and is not accepted twice either.
+    const direct = await mcpProof(`${otherUrl}/mcp`)
+    expect((await initialize(otherUrl, direct)).status).toBe(200)
+    expect(errorOf((await initialize(otherUrl, direct)).body)).toBe("invalid_dpop_proof")
+
+    // The refresh token is bound: refused without the key on either instance, honoured with it.
+    for (const base of [one.url, otherUrl]) {
+      const stolen = await send(`${base}/token`, form({ grant_type: "refresh_token", refresh_token: issued.refresh_token, client_id: clientId }))
+      expect(errorOf(stolen.body)).toBe("invalid_grant")
+    }
+    const refreshed = tokensOf(await send(`${otherUrl}/token`, form(
+      { grant_type: "refresh_token", refresh_token: issued.refresh_token, client_id: clientId },
+      await signProof(key, { htm: "POST", htu: `${otherUrl}/token`, iat: Math.floor(Date.now() / 1000) })
+    )))
+    expect(refreshed.refresh_token).not.toBe(issued.refresh_token)
   })
 
   it("carry a tool list change announced on one (SIGHUP) to a listen stream held by the other, which resumes there with Last-Event-ID", { timeout: 90_000 }, async () => {

@@ -55,9 +55,8 @@ describe("the server on the wire", () => {
   it("answers /mcp without a bearer with 401 and the resource metadata challenge", async () => {
     const response = await post("/mcp", "{}", "application/json")
     expect(response.status).toBe(401)
-    expect(response.headers.get("www-authenticate")).toBe(
-      `Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
-    )
+    const params = `resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
+    expect(response.headers.get("www-authenticate")).toBe(`Bearer ${params}, DPoP ${params}, algs="ES256 ES384 ES512 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA Ed25519"`)
   })
 
   it("refuses malformed and unsupported requests with OAuth errors", async () => {

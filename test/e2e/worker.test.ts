@@ -11,7 +11,8 @@
  * - reuse detection: an old refresh token replayed revokes the grant, and the
  *   next call is refused with 401;
  * - the 2.4.0 client in `auto` mode reaching the 2026-07-28 era, including a
- *   multi-round tool;
+ *   multi-round tool; the same client with a DPoP key (nonces required), its
+ *   proofs' `jti`s in the Durable Objects' ReplayCache;
  * - the runtime built once per isolate, nothing secret in its logs;
  * - KV alone (`STORE=kv`), the weaker option, serving the same flow;
  * - settings that cannot be used answer 500 and name the variable in the log.
@@ -28,6 +29,7 @@ import { Effect, Redacted } from "effect"
 import { Miniflare } from "miniflare"
 import { generateKey } from "../../src/layers/crypto/keyring.ts"
 import { authorizeAndConnect, headless, MemoryOAuthProvider } from "../support/mcpClient.ts"
+import { DpopSession } from "@modelcontextprotocol/client"
 import { authorizeAndConnect2, MemoryOAuthProvider2 } from "../support/mcpClient2026.ts"
 import { refreshRequest } from "../support/oauthFlow.ts"
 import { freePort } from "../support/redisServer.ts"
@@ -231,6 +233,46 @@ describe("the server as a Worker in workerd (Miniflare), on Durable Objects", ()
     const greeting = await client.callTool({ name: "greet", arguments: {} })
     expect(greeting.content).toEqual([{ type: "text", text: "Hello, Ada!" }])
     expect(asked).toHaveLength(1)
+    await client.close()
+    await stop(worker)
+  })
+
+  it("DPoP on Durable Objects: the 2.4.0 client with a DpopSession (nonces on), its token refused as Bearer, a replayed proof refused", { timeout: 60_000 }, async () => {
+    const port = await freePort()
+    const worker = await start({
+      port,
+      bindings: {
+        PUBLIC_URL: `http://127.0.0.1:${port}`,
+        RS_TOKENS_ENC_KEY: Redacted.value(Effect.runSync(generateKey)),
+        DEV_AUTO_APPROVE: "alice",
+        DPOP_NONCE: "on"
+      }
+    })
+    const session = await DpopSession.create()
+    const provider = new (class extends MemoryOAuthProvider2 {
+      dpop() {
+        return session
+      }
+    })()
+    const { client } = await authorizeAndConnect2(worker.url, provider, headless, "auto")
+    expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ subject: "alice" })
+    const tokens = provider.tokens()
+    expect(tokens?.token_type).toBe("DPoP")
+    const token = tokens?.access_token ?? ""
+    const mcp = (headers: Record<string, string>) =>
+      fetch(`${worker.url}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json", ...headers },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } } })
+      })
+    const asBearer = await mcp({ authorization: `Bearer ${token}` })
+    expect(asBearer.status).toBe(401)
+    expect(asBearer.headers.get("www-authenticate")).toContain("invalid_token")
+    const proof = await session.buildProof({ htm: "POST", htu: `${worker.url}/mcp`, accessToken: token })
+    expect((await mcp({ authorization: `DPoP ${token}`, dpop: proof })).status).toBe(200)
+    const replayed = await mcp({ authorization: `DPoP ${token}`, dpop: proof })
+    expect(replayed.status).toBe(401)
+    expect(replayed.headers.get("www-authenticate")).toContain("invalid_dpop_proof")
     await client.close()
     await stop(worker)
   })

@@ -15,8 +15,8 @@ describe("/mcp on the real server", () => {
       const mcp = `${server.url}/mcp`
       const challenge = await fetch(mcp, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })
       expect(challenge.status).toBe(401)
-      expect(challenge.headers.get("www-authenticate"))
-        .toBe(`Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`)
+      const params = `resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
+      expect(challenge.headers.get("www-authenticate")).toBe(`Bearer ${params}, DPoP ${params}, algs="ES256 ES384 ES512 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA Ed25519"`)
 
       const provider = new MemoryOAuthProvider()
       const { client, transport } = await authorizeAndConnect(server.url, provider, headless)

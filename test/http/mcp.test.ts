@@ -27,6 +27,7 @@ import { answer, captureLogs } from "../support/http.ts"
 const PUBLIC_URL = "http://127.0.0.1:8787"
 const MCP_URL = `${PUBLIC_URL}/mcp`
 const METADATA = `${PUBLIC_URL}/.well-known/oauth-protected-resource/mcp`
+const DPOP_ALGS = "ES256 ES384 ES512 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA Ed25519"
 
 /** A tool that dies: its defect must come back as an opaque internal error. */
 const exploding = McpTool.make({
@@ -99,7 +100,7 @@ const request = (method: string, body: string | undefined, call: Call) =>
 
 const post = (body: unknown, call: Call = {}) => {
   const webRequest = request("POST", typeof body === "string" ? body : JSON.stringify(body), call)
-  return Effect.flatMap(mcpPost({ headers: webRequest.headers, text: readText(webRequest) }), answer)
+  return Effect.flatMap(mcpPost({ method: "POST", headers: webRequest.headers, text: readText(webRequest) }), answer)
 }
 const get = (call: Call = {}) => Effect.flatMap(mcpGet(request("GET", undefined, call)), answer)
 const del = (call: Call = {}) => Effect.flatMap(mcpDelete(request("DELETE", undefined, call)), answer)
@@ -124,8 +125,10 @@ describe("/mcp: bearer authentication", () => {
       for (const headers of [{}, { authorization: "Basic dXNlcjpwYXNz" }, { authorization: "Bearer " }]) {
         const reply = yield* post(initializeMessage(), { headers })
         expect(reply.status).toBe(401)
-        // MCP 2025-11-25: the challenge names the scopes the endpoint needs (every tool's).
-        expect(reply.headers.get("www-authenticate")).toBe(`Bearer resource_metadata="${METADATA}", scope="${TOOLS_SCOPE} ${UPSTREAM_SCOPE}"`)
+        // MCP 2025-11-25: the challenge names the scopes the endpoint needs (every tool's);
+        // RFC 9449 §7.1: a DPoP challenge with the accepted algorithms follows the Bearer one.
+        const params = `resource_metadata="${METADATA}", scope="${TOOLS_SCOPE} ${UPSTREAM_SCOPE}"`
+        expect(reply.headers.get("www-authenticate")).toBe(`Bearer ${params}, DPoP ${params}, algs="${DPOP_ALGS}"`)
         expect(reply.json.error).toBe("invalid_token")
       }
       const viaGet = yield* get()

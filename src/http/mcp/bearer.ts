@@ -1,49 +1,55 @@
 /**
- * Bearer authentication of a protected resource (RFC 6750 §2.1): the token
- * from the `Authorization` header, verified by the engine, and every failure
- * answered with a `WWW-Authenticate: Bearer` challenge that points to the
- * resource's metadata (RFC 9728 §5.1), so an MCP client can discover where to
- * authorize. Reusable by any resource endpoint of the server.
+ * Access-token authentication of a protected resource: `Authorization:
+ * Bearer <token>` (RFC 6750 §2.1), or `Authorization: DPoP <token>` with a
+ * `DPoP` proof (RFC 9449 §7.1), verified by the engine
+ * (`verifyPresentedToken`), and every failure answered with the resource's
+ * challenges: `Bearer` and `DPoP` (with `algs`), both pointing to the
+ * resource's metadata (RFC 9728 §5.1), so an MCP client can discover where
+ * to authorize. Reusable by any resource endpoint of the server.
  */
 import type { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { type InsufficientScope, InvalidToken } from "../../errors/OAuthError.ts"
+import { InvalidToken } from "../../errors/OAuthError.ts"
 import type { RenderContext } from "../../errors/render.ts"
-import { type VerifiedAccessToken, verifyAccessToken } from "../../oauth/accessTokens.ts"
+import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
 import { OAuthConfig } from "../../oauth/config.ts"
+import { type PresentedTokenError, verifyPresentedToken } from "../../oauth/presentedToken.ts"
+import type { Crypto } from "../../services/Crypto.ts"
 import type { Jwks } from "../../services/Jwks.ts"
-import type { StoreError } from "../../services/StoreError.ts"
+import type { ReplayCache } from "../../services/ReplayCache.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
-import { resourceMetadataUrl } from "../metadata.ts"
-import type { RequestHeaders } from "../body.ts"
+import { dpopProofInput, type ResourceRequest, withDpopNonce } from "../dpop.ts"
+import { MCP_PATH, resourceMetadataUrl } from "../metadata.ts"
 import { orErrorResponse } from "../respond.ts"
 
-/** What the `Authorization` header presents: no bearer token, a malformed one, or a token. */
-export type PresentedBearer =
+/** What the `Authorization` header presents: no token, a malformed one, or a token under its scheme. */
+export type PresentedCredentials =
   | { readonly _tag: "Absent" }
-  | { readonly _tag: "Malformed" }
-  | { readonly _tag: "Token"; readonly token: string }
+  | { readonly _tag: "Malformed"; readonly scheme: "Bearer" | "DPoP" }
+  | { readonly _tag: "Token"; readonly scheme: "Bearer" | "DPoP"; readonly token: string }
 
-/** RFC 6750 §2.1 `b64token`. */
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+/** RFC 6750 §2.1 `b64token`, RFC 9110 §11.2 `token68`. */
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/
 
 /** Longer than any token this server issues; refused before it reaches a verifier or a store. */
 const MAX_TOKEN_LENGTH = 8192
 
 /**
- * Read `Authorization: Bearer <token>` (scheme case-insensitive). Another
- * scheme, or `Bearer` with nothing after it, presents no bearer token.
+ * Read `Authorization: Bearer <token>` or `Authorization: DPoP <token>`
+ * (schemes case-insensitive). Another scheme, or a scheme with nothing after
+ * it, presents no token.
  */
-export const presentedBearer = (header: string | undefined): PresentedBearer => {
-  const match = /^bearer(?: +(.*))?$/i.exec((header ?? "").trim())
-  const token = match?.[1]?.trim() ?? ""
-  if (token === "") return { _tag: "Absent" }
-  return B64TOKEN.test(token) && token.length <= MAX_TOKEN_LENGTH ? { _tag: "Token", token } : { _tag: "Malformed" }
+export const presentedCredentials = (header: string | undefined): PresentedCredentials => {
+  const match = /^(bearer|dpop)(?: +(.*))?$/i.exec((header ?? "").trim())
+  const token = match?.[2]?.trim() ?? ""
+  if (match === null || token === "") return { _tag: "Absent" }
+  const scheme = match[1]?.toLowerCase() === "dpop" ? "DPoP" : "Bearer"
+  return TOKEN68.test(token) && token.length <= MAX_TOKEN_LENGTH ? { _tag: "Token", scheme, token } : { _tag: "Malformed", scheme }
 }
 
 /** Options of a protected resource. */
 export interface BearerOptions {
-  /** The resource's path, for its metadata URL (default `/mcp`). */
+  /** The resource's path, for its metadata URL and DPoP's `htu` (default `/mcp`). */
   readonly resourcePath?: string
   /** The audiences a token may carry; default: the configured default audience and resources. */
   readonly audiences?: ReadonlyArray<string>
@@ -54,59 +60,78 @@ export interface BearerOptions {
 }
 
 /** The errors `authenticate` fails with; all of them render as the resource's challenge. */
-export type BearerError = InvalidToken | InsufficientScope | StoreError
+export type BearerError = PresentedTokenError
+
+/** What authenticating a request needs. */
+export type BearerServices = OAuthConfig | Jwks | TokenStore | Crypto | ReplayCache
 
 /**
- * Verify the request's bearer token: signature or store record, issuer,
- * expiry, audience (the server's own resources) and the grant. A request
- * without a bearer token fails with `InvalidToken` too; `bearerContext`
- * renders it without an `error` parameter (RFC 6750 §3.1).
+ * Verify the request's access token: signature or store record, issuer,
+ * expiry, audience (the server's own resources) and the grant; a DPoP-bound
+ * token only with the DPoP scheme and a valid proof of its key (RFC 9449
+ * §7), a bearer token only with the Bearer scheme. A request without a token
+ * fails with `InvalidToken` too; `bearerContext` renders it without an
+ * `error` parameter (RFC 6750 §3.1).
  */
 export const authenticate = (
-  request: RequestHeaders,
+  request: ResourceRequest,
   options: BearerOptions = {}
-): Effect.Effect<VerifiedAccessToken, BearerError, OAuthConfig | Jwks | TokenStore> =>
+): Effect.Effect<VerifiedAccessToken, BearerError, BearerServices> =>
   Effect.gen(function*() {
-    const presented = presentedBearer(request.headers["authorization"])
-    if (presented._tag === "Absent") return yield* new InvalidToken({ description: "a bearer token is required" })
-    if (presented._tag === "Malformed") return yield* new InvalidToken({ description: "the bearer token is malformed" })
+    const presented = presentedCredentials(request.headers["authorization"])
+    if (presented._tag === "Absent") return yield* new InvalidToken({ description: "an access token is required" })
+    if (presented._tag === "Malformed") return yield* new InvalidToken({ description: "the access token is malformed" })
     const config = yield* OAuthConfig
     const audiences = options.audiences ?? [...new Set([config.defaultAudience, ...config.resources])]
-    return yield* verifyAccessToken(
-      presented.token,
+    const dpop = yield* dpopProofInput(request, options.resourcePath ?? MCP_PATH)
+    return yield* verifyPresentedToken(
+      { scheme: presented.scheme, token: presented.token, dpop },
       options.requiredScopes === undefined
         ? { expectedAudience: audiences }
         : { expectedAudience: audiences, requiredScopes: options.requiredScopes }
     )
   })
 
-/** How failures of a protected resource render: a Bearer challenge naming its metadata URL. */
+/**
+ * How failures of a protected resource render: a `Bearer` and a `DPoP`
+ * challenge (RFC 9449 §7.1: `algs`, the error on the scheme the request
+ * used), both naming the metadata URL.
+ */
 export const bearerContext = (
-  request: RequestHeaders,
+  request: ResourceRequest,
   options: BearerOptions = {}
 ): Effect.Effect<RenderContext, never, OAuthConfig> =>
-  Effect.map(OAuthConfig, (config) => ({
-    challenge: {
-      scheme: "Bearer",
-      resourceMetadata: resourceMetadataUrl(config.issuer, options.resourcePath),
-      ...(options.challengeScopes === undefined ? {} : { scope: options.challengeScopes }),
-      tokenPresented: presentedBearer(request.headers["authorization"])._tag !== "Absent"
+  Effect.map(OAuthConfig, (config) => {
+    const presented = presentedCredentials(request.headers["authorization"])
+    return {
+      challenge: {
+        scheme: "Bearer",
+        resourceMetadata: resourceMetadataUrl(config.issuer, options.resourcePath),
+        ...(options.challengeScopes === undefined ? {} : { scope: options.challengeScopes }),
+        tokenPresented: presented._tag !== "Absent",
+        dpop: { algs: config.dpop.algorithms, presented: presented._tag !== "Absent" && presented.scheme === "DPoP" }
+      }
     }
-  }))
+  })
 
 /**
  * Serve a protected resource: authenticate, then `handle` the request with
  * the verified token. Every failure (of authentication or of `handle`) is
- * answered through `respond.ts` with the resource's challenge: 401
- * `invalid_token`, 403 `insufficient_scope` with `scope=`, 503 on a store
- * outage, an opaque 500 otherwise.
+ * answered through `respond.ts` with the resource's challenges: 401
+ * `invalid_token` or `invalid_dpop_proof` (`use_dpop_nonce` with a
+ * `DPoP-Nonce`), 403 `insufficient_scope` with `scope=`, 503 on a store
+ * outage, an opaque 500 otherwise. Every answer to a DPoP request carries the
+ * current `DPoP-Nonce` when the server requires nonces.
  */
 export const protectedResource = <E, R>(
-  request: RequestHeaders,
+  request: ResourceRequest,
   handle: (token: VerifiedAccessToken) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   options: BearerOptions = {}
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | OAuthConfig | Jwks | TokenStore> =>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | BearerServices> =>
   Effect.flatMap(
     bearerContext(request, options),
-    (context) => orErrorResponse(Effect.flatMap(authenticate(request, options), handle), context)
+    (context) => {
+      const answer = orErrorResponse(Effect.flatMap(authenticate(request, options), handle), context)
+      return request.headers["dpop"] === undefined ? answer : Effect.flatMap(answer, (response) => withDpopNonce(response, "resource"))
+    }
   )

@@ -1,8 +1,9 @@
 /**
  * `/mcp`: the MCP endpoint, serving both protocol eras at one URL. Every
  * request first passes the DNS-rebinding checks (`Host`, `Origin`) and the
- * bearer token check (401 with a challenge naming the resource metadata and
- * the scopes the endpoint needs); then its body decides the era: a
+ * access token check (Bearer, or DPoP with a proof; 401 with `Bearer` and
+ * `DPoP` challenges naming the resource metadata and the scopes the endpoint
+ * needs); then its body decides the era: a
  * 2026-07-28 request (its `_meta` envelope) is answered statelessly
  * (`modern.ts`), anything else by the 2025 session protocol (`legacy.ts`).
  * Transport refusals answer with a JSON-RPC error body; OAuth failures with
@@ -15,11 +16,13 @@ import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
 import type { OAuthConfig } from "../../oauth/config.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { Jwks } from "../../services/Jwks.ts"
+import type { ReplayCache } from "../../services/ReplayCache.ts"
 import { McpEventBus } from "../../services/McpEventBus.ts"
 import { McpEventStore } from "../../services/McpEventStore.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { type BodyTooLarge, mediaType, type RequestHeaders, type UnreadableBody } from "../body.ts"
+import type { ResourceRequest } from "../dpop.ts"
 import { jsonResponse } from "../respond.ts"
 import { protectedResource } from "./bearer.ts"
 import { McpEndpointConfig } from "./config.ts"
@@ -34,7 +37,7 @@ import { McpTools } from "./tool.ts"
 import { checkToolScopes } from "./toolCalls.ts"
 
 /** What the endpoint needs. */
-export type McpEndpointServices = LegacyServices | McpEndpointConfig | McpTools | OAuthConfig | Jwks | TokenStore | Crypto
+export type McpEndpointServices = LegacyServices | McpEndpointConfig | McpTools | OAuthConfig | Jwks | TokenStore | ReplayCache | Crypto
 
 const transportError = (status: number, message: string, code: number = RpcErrorCode.TransportError) =>
   new McpHttpError({ status, code, message })
@@ -53,11 +56,11 @@ export const acceptsJson = (accept: string | undefined): boolean =>
   })
 
 /**
- * A request to `/mcp` as the endpoint reads it: its headers, and its body
- * as text (bounded by whoever serves it: the platform's body limit, or the
- * Node fast path's).
+ * A request to `/mcp` as the endpoint reads it: its method and headers (what
+ * the token check and DPoP's `htm` need), and its body as text (bounded by
+ * whoever serves it: the platform's body limit, or the Node fast path's).
  */
-export interface McpRequest extends RequestHeaders {
+export interface McpRequest extends ResourceRequest {
   readonly text: Effect.Effect<string, BodyTooLarge | UnreadableBody>
 }
 
@@ -70,7 +73,7 @@ const hostOf = (request: RequestHeaders): string | undefined => request.headers[
  * then `handle` runs; its transport refusals become JSON-RPC error responses.
  */
 const serve = <R>(
-  request: RequestHeaders,
+  request: ResourceRequest,
   handle: (token: VerifiedAccessToken) => Effect.Effect<HttpServerResponse.HttpServerResponse, McpHttpError | InsufficientScope | StoreError, R>
 ) =>
   Effect.flatMap(McpEndpointConfig, (config) => {
@@ -172,7 +175,7 @@ const streamNotFound = new McpHttpError({ status: 404, code: RpcErrorCode.Transp
  * resume a listen stream (404 when it is unknown, expired or another
  * caller's); otherwise no server-initiated stream in the 2025 era (405).
  */
-export const mcpGet = (request: RequestHeaders) =>
+export const mcpGet = (request: ResourceRequest) =>
   serve(request, (token) =>
     Effect.gen(function*() {
       const version = headerValue(request.headers, PROTOCOL_VERSION_HEADER)
@@ -185,5 +188,5 @@ export const mcpGet = (request: RequestHeaders) =>
     }))
 
 /** `DELETE /mcp`: end the caller's 2025 session; 204, or 404 when it has none by that id. */
-export const mcpDelete = (request: RequestHeaders) =>
+export const mcpDelete = (request: ResourceRequest) =>
   serve(request, (token) => legacyDelete(request.headers, token))
