@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Redis } from "ioredis"
+import { connect } from "../src/layers/redis/client.ts"
+import * as Lua from "../src/layers/redis/lua.ts"
 import { NodeCrypto } from "../src/exports/crypto/node.ts"
 import * as RedisStore from "../src/layers/redis/index.ts"
 import { TokenStore } from "../src/services/TokenStore.ts"
@@ -27,4 +29,18 @@ describe("redis: Lua scripts as ioredis commands", () => {
         RedisStore.layer({ url: server.url(), keyPrefix: freshPrefix() }).pipe(Layer.provideMerge(NodeCrypto.layerEphemeral))
       )
     ))
+
+  it.scoped("a script not defined at connect time runs beside commands issued in the same tick (no pipeline without it)", () =>
+    Effect.gen(function*() {
+      const client = yield* connect({ url: server.url(), keyPrefix: freshPrefix() }, [])
+      const echo = Lua.script("echoTwice", [], "return ARGV[2] .. ARGV[2]")
+      // 50 rounds of: a plain command opens the tick's auto-pipeline, then the unlisted script joins it.
+      const replies = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) =>
+        Effect.all([
+          client.call("ping", (redis) => redis.ping()),
+          client.run("echo", echo, [`x${i}`]),
+          client.call("ping", (redis) => redis.ping())
+        ], { concurrency: "unbounded" }), { concurrency: "unbounded" })
+      expect(replies.map(([, echoed]) => echoed)).toEqual(Array.from({ length: 50 }, (_, i) => `x${i}x${i}`))
+    }))
 })

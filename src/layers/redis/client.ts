@@ -187,13 +187,11 @@ export const connect = (
 
     const run = (method: string, script: Script, args: ReadonlyArray<string | number>) =>
       fromPromise(method, () => {
-        let command = commands.get(script)
-        if (command === undefined) {
-          // A script not listed at connect time: defined on first use (ioredis loads it with EVAL then).
-          command = scriptCommand(redis, script)
-          commands.set(script, command)
-        }
-        return command(prefix, ...args)
+        const command = commands.get(script)
+        // A script not listed at connect time is sent whole with `EVAL`: defining a
+        // command now would race auto-pipelining (a pipeline opened earlier in this
+        // tick lacks it, and ioredis then throws outside any promise).
+        return command === undefined ? redis.eval(script.lua, 0, prefix, ...args) : command(prefix, ...args)
       })
 
     return { redis, prefix, call, run } satisfies RedisClient

@@ -43,7 +43,7 @@ import { makeClientStore } from "./clientStore.ts"
 import * as Lua from "./lua.ts"
 import { makeEventBus } from "./mcpEventBus.ts"
 import { makeEventStore } from "./mcpEventStore.ts"
-import { makeMaintenance } from "./maintenance.ts"
+import { maintenanceScripts, makeMaintenance } from "./maintenance.ts"
 import { makeProviderTokenStore } from "./providerTokenStore.ts"
 import { makeRateLimiter } from "./rateLimiter.ts"
 import { makeRawStorage } from "./rawStorage.ts"
@@ -73,7 +73,7 @@ export const layer = (options: RedisOptions = {}): Layer.Layer<RedisStores, Stor
 /** `layer`'s work in the current scope (the connection is quit when the scope closes): for composing by hand. */
 export const make = (options: RedisOptions = {}): Effect.Effect<Context.Context<RedisStores>, StoreError, Crypto | Scope.Scope> =>
   Effect.gen(function*() {
-    const client = yield* connect(options, Lua.all)
+    const client = yield* connect(options, [...Lua.all, ...maintenanceScripts])
     const tokens = yield* makeTokenStore(client, resolveTokenStoreOptions(options.tokens))
     const providerTokens = yield* makeProviderTokenStore(client, options.providerTokens)
     const sessions = yield* makeSessionStore(client, resolveSessionStoreOptions(options.sessions))

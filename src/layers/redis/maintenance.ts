@@ -71,6 +71,9 @@ redis.call('ZADD', P .. ${lit(Keys.expiries)}, int(x), ${lit(Keys.session(""))} 
 return 1
 `)
 
+/** The maintenance scripts, defined when the layer connects like the stores' own. */
+export const maintenanceScripts: ReadonlyArray<Lua.Script> = [resealBatch, importSession]
+
 /** The record namespaces, as they start a key after the prefix. */
 const NS = {
   transaction: Keys.transaction(""),
