@@ -20,3 +20,7 @@ export const traced = (name: string, attributes?: Record<string, unknown>) =>
       ? self
       : Effect.withSpan(self, name, attributes === undefined ? { captureStackTrace: false } : { captureStackTrace: false, attributes })
   )
+
+/** `plain` when no tracer is installed; otherwise what `spanned` builds (a span around it). */
+export const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, spanned: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) => tracer === defaultTracer ? plain : spanned())
