@@ -11,7 +11,7 @@
  * The state lives in Effect's metric registry (`Metric.snapshot`), which the
  * Prometheus rendering (`/metrics`) and the OTLP exporter both read.
  */
-import { Metric, MetricBoundaries, MetricKey, MetricLabel } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey, MetricLabel } from "effect"
 import type { MetricKeyType } from "effect"
 
 /** One labelled series of a metric key: its updates go straight to its registry hook. */
@@ -133,6 +133,14 @@ export const tokensIssued = {
     refresh: series(tokensIssuedKey, { grant_type: "refresh_token", token: "refresh" })
   }
 } as const
+
+/** Put the token counters in the registry at 0, so a scrape shows them before the first token is issued. */
+export const registerEngineMetrics: Effect.Effect<void> = Effect.sync(() => {
+  for (const grant of Object.values(tokensIssued)) {
+    grant.access.register()
+    grant.refresh.register()
+  }
+})
 
 const upstreamRefreshesKey = counter(
   "mcp_upstream_refreshes_total",

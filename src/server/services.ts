@@ -16,6 +16,7 @@ import { serverCrypto } from "./secrets.ts"
 import { upstreamProbe } from "./startupChecks.ts"
 import { serverStores, storeLocation } from "./stores.ts"
 import * as NodeClientMetadata from "../layers/clientMetadata/node.ts"
+import { registerEngineMetrics } from "../internal/metrics.ts"
 import { instrument } from "../layers/instrumented/index.ts"
 
 /** The piece's options from the settings (the tools of the mode, sign-in, lifetimes, limits). */
@@ -87,6 +88,9 @@ export const serviceLayer = (settings: ServerSettings, requestLog?: RequestLog.S
     logStore(settings),
     clientMetadataDocuments(settings)
   ).pipe(Layer.provideMerge(crypto))
-  const server = Layer.merge(serverOptions(settings, requestLog), announceToolsChangedOnHangup).pipe(Layer.provideMerge(stores))
+  const engineMetrics = metricsEnabled(settings) ? Layer.effectDiscard(registerEngineMetrics) : Layer.empty
+  const server = Layer.mergeAll(serverOptions(settings, requestLog), announceToolsChangedOnHangup, engineMetrics).pipe(
+    Layer.provideMerge(stores)
+  )
   return Layer.provideMerge(upstreamProbe, server)
 }

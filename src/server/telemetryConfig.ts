@@ -32,22 +32,23 @@ export interface TelemetrySettings {
   readonly resourceAttributes: string
 }
 
-const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
+/** A refusal inside `Config.string(name).pipe(Config.mapOrFail(...))`: the variable's name is added to the path by the read itself. */
+const invalid = (message: string) => ConfigError.InvalidData([], message)
 
 /** `key=value` pairs separated by commas, values percent-decoded (the OpenTelemetry format). */
-export const parseOtlpHeaders = (name: string, value: string): Either.Either<Record<string, string>, ConfigError.ConfigError> => {
+export const parseOtlpHeaders = (value: string): Either.Either<Record<string, string>, ConfigError.ConfigError> => {
   const headers: Record<string, string> = {}
   for (const entry of value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
     const at = entry.indexOf("=")
     const key = at > 0 ? entry.slice(0, at).trim().toLowerCase() : ""
-    if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(key)) return Either.left(invalid(name, "expected key=value pairs separated by commas"))
+    if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(key)) return Either.left(invalid("expected key=value pairs separated by commas"))
     let decoded: string
     try {
       decoded = decodeURIComponent(entry.slice(at + 1).trim())
     } catch {
-      return Either.left(invalid(name, `the value of ${key} is not percent-encoded correctly`))
+      return Either.left(invalid(`the value of ${key} is not percent-encoded correctly`))
     }
-    if (/[\r\n\0]/.test(decoded)) return Either.left(invalid(name, `the value of ${key} has a control character`))
+    if (/[\r\n\0]/.test(decoded)) return Either.left(invalid(`the value of ${key} has a control character`))
     headers[key] = decoded
   }
   return Either.right(headers)
@@ -62,7 +63,7 @@ const httpUrl = (name: string) =>
       } catch {
         // refused below
       }
-      return Either.left(invalid(name, "expected an http or https URL"))
+      return Either.left(invalid("expected an http or https URL"))
     })
   )
 
@@ -71,11 +72,11 @@ const protocol = (name: string) =>
     Config.mapOrFail((value) => {
       const found = OTLP_PROTOCOLS.find((p) => p === value.trim())
       if (found !== undefined) return Either.right(found)
-      return Either.left(invalid(name, value.trim() === "grpc" ? "grpc is not supported: use http/protobuf or http/json" : "expected http/protobuf or http/json"))
+      return Either.left(invalid(value.trim() === "grpc" ? "grpc is not supported: use http/protobuf or http/json" : "expected http/protobuf or http/json"))
     })
   )
 
-const headers = (name: string) => Config.string(name).pipe(Config.mapOrFail((value) => parseOtlpHeaders(name, value)))
+const headers = (name: string) => Config.string(name).pipe(Config.mapOrFail(parseOtlpHeaders))
 
 const millis = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -93,46 +94,50 @@ const exporterOn = (name: string) =>
 /** The base URL with the signal's path appended (OTLP/HTTP §"Endpoint URLs for OTLP/HTTP"). */
 const signalPath = (base: string, path: string) => `${base.replace(/\/+$/, "")}${path}`
 
-/** One signal's settings: its own variables first, then the shared `OTEL_EXPORTER_OTLP_*` ones. */
-const signalConfig = (signal: "TRACES" | "METRICS", path: string, interval: Config.Config<number>) =>
+/** The shared `OTEL_EXPORTER_OTLP_*` settings, read once for both signals. */
+const sharedConfig = Config.all({
+  base: Config.option(httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT")),
+  protocol: Config.option(protocol("OTEL_EXPORTER_OTLP_PROTOCOL")),
+  headers: Config.option(headers("OTEL_EXPORTER_OTLP_HEADERS"))
+})
+type Shared = Config.Config.Success<typeof sharedConfig>
+
+/** One signal's own settings (`OTEL_EXPORTER_OTLP_TRACES_*`, ...), which win over the shared ones. */
+const signalConfig = (signal: "TRACES" | "METRICS", interval: Config.Config<number>) =>
   Config.all({
     on: exporterOn(`OTEL_${signal}_EXPORTER`),
-    own: Config.option(httpUrl(`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`)),
-    base: Config.option(httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT")),
-    protocol: Config.option(protocol(`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`)).pipe(
-      Config.zipWith(Config.option(protocol("OTEL_EXPORTER_OTLP_PROTOCOL")), (own, shared) => Option.orElse(own, () => shared))
-    ),
-    headers: Config.option(headers(`OTEL_EXPORTER_OTLP_${signal}_HEADERS`)).pipe(
-      Config.zipWith(Config.option(headers("OTEL_EXPORTER_OTLP_HEADERS")), (own, shared) => Option.orElse(own, () => shared))
-    ),
+    url: Config.option(httpUrl(`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`)),
+    protocol: Config.option(protocol(`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`)),
+    headers: Config.option(headers(`OTEL_EXPORTER_OTLP_${signal}_HEADERS`)),
     intervalMillis: interval
-  }).pipe(
-    Config.map(({ base, headers, intervalMillis, on, own, protocol }): Option.Option<OtlpSignalSettings> => {
-      const url = Option.orElse(own, () => Option.map(base, (b) => signalPath(b, path)))
-      if (!on || Option.isNone(url)) return Option.none()
-      return Option.some({
-        url: url.value,
-        protocol: Option.getOrElse(protocol, (): OtlpProtocol => "http/protobuf"),
-        headers: Redacted.make(Option.getOrElse(headers, () => ({}))),
-        intervalMillis
-      })
-    })
-  )
+  })
+type Own = Config.Config.Success<ReturnType<typeof signalConfig>>
+
+/** Where a signal goes: its own endpoint as given, else the shared base with the signal's path appended; off without either. */
+const resolveSignal = (own: Own, shared: Shared, path: string): Option.Option<OtlpSignalSettings> => {
+  const url = Option.orElse(own.url, () => Option.map(shared.base, (base) => signalPath(base, path)))
+  if (!own.on || Option.isNone(url)) return Option.none()
+  return Option.some({
+    url: url.value,
+    protocol: Option.getOrElse(Option.orElse(own.protocol, () => shared.protocol), (): OtlpProtocol => "http/protobuf"),
+    headers: Redacted.make(Option.getOrElse(Option.orElse(own.headers, () => shared.headers), () => ({}))),
+    intervalMillis: own.intervalMillis
+  })
+}
 
 /** The OTLP export settings (`OTEL_SDK_DISABLED=true` turns everything off). */
 export const telemetryConfig: Config.Config<TelemetrySettings> = Config.all({
   disabled: Config.boolean("OTEL_SDK_DISABLED").pipe(Config.withDefault(false)),
-  traces: signalConfig("TRACES", "/v1/traces", millis("OTEL_BSP_SCHEDULE_DELAY", 5_000)),
-  metrics: signalConfig("METRICS", "/v1/metrics", millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000)),
+  shared: sharedConfig,
+  traces: signalConfig("TRACES", millis("OTEL_BSP_SCHEDULE_DELAY", 5_000)),
+  metrics: signalConfig("METRICS", millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000)),
   serviceName: Config.option(Config.nonEmptyString("OTEL_SERVICE_NAME")),
   resourceAttributes: Config.string("OTEL_RESOURCE_ATTRIBUTES").pipe(Config.withDefault(""))
 }).pipe(
-  Config.map(({ disabled, metrics, resourceAttributes, serviceName, traces }) =>
-    disabled
-      ? { traces: Option.none(), metrics: Option.none(), serviceName, resourceAttributes }
-      : { traces, metrics, serviceName, resourceAttributes })
+  Config.map(({ disabled, metrics, resourceAttributes, serviceName, shared, traces }) => ({
+    traces: disabled ? Option.none() : resolveSignal(traces, shared, "/v1/traces"),
+    metrics: disabled ? Option.none() : resolveSignal(metrics, shared, "/v1/metrics"),
+    serviceName,
+    resourceAttributes
+  }))
 )
-
-/** Whether anything is exported. */
-export const exportsAnything = (settings: TelemetrySettings): boolean =>
-  Option.isSome(settings.traces) || Option.isSome(settings.metrics)
