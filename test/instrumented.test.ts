@@ -19,7 +19,7 @@ import * as MemoryStore from "../src/layers/memory/index.ts"
 import * as SqliteStore from "../src/layers/sqlite/index.ts"
 import { Crypto } from "../src/services/Crypto.ts"
 import { ProviderTokenStore } from "../src/services/ProviderTokenStore.ts"
-import { RateLimiter } from "../src/services/RateLimiter.ts"
+import { type RateLimitPolicy, RateLimiter } from "../src/services/RateLimiter.ts"
 import { ReplayCache } from "../src/services/ReplayCache.ts"
 import { SessionStore } from "../src/services/SessionStore.ts"
 import { SigningKeyStore } from "../src/services/SigningKeyStore.ts"
@@ -142,7 +142,7 @@ for (const { kind, make } of backendsUnderTest) {
         expect(yield* valueOf("mcp_store_cas_conflicts_total", { operation: "SigningKeyStore.compareAndSet", backend })).toBe(1)
 
         const limiter = yield* RateLimiter
-        const policy = { bucket: "signin-user", limit: 1, window: "1 hour" }
+        const policy: RateLimitPolicy = { bucket: "signin-user", limit: 1, window: "1 hour" }
         expect((yield* limiter.consume(policy, "alice")).allowed).toBe(true)
         expect((yield* limiter.consume(policy, "alice")).allowed).toBe(false)
         expect((yield* limiter.consume(policy, "alice")).allowed).toBe(false)
