@@ -15,6 +15,7 @@ import "./durable.ts"
 import "./worker.ts"
 import "./oauth.ts"
 import "./streams.ts"
+import "./metrics.ts"
 import "./load.ts"
 
 const only = process.argv.slice(2)

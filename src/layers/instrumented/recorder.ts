@@ -5,7 +5,7 @@
  * shows. Series are built once per method when the layer is built; an update
  * is a synchronous step on the series' own hook, with no fiber-label lookup.
  */
-import { Cause, type Clock, Effect, Exit, type Metric, type MetricLabel, Option } from "effect"
+import { Cause, type Clock, Effect, type Metric, type MetricLabel, Option } from "effect"
 import { casConflicts, series, storeErrors, storeOperationDuration, storeOperations } from "../../internal/metrics.ts"
 import { StoreError } from "../../services/StoreError.ts"
 
@@ -49,20 +49,28 @@ export const makeRecorder = (clock: Clock.Clock, backend: string): Recorder => {
       counter.unsafeUpdate(1, NO_LABELS)
       if (reason === "Conflict") conflicts.unsafeUpdate(1, NO_LABELS)
     }
+    const recordCall = (started: bigint) => {
+      calls.unsafeUpdate(1, NO_LABELS)
+      duration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - started) / 1e9, NO_LABELS)
+    }
+    // One `matchCauseEffect` around the call (no finalizer, no extra fiber step): a call that is
+    // interrupted before it completes is not recorded.
     return (effect, onSuccess) =>
       Effect.suspend(() => {
         const started = clock.unsafeCurrentTimeNanos()
-        return Effect.onExit(effect, (exit) =>
-          Effect.sync(() => {
-            calls.unsafeUpdate(1, NO_LABELS)
-            duration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - started) / 1e9, NO_LABELS)
-            if (Exit.isSuccess(exit)) {
-              if (onSuccess !== undefined) onSuccess(exit.value)
-              return
-            }
-            const reason = failureReason(exit.cause)
+        return Effect.matchCauseEffect(effect, {
+          onSuccess: (value) => {
+            recordCall(started)
+            if (onSuccess !== undefined) onSuccess(value)
+            return Effect.succeed(value)
+          },
+          onFailure: (cause) => {
+            recordCall(started)
+            const reason = failureReason(cause)
             if (reason !== undefined) recordFailure(reason)
-          }))
+            return Effect.failCause(cause)
+          }
+        })
       })
   }
   return { backend, measure }
