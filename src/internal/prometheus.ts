@@ -106,8 +106,7 @@ export const renderPrometheus = (snapshot: ReadonlyArray<MetricPair.MetricPair.U
     family.samples.push(...samplesOf(name, labels, pair.metricState))
   }
   const lines: Array<string> = []
-  for (const name of [...families.keys()].sort()) {
-    const family = families.get(name) as FamilyLines
+  for (const [name, family] of [...families].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) {
     if (family.help !== undefined) lines.push(`# HELP ${name} ${escapeHelp(family.help)}`)
     lines.push(`# TYPE ${name} ${family.type}`, ...family.samples)
   }

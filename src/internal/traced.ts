@@ -3,9 +3,6 @@ import { Effect } from "effect"
 /** The tracer every runtime has unless the application installs one (its spans go nowhere). */
 const defaultTracer = Effect.runSync(Effect.tracer)
 
-/** Whether the application has installed a tracer of its own (spans would go somewhere). */
-export const tracerInstalled: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tracer) => tracer !== defaultTracer)
-
 /**
  * A span around a public operation, created only when the application has
  * installed a tracer: with Effect's default tracer the span is dropped anyway,
