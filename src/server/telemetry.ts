@@ -27,7 +27,7 @@ const load = Effect.tryPromise({
     ]),
   catch: () =>
     new TelemetryUnavailable({
-      message: `OTEL_EXPORTER_OTLP_ENDPOINT is set, but @effect/opentelemetry is not installed (npm install @effect/opentelemetry@^0.64.1)`
+      message: "OTLP export is configured (OTEL_EXPORTER_OTLP_*), but @effect/opentelemetry cannot be loaded (npm install @effect/opentelemetry@^0.64.1)"
     })
 })
 

@@ -174,6 +174,10 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
     expect(post?.headers["x-tenant"]).toBe("mcp")
     const body = JSON.parse(post?.body.toString("utf8") ?? "{}") as { resourceMetrics: Array<{ resource: { attributes: Array<KeyValue> } }> }
     expect(attribute(body.resourceMetrics[0]?.resource.attributes ?? [], "service.name")).toBe("mcp-otlp-test")
+    // The startup line says what goes where (the collector's origin only).
+    const announced = server.lines().map((l) => JSON.parse(l) as { message: string; annotations: Record<string, unknown> })
+      .find((l) => l.message === "exporting over OTLP")
+    expect(announced?.annotations).toEqual({ signals: "traces, metrics", endpoints: collector.url })
     // OTLP export does not open /metrics.
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404)
   })
