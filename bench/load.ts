@@ -25,7 +25,8 @@
  * first run and after the last, the counters that the scenarios must move
  * are printed before and after, and the bench fails if one did not move (or
  * if fewer refresh tokens were counted as issued than refreshes were
- * answered). Settings: `LOAD_SECONDS` (per run, default 10), `LOAD_WARMUP_SECONDS`
+ * answered); `LOAD_METRICS=off` runs ours without metrics and no scrape (to
+ * see what metrics cost under load). Settings: `LOAD_SECONDS` (per run, default 10), `LOAD_WARMUP_SECONDS`
  * (default 2), `LOAD_ROUNDS` (default 2), `LOAD_CONNECTIONS` (default 10);
  * `LOAD_CPU_PROF=<dir>` has our server write a CPU profile there; `LOAD_LOG_LEVEL`
  * sets its `LOG_LEVEL` (default: its own default, info: one line per request).
@@ -536,6 +537,7 @@ const run = async (): Promise<string> => {
   // Issue 14: at 10 and at 50 connections (LOAD_CONNECTIONS: a comma-separated list).
   const connectionCounts = (process.env["LOAD_CONNECTIONS"] ?? "10,50").split(",").map((n) => Math.max(1, Math.floor(Number(n))))
   if (connectionCounts.some((n) => !Number.isFinite(n))) throw new Error("LOAD_CONNECTIONS must be numbers separated by commas")
+  const metricsOn = process.env["LOAD_METRICS"] !== "off"
   const dataDir = mkdtempSync(join(tmpdir(), "load-bench-"))
   const children: Array<Child> = []
   try {
@@ -548,7 +550,7 @@ const run = async (): Promise<string> => {
         DEV_AUTO_APPROVE: "bench",
         DATA_DIR: dataDir,
         AUTHORIZE_RATE_LIMIT: "off",
-        METRICS: "on",
+        METRICS: metricsOn ? "on" : "off",
         ...(level === undefined ? {} : { LOG_LEVEL: level })
       },
       logFile: join(dataDir, "server.log"),
@@ -601,7 +603,7 @@ const run = async (): Promise<string> => {
     }
 
     const linesBefore = ours.lines().length
-    const metricsBefore = await scrape(`${ours.url}/metrics`)
+    const metricsBefore = metricsOn ? await scrape(`${ours.url}/metrics`) : undefined
     const results: Array<ScenarioResult> = []
     const urls = { ours: ours.url, baseline: baseline.url, stores: stores.url }
     for (const connections of connectionCounts) {
@@ -614,11 +616,13 @@ const run = async (): Promise<string> => {
       0
     )
     const logLines = ours.lines().length - linesBefore
-    const metricsAfter = await scrape(`${ours.url}/metrics`)
+    const metricsAfter = metricsOn ? await scrape(`${ours.url}/metrics`) : undefined
     const refreshesAnswered = results
       .filter((result) => result.name.startsWith("refresh_token grant"))
       .reduce((sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0), 0)
-    const metricsTable = metricsReport(metricsBefore, metricsAfter, refreshesAnswered)
+    const metricsTable = metricsBefore === undefined || metricsAfter === undefined
+      ? ["(LOAD_METRICS=off: our server ran without metrics, nothing was scraped.)"]
+      : metricsReport(metricsBefore, metricsAfter, refreshesAnswered)
 
     return [
       `## Load: our server vs a plain node:http + jose server, and vs node:http + our stores (autocannon, ${connectionCounts.join(" and ")} connections)`,
@@ -630,7 +634,7 @@ const run = async (): Promise<string> => {
       `Each side in its own process, never both at once: warmup ${settings.warmup} s per side, then ${settings.rounds} rounds of ` +
       `baseline ${settings.seconds} s, ours ${settings.seconds} s; medians over rounds, ratio = median of per-round ratios (> 1: ours faster). ` +
       "p50/p99: autocannon's per-request response times (its histogram rounds to 1 ms; its figures are in the runs table).",
-      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, METRICS=on (instrumented stores), ${level === undefined ? "default logging" : `LOG_LEVEL=${level}`} ` +
+      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, ${metricsOn ? "METRICS=on (instrumented stores)" : "METRICS=off"}, ${level === undefined ? "default logging" : `LOG_LEVEL=${level}`} ` +
       `(it wrote ${rate(logLines)} JSON log lines, to a file, while serving ${rate(oursRequests)} load requests, warmups included), ` +
       `${header.alg} JWT access tokens. Every response of ours was checked: ` +
       "200 with a tool result, or 200 with a new refresh token that the connection's next request used.",
