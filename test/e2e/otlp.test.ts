@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http"
 import { setTimeout as sleep } from "node:timers/promises"
-import { authorizeHeadless, exchangeCodeRequest, registerPublicClient, tokensOf } from "../support/oauthFlow.ts"
+import { authorizeHeadless, exchangeCodeRequest, initializeSession, registerPublicClient, tokensOf } from "../support/oauthFlow.ts"
 import { type ServerProcess, startServer } from "../support/server.ts"
 
 interface Received {
@@ -128,6 +128,8 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
     const clientId = await registerPublicClient(server.url)
     const { code, verifier } = await authorizeHeadless(server.url, clientId)
     const tokens = tokensOf(await exchangeCodeRequest(server.url, clientId, code, verifier))
+    // POST /mcp takes the server's fast path on node:http: its span is the same shape.
+    const sessionId = await initializeSession(server.url, tokens.access_token)
 
     await eventually("the token request's span", () =>
       spansOf(collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/token"))
@@ -151,13 +153,17 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
       ancestor = byId.get(ancestor.parentSpanId)
     }
     expect(ancestor?.spanId).toBe(request.spanId)
+    await eventually("the MCP request's span", () =>
+      spansOf(collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp"))
+    const mcp = spansOf(collector.received).find((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp")
+    expect(mcp?.attributes.map((a) => a.key).sort()).toEqual(["http.request.method", "http.response.status_code", "url.path"])
     // The authorize request's span has its path only: the query (state, PKCE challenge) is not recorded.
     const authorize = spans.find((s) => s.name === "http.server GET" && attribute(s.attributes, "url.path") === "/authorize")
     expect(authorize).toBeDefined()
 
-    // Nothing secret in any export: not the code, not the tokens, not the collector's own credential.
+    // Nothing secret in any export: not the code, the tokens or the session id, not the collector's own credential.
     const exported = collector.received.map((r) => r.body.toString("utf8")).join("\n")
-    for (const secret of [code, verifier, tokens.access_token, tokens.refresh_token]) expect(exported.includes(secret)).toBe(false)
+    for (const secret of [code, verifier, tokens.access_token, tokens.refresh_token, sessionId]) expect(exported.includes(secret)).toBe(false)
     for (const line of [...server.lines(), ...server.errors()]) expect(line.includes("collector-secret-123")).toBe(false)
   })
 
@@ -180,15 +186,6 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
     expect(announced?.annotations).toEqual({ signals: "traces, metrics", endpoints: collector.url })
     // OTLP export does not open /metrics.
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404)
-  })
-
-  it("the last spans and metrics go out as the server stops", { timeout: 30_000 }, async () => {
-    await registerPublicClient(server.url)
-    const before = collector.received.length
-    expect(await server.stop()).toBe(0)
-    const after = collector.received.slice(before)
-    expect(spansOf(after).some((s) => s.name === "ClientStore.register")).toBe(true)
-    expect(after.some((r) => r.path === "/v1/metrics")).toBe(true)
   })
 })
 
@@ -219,5 +216,39 @@ describe("OTLP/HTTP protobuf: metrics only, at their own endpoint", () => {
     expect(post?.headers["content-type"]).toBe("application/x-protobuf")
     expect(post?.body.includes("mcp_store_operations_total")).toBe(true)
     expect(collector.received.every((r) => r.path === "/custom/metrics")).toBe(true)
+  })
+})
+
+describe("OTLP at shutdown: with exports minutes apart, the last spans and metrics go out as the server stops", () => {
+  let collector: Collector
+  let server: ServerProcess
+  beforeAll(async () => {
+    collector = await startCollector()
+    server = await startServer({
+      env: {
+        STORE: "sqlite",
+        DEV_AUTO_APPROVE: "alice",
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_BSP_SCHEDULE_DELAY: "600000",
+        OTEL_METRIC_EXPORT_INTERVAL: "600000"
+      }
+    })
+  }, 60_000)
+  afterAll(async () => {
+    await server?.stop()
+    await collector?.close()
+  })
+
+  it("nothing before the stop; the request's spans and the metrics after it", { timeout: 30_000 }, async () => {
+    await registerPublicClient(server.url)
+    await sleep(500)
+    expect(collector.received).toEqual([])
+    expect(await server.stop()).toBe(0)
+    expect(spansOf(collector.received).some((s) => s.name === "ClientStore.register")).toBe(true)
+    expect(spansOf(collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/register"))
+      .toBe(true)
+    expect(pointValue(latestMetrics(collector.received), "mcp_store_operations_total", { operation: "ClientStore.register", backend: "sqlite" }))
+      .toBe(1)
   })
 })
