@@ -3,7 +3,8 @@
  * `METRICS=on` serves it on the main port in the Prometheus text format,
  * and the counters move with the requests a client makes; `METRICS=<port>`
  * serves it on a port of its own only; a value it cannot use stops startup
- * with one line naming `METRICS`.
+ * with one line naming `METRICS`. A rate-limit refusal is counted under its
+ * bucket.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
@@ -21,6 +22,8 @@ import { freePort } from "../support/redisServer.ts"
 import { type ServerProcess, startServer } from "../support/server.ts"
 
 const servers: Array<ServerProcess> = []
+/** The METRICS=on server (its describe starts it; the rate-limit test reuses it). */
+let metricsOn: ServerProcess
 const start = async (env: Record<string, string>) => {
   const server = await startServer({ env: { STORE: "memory", DEV_AUTO_APPROVE: "alice", ...env } })
   servers.push(server)
@@ -47,7 +50,8 @@ describe("/metrics off by default", () => {
 describe("METRICS=on: /metrics on the main server", () => {
   let server: ServerProcess
   beforeAll(async () => {
-    server = await start({ METRICS: "on" })
+    server = await start({ METRICS: "on", REGISTER_RATE_LIMIT: "3/1h" })
+    metricsOn = server
   }, 60_000)
 
   it("is the Prometheus text format: HELP and TYPE per family, histograms with buckets, sum and count", async () => {
@@ -106,6 +110,29 @@ describe("METRICS=on: /metrics on the main server", () => {
     for (const secret of [tokens.access_token, tokens.refresh_token, fresh.refresh_token, code, clientId, "alice"]) {
       expect(text.includes(secret)).toBe(false)
     }
+  })
+})
+
+describe("METRICS=on: rate-limit refusals", () => {
+  it("a registration refused by the per-address limit is counted under its bucket", async () => {
+    const server = metricsOn
+    const before = await scrape(`${server.url}/metrics`)
+    const refusals = { backend: "memory", bucket: "register" }
+    let refused = 0
+    for (let i = 0; i < 5 && refused === 0; i++) {
+      const response = await fetch(`${server.url}/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ redirect_uris: ["http://127.0.0.1:9/cb"], token_endpoint_auth_method: "none" })
+      })
+      await response.arrayBuffer()
+      if (response.status === 429) refused++
+    }
+    expect(refused).toBe(1)
+    const after = await scrape(`${server.url}/metrics`)
+    expect(sampleOf(after, "mcp_store_rate_limit_refusals_total", refusals) - sampleOf(before, "mcp_store_rate_limit_refusals_total", refusals)).toBe(1)
+    expect(sampleOf(after, "mcp_store_operations_total", { operation: "RateLimiter.consume", backend: "memory" }))
+      .toBeGreaterThan(sampleOf(before, "mcp_store_operations_total", { operation: "RateLimiter.consume", backend: "memory" }))
   })
 })
 
