@@ -16,6 +16,7 @@ import "./worker.ts"
 import "./oauth.ts"
 import "./dpop.ts"
 import "./streams.ts"
+import "./metrics.ts"
 import "./load.ts"
 
 const only = process.argv.slice(2)

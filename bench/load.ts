@@ -20,8 +20,13 @@
  *
  * The two sides never run at once: warmup (baseline, ours), then rounds of
  * baseline then ours; the ratio is taken per round, the table shows medians.
-* Every response of ours must be a 200 with the expected body, or the bench
- * fails. Settings: `LOAD_SECONDS` (per run, default 10), `LOAD_WARMUP_SECONDS`
+ * Every response of ours must be a 200 with the expected body, or the bench
+ * fails. Ours runs with `METRICS=on`: `/metrics` is scraped before the
+ * first run and after the last, the counters that the scenarios must move
+ * are printed before and after, and the bench fails if one did not move (or
+ * if fewer refresh tokens were counted as issued than refreshes were
+ * answered); `LOAD_METRICS=off` runs ours without metrics and no scrape (to
+ * see what metrics cost under load). Settings: `LOAD_SECONDS` (per run, default 10), `LOAD_WARMUP_SECONDS`
  * (default 2), `LOAD_ROUNDS` (default 2), `LOAD_CONNECTIONS` (default 10);
  * `LOAD_CPU_PROF=<dir>` has our server write a CPU profile there; `LOAD_LOG_LEVEL`
  * sets its `LOG_LEVEL` (default: its own default, info: one line per request).
@@ -45,6 +50,7 @@ import {
   send,
   toolCallBody
 } from "../test/support/oauthFlow.ts"
+import { sampleOf, type Scrape, scrape } from "../test/support/prometheus.ts"
 import { startServer } from "../test/support/server.ts"
 import { median, register } from "./harness.ts"
 
@@ -78,7 +84,7 @@ const logTail = (file: string): string => {
 }
 
 /** Variables our server reads; the baseline inherits none of them. */
-const SERVER_VARIABLES = /^(PORT|HOST|PUBLIC_URL|STORE|DATA_DIR|API_KEYS|DEV_AUTO_APPROVE|UPSTREAM_.*|SCOPES|ACCESS_TOKEN_.*|MAX_BODY_BYTES|REDIS_URL|RS_TOKENS_ENC_KEY|LOG_LEVEL|TRUST_PROXY|REGISTER_.*|AUTHORIZE_.*|SIGN_IN_.*)$/
+const SERVER_VARIABLES = /^(PORT|HOST|PUBLIC_URL|STORE|DATA_DIR|API_KEYS|DEV_AUTO_APPROVE|UPSTREAM_.*|SCOPES|ACCESS_TOKEN_.*|MAX_BODY_BYTES|REDIS_URL|RS_TOKENS_ENC_KEY|LOG_LEVEL|TRUST_PROXY|REGISTER_.*|AUTHORIZE_.*|SIGN_IN_.*|METRICS|OTEL_.*)$/
 
 const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {}
@@ -457,6 +463,70 @@ const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
   )
 
 // ---------------------------------------------------------------------------
+// /metrics, scraped before and after
+
+/** A series the scenarios must move, and why. */
+interface Watched {
+  readonly label: string
+  readonly name: string
+  readonly labels: Readonly<Record<string, string>>
+}
+
+const storeOp = (operation: string): Watched => ({
+  label: `store ${operation}`,
+  name: "mcp_store_operations_total",
+  labels: { operation, backend: "memory" }
+})
+
+/** What each scenario drives through the store and the engine. */
+const WATCHED: ReadonlyArray<Watched> = [
+  storeOp("SessionStore.get"),
+  storeOp("TokenStore.getGrant"),
+  storeOp("TokenStore.rotateRefreshToken"),
+  storeOp("TokenStore.saveRefreshToken"),
+  { label: "tokens issued (refresh_token grant, access)", name: "mcp_oauth_tokens_issued_total", labels: { grant_type: "refresh_token", token: "access" } },
+  { label: "tokens issued (refresh_token grant, refresh)", name: "mcp_oauth_tokens_issued_total", labels: { grant_type: "refresh_token", token: "refresh" } }
+]
+
+/** Mean latency (µs) of a store operation between two scrapes, from its histogram's sum and count. */
+const meanMicros = (before: Scrape, after: Scrape, labels: Readonly<Record<string, string>>): string => {
+  const count = sampleOf(after, "mcp_store_operation_duration_seconds_count", labels) -
+    sampleOf(before, "mcp_store_operation_duration_seconds_count", labels)
+  const sum = sampleOf(after, "mcp_store_operation_duration_seconds_sum", labels) - sampleOf(before, "mcp_store_operation_duration_seconds_sum", labels)
+  return count > 0 ? (sum / count * 1e6).toFixed(1) : "-"
+}
+
+/** The watched counters before and after; throws when one did not move or the refreshes do not add up. */
+const metricsReport = (before: Scrape, after: Scrape, refreshesAnswered: number): Array<string> => {
+  const rows = WATCHED.map((w) => {
+    const was = sampleOf(before, w.name, w.labels)
+    const now = sampleOf(after, w.name, w.labels)
+    return { w, was, now }
+  })
+  const still = rows.filter((row) => row.now <= row.was).map((row) => row.w.label)
+  if (still.length > 0) throw new Error(`load bench: /metrics: these counters did not move: ${still.join(", ")}`)
+  const issued = rows.find((row) => row.w.name === "mcp_oauth_tokens_issued_total" && row.w.labels["token"] === "refresh")
+  if (issued === undefined || issued.now - issued.was < refreshesAnswered) {
+    throw new Error(`load bench: /metrics counted ${issued === undefined ? 0 : issued.now - issued.was} refresh tokens issued, fewer than the ${refreshesAnswered} refreshes answered`)
+  }
+  const all = (s: Scrape) =>
+    [...s.samples].filter(([key]) => key.startsWith("mcp_store_operations_total{")).reduce((sum, [, value]) => sum + value, 0)
+  return table(
+    ["series (GET /metrics)", "before", "after", "moved", "mean store latency µs"],
+    [
+      ...rows.map(({ now, w, was }) => [
+        w.label,
+        rate(was),
+        rate(now),
+        rate(now - was),
+        w.name === "mcp_store_operations_total" ? meanMicros(before, after, w.labels) : ""
+      ]),
+      ["store operations, all", rate(all(before)), rate(all(after)), rate(all(after) - all(before)), ""]
+    ]
+  )
+}
+
+// ---------------------------------------------------------------------------
 
 const run = async (): Promise<string> => {
   const settings = {
@@ -467,6 +537,7 @@ const run = async (): Promise<string> => {
   // Issue 14: at 10 and at 50 connections (LOAD_CONNECTIONS: a comma-separated list).
   const connectionCounts = (process.env["LOAD_CONNECTIONS"] ?? "10,50").split(",").map((n) => Math.max(1, Math.floor(Number(n))))
   if (connectionCounts.some((n) => !Number.isFinite(n))) throw new Error("LOAD_CONNECTIONS must be numbers separated by commas")
+  const metricsOn = process.env["LOAD_METRICS"] !== "off"
   const dataDir = mkdtempSync(join(tmpdir(), "load-bench-"))
   const children: Array<Child> = []
   try {
@@ -474,7 +545,14 @@ const run = async (): Promise<string> => {
     // Our server on a free port, memory store, development auto-approval; its log goes to a file.
     const ours = await startServer({
       // One address authorizes a fresh grant per connection and round: past the per-address pace a user gets.
-      env: { STORE: "memory", DEV_AUTO_APPROVE: "bench", DATA_DIR: dataDir, AUTHORIZE_RATE_LIMIT: "off", ...(level === undefined ? {} : { LOG_LEVEL: level }) },
+      env: {
+        STORE: "memory",
+        DEV_AUTO_APPROVE: "bench",
+        DATA_DIR: dataDir,
+        AUTHORIZE_RATE_LIMIT: "off",
+        METRICS: metricsOn ? "on" : "off",
+        ...(level === undefined ? {} : { LOG_LEVEL: level })
+      },
       logFile: join(dataDir, "server.log"),
       nodeOptions: cpuProfileOptions(),
       timeout: 60_000
@@ -525,6 +603,7 @@ const run = async (): Promise<string> => {
     }
 
     const linesBefore = ours.lines().length
+    const metricsBefore = metricsOn ? await scrape(`${ours.url}/metrics`) : undefined
     const results: Array<ScenarioResult> = []
     const urls = { ours: ours.url, baseline: baseline.url, stores: stores.url }
     for (const connections of connectionCounts) {
@@ -537,6 +616,13 @@ const run = async (): Promise<string> => {
       0
     )
     const logLines = ours.lines().length - linesBefore
+    const metricsAfter = metricsOn ? await scrape(`${ours.url}/metrics`) : undefined
+    const refreshesAnswered = results
+      .filter((result) => result.name.startsWith("refresh_token grant"))
+      .reduce((sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0), 0)
+    const metricsTable = metricsBefore === undefined || metricsAfter === undefined
+      ? ["(LOAD_METRICS=off: our server ran without metrics, nothing was scraped.)"]
+      : metricsReport(metricsBefore, metricsAfter, refreshesAnswered)
 
     return [
       `## Load: our server vs a plain node:http + jose server, and vs node:http + our stores (autocannon, ${connectionCounts.join(" and ")} connections)`,
@@ -548,7 +634,7 @@ const run = async (): Promise<string> => {
       `Each side in its own process, never both at once: warmup ${settings.warmup} s per side, then ${settings.rounds} rounds of ` +
       `baseline ${settings.seconds} s, ours ${settings.seconds} s; medians over rounds, ratio = median of per-round ratios (> 1: ours faster). ` +
       "p50/p99: autocannon's per-request response times (its histogram rounds to 1 ms; its figures are in the runs table).",
-      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, ${level === undefined ? "default logging" : `LOG_LEVEL=${level}`} ` +
+      `Ours: src/main.ts with STORE=memory, DEV_AUTO_APPROVE, ${metricsOn ? "METRICS=on (instrumented stores)" : "METRICS=off"}, ${level === undefined ? "default logging" : `LOG_LEVEL=${level}`} ` +
       `(it wrote ${rate(logLines)} JSON log lines, to a file, while serving ${rate(oursRequests)} load requests, warmups included), ` +
       `${header.alg} JWT access tokens. Every response of ours was checked: ` +
       "200 with a tool result, or 200 with a new refresh token that the connection's next request used.",
@@ -562,7 +648,11 @@ const run = async (): Promise<string> => {
       "",
       "Runs:",
       "",
-      ...details(results)
+      ...details(results),
+      "",
+      "Metrics: our server's /metrics scraped before the first run and after the last (warmups and the grants issued for the refresh runs included):",
+      "",
+      ...metricsTable
     ].join("\n")
   } finally {
     for (const child of children.reverse()) await stopChild(child)

@@ -85,6 +85,9 @@ export type {
   TokenStoreOptions
 } from "../schema/options.ts"
 
+// Metrics, opt-in: every store's operations and outcomes (see README, "Metrics and traces").
+export * as Metrics from "../layers/instrumented/index.ts"
+
 // Encryption keys, for every `Crypto` implementation.
 export { generateKey, keyringConfig, type KeyringOptions } from "../layers/crypto/keyring.ts"
 

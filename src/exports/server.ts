@@ -9,6 +9,7 @@
  */
 export * as McpServer from "../http/McpServer.ts"
 export * as McpTool from "../http/mcp/McpTool.ts"
+export { metricsApp, prometheusText } from "../http/metrics.ts"
 export type { ApiKeyUser, SignInOptions } from "../http/consent/signIn.ts"
 export type { TrustProxy } from "../http/clientAddress.ts"
 export type { LimitsOptions, RateLimit } from "../http/limits.ts"

@@ -40,6 +40,7 @@ import { endpointUrls } from "./metadata.ts"
 import { PeerAddress, type TrustProxy } from "./clientAddress.ts"
 import { type HttpLimits, limitsLayer, type LimitsOptions } from "./limits.ts"
 import { loggerRequestLog, RequestLog } from "./requestLog.ts"
+import { MetricsExposition } from "./metrics.ts"
 import { httpApp as app, routes } from "./router.ts"
 import { upstreamLayer, type UpstreamOptions } from "./upstream/layer.ts"
 import packageJson from "../../package.json" with { type: "json" }
@@ -87,6 +88,12 @@ export interface McpServerOptions<R = never> {
   readonly allowedHosts?: ReadonlyArray<string>
   /** Where the one log line per request goes (default: Effect's logger, `INFO request` with annotations). */
   readonly requestLog?: RequestLog.Service
+  /**
+   * Answer `GET /metrics` with the process's metrics in the Prometheus text
+   * format (default off: a 404). Anyone who reaches the server can read them;
+   * `Metrics.instrument` your stores for the store series.
+   */
+  readonly metrics?: boolean
 }
 
 /** What the server's handlers need from you: the stores (with the `RateLimiter` the limits count in and the `ReplayCache` DPoP proofs go through) and `Crypto`. */
@@ -111,6 +118,7 @@ export type McpServerServices =
   | McpEndpointConfig
   | HttpLimits
   | RequestLog
+  | MetricsExposition
 
 /** An object without its `undefined` members (for options under `exactOptionalPropertyTypes`). */
 const definedOnly = <A extends object>(value: A): { [K in keyof A]?: Exclude<A[K], undefined> } =>
@@ -199,6 +207,7 @@ export function layer<R = never>(
     Layer.succeed(RequestLog, options.requestLog ?? loggerRequestLog)
   )
   const consent = Layer.succeed(ScopeDescriptions, options.scopeDescriptions ?? {})
+  const metrics = Layer.succeed(MetricsExposition, { enabled: options.metrics === true })
   const base = Layer.mergeAll(
     oauth,
     StoredJwks.layer(options.jwks),
@@ -206,7 +215,8 @@ export function layer<R = never>(
     signInLayer(options.signIn ?? {}),
     consent,
     endpoint,
-    Layer.provide(limits, oauth)
+    Layer.provide(limits, oauth),
+    metrics
   )
   if (options.upstream === undefined) return Layer.merge(base, toolsLayer(tools))
   const upstream = upstreamLayer(publicUrl, options.upstream)

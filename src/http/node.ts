@@ -16,13 +16,14 @@ import { Cause, Clock, Context, Effect, Exit, Layer, ManagedRuntime, Runtime, St
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { logDetail } from "../errors/render.ts"
-import { tracerInstalled } from "../internal/traced.ts"
 import { BodyTooLarge, UnreadableBody } from "./body.ts"
 import { mcpPost } from "./mcp/endpoint.ts"
+import { metricsApp } from "./metrics.ts"
 import { httpApp, layer as serverLayer, type McpServerOptions, type McpServerRequirements, type McpServerServices } from "./McpServer.ts"
 import { errorResponse } from "./respond.ts"
 import { RequestLog } from "./requestLog.ts"
 import { HttpLimits } from "./limits.ts"
+import { withRequestSpan } from "./requestSpan.ts"
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -113,12 +114,15 @@ const fastMcpHandler = (runtime: Runtime.Runtime<Services>): NodeHandler => {
   return (request, response) => {
     const body = readBody(request, limit)
     const text = Effect.flatMap(Effect.promise(() => body), (read) => typeof read === "string" ? Effect.succeed(read) : Effect.fail(read))
+    const headers = headersOf(request)
+    const path = pathOf(request.url ?? "/mcp")
     const program = Effect.flatMap(Clock.currentTimeNanos, (started) =>
-      mcpPost({ method: "POST", headers: headersOf(request), text }).pipe(
+      mcpPost({ method: "POST", headers, text }).pipe(
         Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))),
+        (handled) => withRequestSpan({ method: "POST", path, headers }, handled),
         Effect.tap((answer) =>
           Effect.flatMap(Clock.currentTimeNanos, (now) =>
-            log.record({ method: "POST", path: pathOf(request.url ?? "/mcp"), status: answer.status, ms: Math.round(Number(now - started) / 1e5) / 10 }))
+            log.record({ method: "POST", path, status: answer.status, ms: Math.round(Number(now - started) / 1e5) / 10 }))
         ),
         Effect.flatMap((answer) => writeResponse(answer, response))
       ))
@@ -165,22 +169,34 @@ const close = (server: Server) =>
 /**
  * Serve the server on `node:http` at `port` and `host` while the layer
  * lives; stopping waits for in-flight requests. Provides the address it
- * listens on. The platform's span per request is skipped when no tracer is
- * installed (it would go nowhere and costs tens of microseconds).
+ * listens on. The platform's own span per request is off: it would record
+ * the full URL (an upstream callback's code) and the response headers (a
+ * redirect's code); the server's request span (when a tracer is installed)
+ * records method, path and status only.
  */
 export const layer = (listen: ListenOptions): Layer.Layer<ListeningAddress, HttpServerError.ServeError, Services> =>
-  Layer.unwrapEffect(Effect.map(tracerInstalled, (traced) =>
-    HttpMiddleware.withTracerDisabledWhen(
-      Layer.scoped(
-        ListeningAddress,
-        Effect.gen(function*() {
-          const handler = yield* makeNodeHandler
-          const server = createServer({ keepAliveTimeout: 60_000 }, handler)
-          return yield* Effect.acquireRelease(listenOn(server, listen), () => close(server))
-        })
-      ),
-      () => !traced
-    )))
+  HttpMiddleware.withTracerDisabledWhen(
+    Layer.scoped(
+      ListeningAddress,
+      Effect.gen(function*() {
+        const handler = yield* makeNodeHandler
+        const server = createServer({ keepAliveTimeout: 60_000 }, handler)
+        return yield* Effect.acquireRelease(listenOn(server, listen), () => close(server))
+      })
+    ),
+    () => true
+  )
+
+/** `GET /metrics` alone (Prometheus text) on a port of its own while the layer lives; logs `metrics listening` with its address. */
+export const metricsLayer = (listen: ListenOptions): Layer.Layer<never, HttpServerError.ServeError> =>
+  HttpMiddleware.withTracerDisabledWhen(
+    Layer.scopedDiscard(Effect.gen(function*() {
+      const server = createServer(yield* NodeHttpServer.makeHandler(metricsApp))
+      const address = yield* Effect.acquireRelease(listenOn(server, listen), () => close(server))
+      yield* Effect.logInfo("metrics listening").pipe(Effect.annotateLogs({ address, path: "/metrics" }))
+    })),
+    () => true
+  )
 
 /**
  * The server as a `(request, response)` handler for your own `node:http`

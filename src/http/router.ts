@@ -1,6 +1,7 @@
 /**
  * The server's routes as one `HttpApp`: discovery, the authorization server
- * (registration, the front channel, the back channel), `/mcp` and `/healthz`,
+ * (registration, the front channel, the back channel), `/mcp`, `/healthz` and
+ * `/metrics` (when exposed),
  * around them what every response needs: CORS where browser clients call,
  * the body size limit, an answer for every failure (a JSON 404 for an
  * unknown route, an opaque 500 for a defect), and one log line per request.
@@ -15,9 +16,11 @@ import { readText } from "./body.ts"
 import { allowAnyOrigin, isCorsPath, preflight } from "./cors.ts"
 import { healthz } from "./health.ts"
 import { HttpLimits } from "./limits.ts"
+import { metricsRoute } from "./metrics.ts"
 import { mcpDelete, mcpGet, mcpPost } from "./mcp/endpoint.ts"
 import { authorizationServerMetadata, jwkSet, protectedResourceMetadata } from "./metadata.ts"
 import { RequestLog } from "./requestLog.ts"
+import { withRequestSpan } from "./requestSpan.ts"
 import { errorResponse, jsonResponse, notFoundResponse } from "./respond.ts"
 import { upstreamAuthorize } from "./upstream/authorize.ts"
 import { upstreamCallback } from "./upstream/callback.ts"
@@ -47,7 +50,8 @@ export const routes = HttpRouter.empty.pipe(
   HttpRouter.post("/mcp", withRequest((request) => mcpPost({ method: request.method, headers: request.headers, text: readText(request) }))),
   HttpRouter.get("/mcp", withRequest(mcpGet)),
   HttpRouter.del("/mcp", withRequest(mcpDelete)),
-  HttpRouter.get("/healthz", healthz)
+  HttpRouter.get("/healthz", healthz),
+  HttpRouter.get("/metrics", metricsRoute)
 )
 
 /** The path of a request without its query (which may carry codes or state). */
@@ -76,16 +80,19 @@ const answerEverything = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<nev
   })
 
 /**
- * Around every request: the body size limit, and one log line once the
- * response is ready (method, path, status, duration; never the query,
- * headers or body).
+ * Around every request: the body size limit, a span when a tracer is
+ * installed, and one log line once the response is ready (method, path,
+ * status, duration; never the query, headers or body).
  */
 const limitedAndLogged = <R>(app: HttpApp.Default<never, R>): HttpApp.Default<never, R | HttpLimits | RequestLog> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const limits = yield* HttpLimits
     const started = yield* Clock.currentTimeNanos
-    const response = yield* HttpServerRequest.withMaxBodySize(app, Option.some(limits.maxBodyBytes))
+    const response = yield* withRequestSpan(
+      { method: request.method, path: pathOf(request.url), headers: request.headers },
+      HttpServerRequest.withMaxBodySize(app, Option.some(limits.maxBodyBytes))
+    )
     const elapsed = Number((yield* Clock.currentTimeNanos) - started) / 1e6
     yield* (yield* RequestLog).record({ method: request.method, path: pathOf(request.url), status: response.status, ms: Math.round(elapsed * 10) / 10 })
     return response

@@ -3,9 +3,6 @@ import { Effect } from "effect"
 /** The tracer every runtime has unless the application installs one (its spans go nowhere). */
 const defaultTracer = Effect.runSync(Effect.tracer)
 
-/** Whether the application has installed a tracer of its own (spans would go somewhere). */
-export const tracerInstalled: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tracer) => tracer !== defaultTracer)
-
 /**
  * A span around a public operation, created only when the application has
  * installed a tracer: with Effect's default tracer the span is dropped anyway,
@@ -20,3 +17,7 @@ export const traced = (name: string, attributes?: Record<string, unknown>) =>
       ? self
       : Effect.withSpan(self, name, attributes === undefined ? { captureStackTrace: false } : { captureStackTrace: false, attributes })
   )
+
+/** `plain` when no tracer is installed; otherwise what `spanned` builds (a span around it). */
+export const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, spanned: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) => tracer === defaultTracer ? plain : spanned())

@@ -3,13 +3,14 @@
  * provider access token for (grant, provider), refreshing it upstream shortly
  * before it expires, once, however many callers need it at the same moment.
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import { Keys } from "../internal/keys.ts"
 import type { ProviderTokens } from "../schema/providerTokens.ts"
 import { ProviderTokenStore } from "../services/ProviderTokenStore.ts"
 import { RefreshLock } from "../services/RefreshLock.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import { UpstreamTokenClient, UpstreamTokenError, type UpstreamTokenResponse } from "../services/UpstreamTokenClient.ts"
+import { upstreamRefreshes } from "../internal/metrics.ts"
 import { traced } from "../internal/traced.ts"
 
 /**
@@ -124,6 +125,10 @@ export const makeProviderTokenRefresher = (options: ProviderTokenRefresherOption
           return yield* Effect.fail(new ReauthorizationRequired({ authorizationId, providerId, reason: "Expired" }))
         }
         const response = yield* upstream.refresh(providerId, tokens.refreshToken).pipe(
+          Effect.tapBoth({
+            onFailure: (error) => Metric.increment(upstreamRefreshes(providerId, error.reason)),
+            onSuccess: () => Metric.increment(upstreamRefreshes(providerId, "ok"))
+          }),
           Effect.catchIf(
             (error) => error.reason === "InvalidGrant",
             () =>

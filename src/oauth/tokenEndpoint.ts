@@ -2,7 +2,7 @@
  * The token endpoint's grants: the authorization code exchange (RFC 6749
  * §4.1.3 with PKCE) and refresh with rotation (RFC 6749 §6, OAuth 2.1 §4.3).
  */
-import { Clock, Duration, Effect, Option, Redacted } from "effect"
+import { Clock, Duration, Effect, Metric, Option, Redacted } from "effect"
 import {
   InvalidGrant,
   type InvalidDpopProof,
@@ -30,6 +30,7 @@ import { checkDpopProof, type CheckedDpopProof, type DpopProofInput, rememberDpo
 import { verifyPkce } from "./pkce.ts"
 import { sameResource } from "./resources.ts"
 import { formatScope, missingScopes, parseScope } from "./scopes.ts"
+import { tokensIssued } from "../internal/metrics.ts"
 import { traced } from "../internal/traced.ts"
 
 /** Tokens issued by the token endpoint, secrets still `Redacted`. */
@@ -148,6 +149,13 @@ const differentResource = (requested: string | undefined, recorded: string | und
 const revokeAnd = <E>(grantId: string, error: E) =>
   Effect.flatMap(TokenStore, (store) => store.revokeGrant(grantId)).pipe(Effect.zipRight(Effect.fail(error)))
 
+/** Count what a grant type issued (`mcp_oauth_tokens_issued_total`). */
+const countIssued = (counters: typeof tokensIssued[keyof typeof tokensIssued], issued: IssuedTokens) =>
+  Effect.zipRight(
+    Metric.increment(counters.access),
+    issued.refreshToken === undefined ? Effect.void : Metric.increment(counters.refresh)
+  )
+
 const grantGone = () => new InvalidGrant({ description: "the grant has been revoked or has expired" })
 
 /**
@@ -217,6 +225,7 @@ export const exchangeCode = (
     }, proof)
     // A replay that raced this exchange revoked the grant: what was just issued must not survive it.
     if (Option.isNone(yield* store.getGrant(code.grantId))) return yield* revokeAnd(code.grantId, grantGone())
+    yield* countIssued(tokensIssued.authorizationCode, issued)
     return issued
   }).pipe(traced("OAuth.exchangeCode"))
 
@@ -301,6 +310,7 @@ export const refreshTokens = (
           scopes,
           grantId: record.grantId
         }
+        yield* countIssued(tokensIssued.refreshToken, issued)
         return issued
       }
       case "GraceReplay": {

@@ -9,6 +9,7 @@ import { isServerUrl } from "../oauth/config.ts"
 import { isLoopbackHost } from "../oauth/loopback.ts"
 import { parseScope } from "../oauth/scopes.ts"
 import { limitsConfig, type LimitsSettings } from "./limitsConfig.ts"
+import { type TelemetrySettings, telemetryConfig } from "./telemetryConfig.ts"
 
 /** The storage backends `STORE` may name. */
 export const STORE_KINDS = ["memory", "sqlite", "file", "redis"] as const
@@ -23,6 +24,12 @@ export interface UpstreamSettings {
   /** Refresh the provider's access token this many seconds before it expires (seed 002's `skewSeconds`). */
   readonly refreshSkewSeconds: number
 }
+
+/** Where `/metrics` is served (`METRICS`): nowhere, on the main server, or on a port of its own (on `HOST`). */
+export type MetricsSetting =
+  | { readonly _tag: "Off" }
+  | { readonly _tag: "Main" }
+  | { readonly _tag: "Port"; readonly port: number }
 
 export interface ServerSettings extends LimitsSettings {
   readonly port: number
@@ -53,6 +60,25 @@ export interface ServerSettings extends LimitsSettings {
   readonly dpopNonce: boolean
   /** How long after its `iat` a DPoP proof is accepted (`DPOP_PROOF_MAX_AGE`, seconds, default 60). */
   readonly dpopProofMaxAgeSeconds: number
+  /** `/metrics` in the Prometheus text format (`METRICS`, default off). */
+  readonly metrics: MetricsSetting
+  /** OTLP export of traces and metrics (`OTEL_EXPORTER_OTLP_*`, default none). */
+  readonly telemetry: TelemetrySettings
+}
+
+/** Whether the stores are instrumented: `/metrics` is served or metrics are exported over OTLP. */
+export const metricsEnabled = (settings: Pick<ServerSettings, "metrics" | "telemetry">): boolean =>
+  settings.metrics._tag !== "Off" || Option.isSome(settings.telemetry.metrics)
+
+/** `off`, `on` (the main server's `/metrics`) or a port number (`/metrics` there, on `HOST`). */
+export const parseMetrics = (name: string, value: string): Either.Either<MetricsSetting, ConfigError.ConfigError> => {
+  const trimmed = value.trim().toLowerCase()
+  if (trimmed === "off" || trimmed === "") return Either.right({ _tag: "Off" })
+  if (trimmed === "on") return Either.right({ _tag: "Main" })
+  const port = /^\d{1,5}$/.test(trimmed) ? Number(trimmed) : Number.NaN
+  return port >= 1 && port <= 65535
+    ? Either.right({ _tag: "Port", port })
+    : Either.left(invalid(name, "expected off, on or a port number"))
 }
 
 /** The scope the `whoami` tool needs. */
@@ -211,7 +237,12 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
   scopeDescriptions: scopeDescriptionsConfig,
   limits: limitsConfig,
   dpopNonce: dpopNonceConfig,
-  dpopProofMaxAgeSeconds: dpopProofMaxAgeConfig
+  dpopProofMaxAgeSeconds: dpopProofMaxAgeConfig,
+  metrics: Config.string("METRICS").pipe(
+    Config.withDefault("off"),
+    Config.mapOrFail((value) => parseMetrics("METRICS", value))
+  ),
+  telemetry: telemetryConfig
 }).pipe(
   Config.map(({ limits, ...settings }) => ({ ...settings, ...limits })),
   Config.mapOrFail((settings): Either.Either<ServerSettings, ConfigError.ConfigError> => {
@@ -226,6 +257,9 @@ export const serverConfig: Config.Config<ServerSettings> = Config.all({
     }
     if (Option.isSome(settings.devAutoApprove) && Option.isSome(settings.upstream)) {
       return Either.left(invalid("DEV_AUTO_APPROVE", "cannot be combined with UPSTREAM_ISSUER: the upstream provider signs users in"))
+    }
+    if (settings.metrics._tag === "Port" && settings.metrics.port === settings.port) {
+      return Either.left(invalid("METRICS", `the metrics port must differ from PORT (${settings.port}); use METRICS=on to serve /metrics there`))
     }
     if (Option.isNone(settings.publicUrl) && !loopback) {
       return Either.left(invalid("PUBLIC_URL", `required when HOST (${settings.host}) is not a loopback address`))

@@ -10,11 +10,14 @@ import { greet } from "../http/mcp/tools/greet.ts"
 import { upstreamUserinfo } from "../http/mcp/tools/upstreamUserinfo.ts"
 import { whoami } from "../http/mcp/tools/whoami.ts"
 import type { RequestLog } from "../http/requestLog.ts"
-import type { ServerSettings } from "./config.ts"
+import { metricsEnabled, type ServerSettings } from "./config.ts"
 import { announceToolsChangedOnHangup } from "./hangup.ts"
 import { serverCrypto } from "./secrets.ts"
+import { upstreamProbe } from "./startupChecks.ts"
 import { serverStores, storeLocation } from "./stores.ts"
 import * as NodeClientMetadata from "../layers/clientMetadata/node.ts"
+import { registerEngineMetrics } from "../internal/metrics.ts"
+import { instrument } from "../layers/instrumented/index.ts"
 
 /** The piece's options from the settings (the tools of the mode, sign-in, lifetimes, limits). */
 export const serverOptions = (settings: ServerSettings, requestLog?: RequestLog.Service) => {
@@ -35,6 +38,7 @@ export const serverOptions = (settings: ServerSettings, requestLog?: RequestLog.
     ...(requestLog === undefined ? {} : { requestLog }),
     limits: settings.limits,
     ...(Option.isSome(settings.trustProxy) ? { trustProxy: settings.trustProxy.value } : {}),
+    metrics: settings.metrics._tag === "Main",
     // This instance's own address, for clients that reach it directly rather than through PUBLIC_URL.
     allowedHosts: [`${settings.host.includes(":") ? `[${settings.host}]` : settings.host}:${settings.port}`]
   } as const
@@ -71,11 +75,26 @@ const clientMetadataDocuments = (settings: ServerSettings) =>
     ? NodeClientMetadata.layer({ allowLoopback: settings.clientMetadataAllowLoopback })
     : Layer.empty
 
-/** The server's services for the settings given: the piece over the chosen store and `Crypto` (and the metadata-document fetcher). */
+/** `layer` with metric recording when metrics are on (`METRICS` or OTLP metrics); as it is otherwise. */
+const measured = <A, E, R>(settings: ServerSettings, layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  metricsEnabled(settings) ? instrument(layer, { backend: settings.store }) : layer
+
+/**
+ * The server's services for the settings given: the piece over the chosen
+ * store and `Crypto` (and the metadata-document fetcher), the stores and
+ * `Crypto` instrumented when metrics are on, and in upstream mode the
+ * startup probe of the upstream issuer.
+ */
 export const serviceLayer = (settings: ServerSettings, requestLog?: RequestLog.Service) => {
-  const crypto = serverCrypto(settings.dataDir, settings.store)
-  const stores = Layer.mergeAll(serverStores(settings.store, settings.dataDir), logStore(settings), clientMetadataDocuments(settings)).pipe(
-    Layer.provideMerge(crypto)
+  const crypto = measured(settings, serverCrypto(settings.dataDir, settings.store))
+  const stores = Layer.mergeAll(
+    measured(settings, serverStores(settings.store, settings.dataDir)),
+    logStore(settings),
+    clientMetadataDocuments(settings)
+  ).pipe(Layer.provideMerge(crypto))
+  const engineMetrics = metricsEnabled(settings) ? Layer.effectDiscard(registerEngineMetrics) : Layer.empty
+  const server = Layer.mergeAll(serverOptions(settings, requestLog), announceToolsChangedOnHangup, engineMetrics).pipe(
+    Layer.provideMerge(stores)
   )
-  return Layer.merge(serverOptions(settings, requestLog), announceToolsChangedOnHangup).pipe(Layer.provideMerge(stores))
+  return Layer.provideMerge(upstreamProbe, server)
 }

@@ -17,7 +17,7 @@ const errnoOf = (u: unknown): string | undefined =>
 export const describeStartupFailure = (error: unknown, address: { readonly host: string; readonly port: number }): string => {
   if (ConfigError.isConfigError(error)) return describeConfigError(error)
   if (error instanceof StoreError) return `the store could not be opened: ${logDetail(error)}`
-  if (hasTag(error, "KeyFileError") || hasTag(error, "InvalidOAuthOptions")) return `invalid configuration: ${(error as Error).message}`
+  if (hasTag(error, "KeyFileError") || hasTag(error, "InvalidOAuthOptions") || hasTag(error, "TelemetryUnavailable")) return `invalid configuration: ${(error as Error).message}`
   if (hasTag(error, "ServeError")) {
     const cause = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
     return `cannot listen on ${address.host}:${address.port} (${errnoOf(cause) ?? "error"})`

@@ -5,12 +5,14 @@
  * the provider, signs in and consents there, comes back through our
  * `/callback` to the client's redirect URI. `upstream_userinfo` then calls the
  * provider with the stored provider token, and again after that token has
- * expired (the server refreshes it upstream on the way).
+ * expired (the server refreshes it upstream on the way), which `/metrics`
+ * counts. The issuer was discovered once at startup, without a warning.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { setTimeout as sleep } from "node:timers/promises"
 import { authorizeAndConnect, MemoryOAuthProvider, readRedirect, REDIRECT_URI } from "../support/mcpClient.ts"
 import { displayName, driveInteraction, type OidcProvider, startOidcProvider } from "../support/oidcProvider.ts"
+import { sampleOf, scrape } from "../support/prometheus.ts"
 import { freePort } from "../support/redisServer.ts"
 import { type ServerProcess, startServer } from "../support/server.ts"
 
@@ -30,7 +32,8 @@ beforeAll(async () => {
       UPSTREAM_CLIENT_ID: upstream.clientId,
       UPSTREAM_CLIENT_SECRET: upstream.clientSecret,
       UPSTREAM_SCOPES: "openid profile offline_access",
-      UPSTREAM_REFRESH_SKEW_SECONDS: "0"
+      UPSTREAM_REFRESH_SKEW_SECONDS: "0",
+      METRICS: "on"
     }
   })
 }, 60_000)
@@ -44,6 +47,15 @@ const throughUpstream = (login: string) => async (authorizationUrl: URL) =>
   readRedirect(await driveInteraction(upstream, authorizationUrl.href, { stopAt: REDIRECT_URI, login }))
 
 describe("upstream mode with the MCP SDK client and a real oidc-provider", () => {
+  it("discovers the issuer at startup, without a warning", async () => {
+    const deadline = Date.now() + 10_000
+    while (!server.lines().some((line) => line.includes("\"message\":\"upstream metadata discovered\""))) {
+      if (Date.now() > deadline) throw new Error(`no discovery at startup:\n${server.lines().join("\n")}`)
+      await sleep(100)
+    }
+    expect(server.lines().filter((line) => line.includes("\"logLevel\":\"WARN\""))).toEqual([])
+  })
+
   it("authorizes through the provider; upstream_userinfo works, and again after the provider token expired", { timeout: 60_000 }, async () => {
     const provider = new MemoryOAuthProvider("mcp:tools mcp:upstream")
     const { client } = await authorizeAndConnect(server.url, provider, throughUpstream("hana"))
@@ -66,6 +78,9 @@ describe("upstream mode with the MCP SDK client and a real oidc-provider", () =>
       expect(upstream.grants()).toEqual(["authorization_code", "refresh_token"])
       // Our own token was not refreshed: the upstream refresh happened inside the server.
       expect(provider.tokenHistory.length).toBe(1)
+      const metrics = await scrape(`${server.url}/metrics`)
+      expect(sampleOf(metrics, "mcp_upstream_refreshes_total", { provider: "upstream", outcome: "ok" })).toBe(1)
+      expect(sampleOf(metrics, "mcp_oauth_tokens_issued_total", { grant_type: "authorization_code", token: "access" })).toBe(1)
     } finally {
       await client.close()
     }

@@ -184,4 +184,68 @@ describe("server settings from the environment", () => {
         expect(message).not.toContain("\n")
       }
     }))
+
+  it.effect("METRICS: off by default; on (the main server) or a port of its own; anything else refused", () =>
+    Effect.gen(function*() {
+      expect((yield* load({})).metrics).toEqual({ _tag: "Off" })
+      expect((yield* load({ METRICS: "off" })).metrics).toEqual({ _tag: "Off" })
+      expect((yield* load({ METRICS: "on" })).metrics).toEqual({ _tag: "Main" })
+      expect((yield* load({ METRICS: "9464" })).metrics).toEqual({ _tag: "Port", port: 9464 })
+      for (const value of ["yes", "0", "70000", "-1", "9464x"]) {
+        const message = yield* failure({ METRICS: value })
+        expect(message, value).toContain("METRICS")
+        expect(message).toContain("expected off, on or a port number")
+      }
+      expect(yield* failure({ METRICS: "8787" })).toMatch(/METRICS.*must differ from PORT/)
+    }))
+
+  it.effect("OTLP export: off unless an endpoint is set; the standard variables, each signal's own first", () =>
+    Effect.gen(function*() {
+      const none = (yield* load({})).telemetry
+      expect(Option.isNone(none.traces) && Option.isNone(none.metrics)).toBe(true)
+
+      const base = (yield* load({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector.internal:4318/",
+        OTEL_EXPORTER_OTLP_HEADERS: "api-key=s%3Dcret,X-Tenant=a"
+      })).telemetry
+      expect(Option.map(base.traces, (t) => [t.url, t.protocol, t.intervalMillis])).toEqual(
+        Option.some(["http://collector.internal:4318/v1/traces", "http/protobuf", 5000])
+      )
+      expect(Option.map(base.metrics, (m) => [m.url, m.intervalMillis, Redacted.value(m.headers)])).toEqual(
+        Option.some(["http://collector.internal:4318/v1/metrics", 60000, { "api-key": "s=cret", "x-tenant": "a" }])
+      )
+
+      const own = (yield* load({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "https://collector.example",
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "https://metrics.example/ingest",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: "http/protobuf",
+        OTEL_TRACES_EXPORTER: "none",
+        OTEL_METRIC_EXPORT_INTERVAL: "15000"
+      })).telemetry
+      expect(Option.isNone(own.traces)).toBe(true)
+      expect(Option.map(own.metrics, (m) => [m.url, m.protocol, m.intervalMillis])).toEqual(
+        Option.some(["https://metrics.example/ingest", "http/protobuf", 15000])
+      )
+
+      const disabled = (yield* load({ OTEL_EXPORTER_OTLP_ENDPOINT: "https://collector.example", OTEL_SDK_DISABLED: "true" })).telemetry
+      expect(Option.isNone(disabled.traces) && Option.isNone(disabled.metrics)).toBe(true)
+
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT"],
+        [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "ftp://x" }, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"],
+        [{ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, "OTEL_EXPORTER_OTLP_PROTOCOL"],
+        [{ OTEL_EXPORTER_OTLP_HEADERS: "no-equals" }, "OTEL_EXPORTER_OTLP_HEADERS"],
+        [{ OTEL_EXPORTER_OTLP_METRICS_HEADERS: "k=%E0%A4%A" }, "OTEL_EXPORTER_OTLP_METRICS_HEADERS"],
+        [{ OTEL_TRACES_EXPORTER: "zipkin" }, "OTEL_TRACES_EXPORTER"],
+        [{ OTEL_METRIC_EXPORT_INTERVAL: "0" }, "OTEL_METRIC_EXPORT_INTERVAL"]
+      ]
+      for (const [env, name] of cases) {
+        const message = yield* failure(env)
+        expect(message, JSON.stringify(env)).toContain(name)
+        expect(message).not.toContain("\n")
+      }
+      // A header value (a credential) is never echoed.
+      expect(yield* failure({ OTEL_EXPORTER_OTLP_HEADERS: "api-key=%zzsecret-value" })).not.toContain("secret-value")
+    }))
 })

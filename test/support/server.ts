@@ -53,7 +53,7 @@ export interface StartOptions {
 const baseEnv = (): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && !/^(RS_TOKENS_|REDIS_|UPSTREAM_|API_KEYS|DEV_AUTO_APPROVE|PUBLIC_URL|SQLITE_PATH|STORE|SCOPES|ACCESS_TOKEN_|MAX_BODY_BYTES|LOG_LEVEL|TRUST_PROXY|REGISTER_|AUTHORIZE_|SIGN_IN_|DPOP_)/.test(name)) {
+    if (value !== undefined && !/^(RS_TOKENS_|REDIS_|UPSTREAM_|API_KEYS|DEV_AUTO_APPROVE|PUBLIC_URL|SQLITE_PATH|STORE|SCOPES|ACCESS_TOKEN_|MAX_BODY_BYTES|LOG_LEVEL|TRUST_PROXY|REGISTER_|AUTHORIZE_|SIGN_IN_|DPOP_|METRICS|OTEL_)/.test(name)) {
       env[name] = value
     }
   }

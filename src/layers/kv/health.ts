@@ -1,4 +1,4 @@
-import { Context, type Effect, Metric } from "effect"
+import { Context, type Effect } from "effect"
 
 /**
  * How the KV layer's write-through fallback is doing, for this instance: KV
@@ -15,9 +15,3 @@ export declare namespace KvHealth {
     readonly memoryOnly: Effect.Effect<number>
   }
 }
-
-/** The same failures as a process-wide metric, for exporters. */
-export const kvWriteFailures = Metric.counter("mcp_store_kv_write_failures", {
-  description: "Cloudflare KV writes that failed and were kept in memory instead",
-  incremental: true
-})

@@ -11,7 +11,7 @@
  *   60-second floor) frees the storage.
  * - Seed 000's write-through memory fallback: a write KV refuses is kept in
  *   this instance's memory (readable for the life of the instance), logged
- *   and counted (`KvHealth`, and the `mcp_store_kv_write_failures` metric).
+ *   and counted (`KvHealth`, and the `mcp_store_kv_write_failures_total` metric).
  *   See `tier.ts`.
  * - KV has no compare-and-set: see `capabilities` for what is not atomic.
  */

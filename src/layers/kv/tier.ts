@@ -3,7 +3,8 @@ import { LruMap } from "../../internal/lruMap.ts"
 import { open, seal } from "../../internal/sealed.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
-import { type KvHealth, kvWriteFailures } from "./health.ts"
+import { kvWriteFailures } from "../../internal/metrics.ts"
+import type { KvHealth } from "./health.ts"
 import {
   checkKey,
   isLiveMeta,
