@@ -4,10 +4,11 @@
  * backend. A Worker of your own is the same three lines with your tools
  * (README, "The server as a Cloudflare Worker").
  */
-import { McpWorker, StoreObject } from "../exports/worker.ts"
+import { StoreObject } from "../layers/durable/object/storeObject.ts"
 import { greet } from "../http/mcp/tools/greet.ts"
 import { whoami } from "../http/mcp/tools/whoami.ts"
 import { DEFAULT_SCOPE_DESCRIPTIONS } from "../server/config.ts"
+import * as McpWorker from "./McpWorker.ts"
 
 export { StoreObject }
 

@@ -6,7 +6,7 @@ import * as Statement from "@effect/sql/Statement"
 import Database from "better-sqlite3"
 import { Effect, type Scope, Stream } from "effect"
 import type { StoreError } from "../../services/StoreError.ts"
-import { toStoreError } from "./db.ts"
+import { toStoreError } from "./storeError.ts"
 
 const METHOD = "SqliteStore.layer"
 

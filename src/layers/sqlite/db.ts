@@ -2,8 +2,9 @@ import { SqlClient } from "@effect/sql"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Exit, type Fiber, Option } from "effect"
-import { StoreError, type StoreErrorReason } from "../../services/StoreError.ts"
+import { StoreError } from "../../services/StoreError.ts"
 import type { OwnedConnection } from "./connection.ts"
+import { toStoreError } from "./storeError.ts"
 
 /**
  * How the SQLite stores talk to the database: statements with positional
@@ -31,46 +32,6 @@ export interface Db {
    * becomes a savepoint of that one.
    */
   readonly write: <A, E>(method: string, body: Effect.Effect<A, E>) => Effect.Effect<A, E | StoreError>
-}
-
-const sqliteCode = (cause: unknown): string | undefined => {
-  if (typeof cause !== "object" || cause === null || !("code" in cause)) return undefined
-  return typeof cause.code === "string" && cause.code.startsWith("SQLITE_") ? cause.code : undefined
-}
-
-/** The SQLite result code behind a failure, looking through `SqlError` and its causes. */
-export const sqliteCodeOf = (error: unknown): string | undefined => {
-  let current: unknown = error
-  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
-    const code = sqliteCode(current)
-    if (code !== undefined) return code
-    current = "cause" in current ? current.cause : undefined
-  }
-  return undefined
-}
-
-/**
- * Which `StoreError` reason a SQLite result code means: a busy or locked
- * database after the busy timeout, a full disk or an I/O error are
- * `Unavailable` (retryable); a damaged or foreign file is `Corrupt`; a
- * constraint violation is `Conflict`.
- */
-export const reasonOf = (code: string | undefined): StoreErrorReason => {
-  if (code === undefined) return "Unavailable"
-  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") return "Corrupt"
-  if (code.startsWith("SQLITE_CONSTRAINT")) return "Conflict"
-  return "Unavailable"
-}
-
-/** A failure of the database as a `StoreError`: the SQLite code is the description (never a value or a parameter). */
-export const toStoreError = (method: string, error: unknown): StoreError => {
-  const code = sqliteCodeOf(error)
-  return new StoreError({
-    reason: reasonOf(code),
-    method,
-    description: code ?? "database error",
-    cause: error
-  })
 }
 
 const changesOf = (result: unknown): number =>
