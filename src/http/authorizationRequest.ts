@@ -12,7 +12,7 @@ import type { FormParams } from "./body.ts"
 import { errorPage } from "./pages.ts"
 import { errorResponse, htmlResponse, redirectResponse } from "./respond.ts"
 
-/** The RFC 6749 §4.1.1 / RFC 7636 / RFC 8707 parameters of `/authorize`. */
+/** The RFC 6749 §4.1.1 / RFC 7636 / RFC 8707 / RFC 9449 §10 parameters of `/authorize`. */
 export const authorizationRequestFrom = (params: FormParams): AuthorizationRequest => ({
   responseType: params["response_type"],
   clientId: params["client_id"],
@@ -21,7 +21,8 @@ export const authorizationRequestFrom = (params: FormParams): AuthorizationReque
   state: params["state"],
   codeChallenge: params["code_challenge"],
   codeChallengeMethod: params["code_challenge_method"],
-  resource: params["resource"]
+  resource: params["resource"],
+  dpopJkt: params["dpop_jkt"]
 })
 
 /**

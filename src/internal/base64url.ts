@@ -24,6 +24,9 @@ const DECODE: Int8Array = (() => {
 /** `true` when every character of `input` is in the base64url alphabet (padding not allowed). */
 export const isBase64UrlAlphabet = (input: string): boolean => /^[A-Za-z0-9_-]*$/.test(input)
 
+/** A SHA-256 digest in unpadded base64url (43 characters): a PKCE S256 challenge, a JWK thumbprint (RFC 7638). */
+export const isSha256Base64Url = (input: string): boolean => input.length === 43 && isBase64UrlAlphabet(input)
+
 /** The number of bytes an unpadded base64url string of `length` characters encodes. */
 export const decodedByteLength = (length: number): number => Math.floor((length * 3) / 4)
 

@@ -22,6 +22,7 @@ import { TokenStore } from "../services/TokenStore.ts"
 import { findClient } from "./clientMetadataDocument.ts"
 import { OAuthConfig } from "./config.ts"
 import { isCodeChallenge } from "./pkce.ts"
+import { isSha256Base64Url } from "../internal/base64url.ts"
 import { matchRedirectUri } from "./redirectUris.ts"
 import { resolveResource } from "./resources.ts"
 import { narrowScopes, parseScope } from "./scopes.ts"
@@ -38,6 +39,8 @@ export interface AuthorizationRequest {
   readonly codeChallengeMethod?: string | undefined
   /** RFC 8707 `resource`: one value (several are refused with `invalid_target`). */
   readonly resource?: string | ReadonlyArray<string> | undefined
+  /** RFC 9449 §10 `dpop_jkt`: bind the code to the DPoP key with this JWK SHA-256 thumbprint. */
+  readonly dpopJkt?: string | undefined
   /** The signed-in user, when the server already knows who it is. */
   readonly subject?: string | undefined
   /** Upstream federation: the state and PKCE verifier of our request to the provider, kept with the transaction. */
@@ -182,6 +185,9 @@ export const authorize = (
       if (!isCodeChallenge(request.codeChallenge)) {
         return yield* Effect.fail(new InvalidRequest({ description: "code_challenge is not an S256 challenge" }))
       }
+      if (request.dpopJkt !== undefined && !isSha256Base64Url(request.dpopJkt)) {
+        return yield* Effect.fail(new InvalidRequest({ description: "dpop_jkt is not a JWK SHA-256 thumbprint" }))
+      }
       const resource = (yield* resolveResource(request.resource, config.resources)) ?? config.defaultAudience
       const scopes = yield* resolveScopes(request.scope, client, config.scopesSupported)
       return { codeChallenge: request.codeChallenge, resource, scopes }
@@ -197,6 +203,7 @@ export const authorize = (
       scopes: validated.scopes,
       resource: validated.resource,
       ...(state === undefined ? {} : { state }),
+      ...(request.dpopJkt === undefined ? {} : { dpopJkt: request.dpopJkt }),
       ...(request.subject === undefined ? {} : { subject: request.subject }),
       ...(request.upstream === undefined ? {} : { upstream: request.upstream }),
       ttl: Duration.millis(config.transactionTtl)
@@ -278,6 +285,7 @@ export const approve = (
       codeChallengeMethod: transaction.codeChallengeMethod,
       scopes,
       ...(transaction.resource === undefined ? {} : { resource: transaction.resource }),
+      ...(transaction.dpopJkt === undefined ? {} : { dpopJkt: transaction.dpopJkt }),
       authorizationId: transaction.id,
       ttl: Duration.millis(config.codeTtl)
     })

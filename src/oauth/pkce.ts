@@ -1,9 +1,9 @@
 /** PKCE (RFC 7636) with S256 only, as OAuth 2.1 requires. */
 import { Effect } from "effect"
-import { encodeBase64Url } from "../internal/base64url.ts"
+import { encodeBase64Url, isSha256Base64Url } from "../internal/base64url.ts"
 
 /** An S256 challenge: the base64url SHA-256 of a verifier, 43 characters. */
-export const isCodeChallenge = (challenge: string): boolean => /^[A-Za-z0-9_-]{43}$/.test(challenge)
+export const isCodeChallenge = isSha256Base64Url
 
 /** A code verifier: 43 to 128 unreserved characters (RFC 7636 §4.1). */
 export const isCodeVerifier = (verifier: string): boolean => /^[A-Za-z0-9._~-]{43,128}$/.test(verifier)

@@ -101,9 +101,17 @@ const mayUse = (client: RegisteredClient, grantType: string) =>
 /** Whether a client is public (no credentials of its own): its refresh tokens are bound to its DPoP key (RFC 9449 §5). */
 const isPublic = (client: RegisteredClient): boolean => client.metadata.token_endpoint_auth_method === "none"
 
-/** Check the request's DPoP proof, if it has one, before any store is touched (nothing is remembered yet). */
-const checkProof = (dpop: DpopProofInput | undefined) =>
-  dpop === undefined ? Effect.succeed(undefined) : checkDpopProof(dpop, "token")
+/**
+ * Check the request's DPoP proof, if it has one, before any store is touched
+ * (nothing is remembered yet). A client that registered
+ * `dpop_bound_access_tokens` must send one (RFC 9449 §5.2).
+ */
+const checkProof = (client: RegisteredClient, dpop: DpopProofInput | undefined) => {
+  if (dpop !== undefined) return checkDpopProof(dpop, "token")
+  return client.metadata.dpop_bound_access_tokens === true
+    ? Effect.fail(new InvalidRequest({ description: "this client registered dpop_bound_access_tokens: its token requests need a DPoP proof" }))
+    : Effect.succeed(undefined)
+}
 
 /**
  * Issue an access token and, when the client may refresh, the first refresh
@@ -179,7 +187,7 @@ export const exchangeCode = (
     if (request.codeVerifier === undefined) {
       return yield* Effect.fail(new InvalidRequest({ description: "code_verifier is required" }))
     }
-    const proof = yield* checkProof(request.dpop)
+    const proof = yield* checkProof(client, request.dpop)
     const store = yield* TokenStore
     const consumption = yield* store.consumeCode(request.code)
     if (consumption._tag === "NotFound") {
@@ -207,6 +215,11 @@ export const exchangeCode = (
     }
     if (differentResource(request.resource, code.resource)) {
       return yield* revokeAnd(code.grantId, new InvalidTarget({ description: "resource differs from the authorization request" }))
+    }
+    if (code.dpopJkt !== undefined && proof?.jkt !== code.dpopJkt) {
+      return yield* revokeAnd(code.grantId, new InvalidGrant({
+        description: "the authorization request named a DPoP key (dpop_jkt): present a DPoP proof of that key"
+      }))
     }
     if (proof !== undefined) {
       yield* rememberDpopProof(proof).pipe(Effect.catchTag("InvalidDpopProof", (error) => revokeAnd(code.grantId, error)))
@@ -252,7 +265,7 @@ export const refreshTokens = (
     yield* mayUse(client, "refresh_token")
     const presented = request.refreshToken
     if (presented === undefined) return yield* Effect.fail(new InvalidRequest({ description: "refresh_token is required" }))
-    const proof = yield* checkProof(request.dpop)
+    const proof = yield* checkProof(client, request.dpop)
     const store = yield* TokenStore
     const found = yield* store.getRefreshToken(presented)
     if (Option.isNone(found)) return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))

@@ -23,7 +23,9 @@ export const ClientMetadata = Schema.Struct({
   policy_uri: Schema.optional(Schema.String),
   jwks_uri: Schema.optional(Schema.String),
   software_id: Schema.optional(Schema.String),
-  software_version: Schema.optional(Schema.String)
+  software_version: Schema.optional(Schema.String),
+  /** RFC 9449 §5.2: the client always uses DPoP, so a token request without a proof is refused. */
+  dpop_bound_access_tokens: Schema.optional(Schema.Boolean)
 })
 export type ClientMetadata = typeof ClientMetadata.Type
 

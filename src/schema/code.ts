@@ -14,6 +14,8 @@ export const AuthorizationCode = Schema.Struct({
   codeChallengeMethod: CodeChallengeMethod,
   scopes: Scopes,
   resource: Schema.optional(Schema.String),
+  /** RFC 9449 §10: the code is exchanged only with a DPoP proof of the key with this thumbprint. */
+  dpopJkt: Schema.optional(Schema.String),
   /** The pending authorization whose provider tokens move to the grant on exchange. */
   authorizationId: Schema.optional(Schema.String),
   createdAt: EpochMillis,

@@ -15,6 +15,8 @@ export const Transaction = Schema.Struct({
   scopes: Scopes,
   resource: Schema.optional(Schema.String),
   state: Schema.optional(Schema.String),
+  /** RFC 9449 §10 `dpop_jkt`: the thumbprint of the DPoP key the code must be exchanged with. */
+  dpopJkt: Schema.optional(Schema.String),
   /** Set once the user is known (local sign-in, or the upstream callback). */
   subject: Schema.optional(Schema.String),
   /** Upstream federation: the state and PKCE verifier of our request to the provider. */

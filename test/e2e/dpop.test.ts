@@ -234,6 +234,42 @@ describe("DPoP over plain HTTP: what is refused", () => {
     expect(introspection).toMatchObject({ active: true, token_type: "DPoP", cnf: { jkt: key.jkt } })
   })
 
+  it("dpop_jkt at /authorize binds the code to the key: another key's proof gets invalid_grant, the key's own proof the tokens", { timeout: 60_000 }, async () => {
+    const key = await dpopKey()
+    const clientId = await registerPublicClient(server.url)
+    const exchange = async (code: string, verifier: string, proof: string) =>
+      send(tokenUrl, form({ grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: clientId }, { dpop: proof }))
+    const stolen = await authorizeHeadless(server.url, clientId, "mcp:tools", { dpop_jkt: key.jkt })
+    const refused = await exchange(stolen.code, stolen.verifier, await tokenProof(await dpopKey()))
+    expect(refused.status, refused.body).toBe(400)
+    expect(JSON.parse(refused.body)).toMatchObject({ error: "invalid_grant" })
+    const own = await authorizeHeadless(server.url, clientId, "mcp:tools", { dpop_jkt: key.jkt })
+    const tokens = JSON.parse(expectStatus(await exchange(own.code, own.verifier, await tokenProof(key)), 200, "POST /token").body) as Record<string, unknown>
+    expect(tokens["token_type"]).toBe("DPoP")
+    expect(decodeJwt(String(tokens["access_token"]))["cnf"]).toEqual({ jkt: key.jkt })
+  })
+
+  it("a client registered with dpop_bound_access_tokens gets invalid_request at /token without a DPoP proof", { timeout: 60_000 }, async () => {
+    const registered = JSON.parse(expectStatus(
+      await send(`${server.url}/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: "none", scope: "mcp:tools", dpop_bound_access_tokens: true })
+      }),
+      201,
+      "POST /register"
+    ).body) as Record<string, unknown>
+    expect(registered["dpop_bound_access_tokens"]).toBe(true)
+    const clientId = String(registered["client_id"])
+    const { code, verifier } = await authorizeHeadless(server.url, clientId)
+    const params = { grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: clientId }
+    const refused = await send(tokenUrl, form(params))
+    expect(refused.status, refused.body).toBe(400)
+    expect(JSON.parse(refused.body)).toMatchObject({ error: "invalid_request" })
+    const issued = JSON.parse(expectStatus(await send(tokenUrl, form(params, { dpop: await tokenProof(await dpopKey()) })), 200, "POST /token").body) as Record<string, unknown>
+    expect(issued["token_type"]).toBe("DPoP")
+  })
+
   it("/mcp refuses a replayed proof, a proof for another URL or method, a stale iat, and a proof without ath", { timeout: 60_000 }, async () => {
     const key = await dpopKey()
     const { access_token: token } = await dpopGrant(key)

@@ -21,13 +21,25 @@ import {
   rememberDpopProof
 } from "../../src/oauth/dpop.ts"
 import { verifyPresentedToken } from "../../src/oauth/presentedToken.ts"
-import { registerClient } from "../../src/oauth/registration.ts"
+import { registerClient, registrationResponse } from "../../src/oauth/registration.ts"
 import { introspect } from "../../src/oauth/revocation.ts"
 import { exchangeCode, refreshTokens, tokenResponse } from "../../src/oauth/tokenEndpoint.ts"
 import { TokenStore } from "../../src/services/TokenStore.ts"
 import { ath, dpopKey, type DpopKey, hmacProof, type ProofClaims, signProof, unsignedProof } from "../support/dpop.ts"
 import { approve, authorize } from "../../src/oauth/authorize.ts"
-import { authorizationRequest, codeFor, credentials, type EngineOptions, ISSUER, pkce, REDIRECT, RESOURCE, using } from "./fixtures.ts"
+import {
+  authorizationRequest,
+  codeFor,
+  credentials,
+  type EngineOptions,
+  ISSUER,
+  pkce,
+  publicClientMetadata,
+  REDIRECT,
+  registerPublic,
+  RESOURCE,
+  using
+} from "./fixtures.ts"
 
 const TOKEN_URL = `${ISSUER}/token`
 
@@ -403,6 +415,77 @@ describe("the token endpoint with DPoP (RFC 9449 §5)", () => {
       const again = yield* refreshWith(client.clientId, refreshToken, yield* tokenProof(k))
       expect(Redacted.value(again.accessToken)).toBe(Redacted.value(first.accessToken))
       expect(again.tokenType).toBe("DPoP")
+    })))
+
+  it.effect("dpop_jkt (§10): the code is exchanged only with a proof of the named key; otherwise invalid_grant and the grant is revoked", () =>
+    using()(Effect.gen(function*() {
+      const k = yield* key()
+      const exchange = (code: string, proof?: string) =>
+        exchangeCode({
+          client: credentials(client.clientId),
+          code,
+          redirectUri: REDIRECT,
+          codeVerifier: pkce().verifier,
+          ...(proof === undefined ? {} : { dpop: atToken(proof) })
+        })
+      const first = yield* codeFor({ dpopJkt: k.jkt })
+      const client = first.client
+      expect(first.pending.transaction.dpopJkt).toBe(k.jkt)
+      const issued = yield* exchange(first.code, yield* tokenProof(k))
+      expect(issued.tokenType).toBe("DPoP")
+      expect(decodeJwt(Redacted.value(issued.accessToken))["cnf"]).toEqual({ jkt: k.jkt })
+
+      const bound = (overrides: Parameters<typeof authorizationRequest>[1]) =>
+        Effect.gen(function*() {
+          const pending = yield* authorize(authorizationRequest(client.clientId, overrides))
+          expect(pending.transaction.dpopJkt).toBe(k.jkt)
+          const approved = yield* approve({ transactionId: pending.transaction.id, subject: "alice" })
+          return { code: approved.redirect.params["code"] as string, grantId: approved.grant.id }
+        })
+      const withoutProof = yield* bound({ dpopJkt: k.jkt })
+      expect(yield* refusal(exchange(withoutProof.code))).toEqual({
+        tag: "InvalidGrant",
+        description: "the authorization request named a DPoP key (dpop_jkt): present a DPoP proof of that key"
+      })
+      expect(yield* (yield* TokenStore).getGrant(withoutProof.grantId)).toEqual(Option.none())
+      const withAnother = yield* bound({ dpopJkt: k.jkt })
+      expect((yield* refusal(exchange(withAnother.code, yield* tokenProof(yield* key())))).tag).toBe("InvalidGrant")
+      expect(yield* (yield* TokenStore).getGrant(withAnother.grantId)).toEqual(Option.none())
+    })))
+
+  it.effect("dpop_jkt must be a JWK SHA-256 thumbprint: anything else is sent back to the client as invalid_request", () =>
+    using()(Effect.gen(function*() {
+      const client = yield* registerPublic()
+      for (const bad of ["", "short", "x".repeat(44), `${"a".repeat(42)}=`, `${"a".repeat(42)}+`]) {
+        const error = yield* Effect.flip(authorize(authorizationRequest(client.clientId, { dpopJkt: bad })))
+        expect(error._tag).toBe("AuthorizationErrorRedirect")
+        if (error._tag === "AuthorizationErrorRedirect") {
+          expect(error.redirect.params).toMatchObject({ error: "invalid_request", error_description: "dpop_jkt is not a JWK SHA-256 thumbprint" })
+        }
+      }
+    })))
+
+  it.effect("dpop_bound_access_tokens (§5.2): registered and kept; that client's token requests without a proof are refused", () =>
+    using()(Effect.gen(function*() {
+      const registration = yield* registerClient({ ...publicClientMetadata, dpop_bound_access_tokens: true })
+      expect(registrationResponse(registration)["dpop_bound_access_tokens"]).toBe(true)
+      const clientId = registration.client.clientId
+      expect((yield* Effect.flip(registerClient({ ...publicClientMetadata, dpop_bound_access_tokens: "yes" })))._tag).toBe("InvalidClientMetadata")
+      const pending = yield* authorize(authorizationRequest(clientId))
+      const approved = yield* approve({ transactionId: pending.transaction.id, subject: "alice" })
+      const code = approved.redirect.params["code"] as string
+      const request = { client: credentials(clientId), code, redirectUri: REDIRECT, codeVerifier: pkce().verifier }
+      expect(yield* refusal(exchangeCode(request))).toEqual({
+        tag: "InvalidRequest",
+        description: "this client registered dpop_bound_access_tokens: its token requests need a DPoP proof"
+      })
+      // Refused before the code is touched: the client can still send it with a proof.
+      const k = yield* key()
+      const issued = yield* exchangeCode({ ...request, dpop: atToken(yield* tokenProof(k)) })
+      expect(issued.tokenType).toBe("DPoP")
+      const refreshToken = Redacted.value(issued.refreshToken ?? Redacted.make(""))
+      expect((yield* refusal(refreshWith(clientId, refreshToken))).tag).toBe("InvalidRequest")
+      expect((yield* refreshWith(clientId, refreshToken, yield* tokenProof(k))).tokenType).toBe("DPoP")
     })))
 
   it.effect("without a DPoP header nothing changes: Bearer tokens, unbound refresh tokens", () =>

@@ -62,7 +62,8 @@ export const registerPublicClient = async (baseUrl: string, scope = "mcp:tools")
 export const authorizeHeadless = async (
   baseUrl: string,
   clientId: string,
-  scope = "mcp:tools"
+  scope = "mcp:tools",
+  extra: Readonly<Record<string, string>> = {}
 ): Promise<{ readonly code: string; readonly verifier: string }> => {
   const verifier = randomBytes(32).toString("base64url")
   const state = randomBytes(8).toString("base64url")
@@ -74,7 +75,8 @@ export const authorizeHeadless = async (
     code_challenge: createHash("sha256").update(verifier).digest("base64url"),
     code_challenge_method: "S256",
     state,
-    scope
+    scope,
+    ...extra
   })) url.searchParams.set(name, value)
   const reply = expectStatus(await send(url), 302, "GET /authorize (DEV_AUTO_APPROVE)")
   const back = new URL(reply.headers.get("location") ?? "")
