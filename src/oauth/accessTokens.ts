@@ -3,13 +3,13 @@
  * opaque tokens kept in the `TokenStore`) and verifying them on every request
  * of the resource server.
  */
-import { Clock, Duration, Effect, Option, Predicate, Redacted } from "effect"
+import { Clock, Context, Duration, Effect, Option, Predicate, Redacted } from "effect"
 import { type InsufficientScope, InvalidToken } from "../errors/OAuthError.ts"
 import { Crypto } from "../services/Crypto.ts"
 import { Jwks, type JwtClaims } from "../services/Jwks.ts"
 import type { StoreError } from "../services/StoreError.ts"
 import { TokenStore } from "../services/TokenStore.ts"
-import { OAuthConfig } from "./config.ts"
+import { OAuthConfig, type ResolvedOAuthOptions } from "./config.ts"
 import { formatScope, parseScope, requireScopes } from "./scopes.ts"
 import { traced } from "../internal/traced.ts"
 
@@ -198,38 +198,58 @@ export const verifyAccessToken = (
   token: string,
   options: VerifyAccessTokenOptions = {}
 ): Effect.Effect<VerifiedAccessToken, InvalidToken | InsufficientScope | StoreError, OAuthConfig | Jwks | TokenStore> =>
-  Effect.gen(function*() {
-    const config = yield* OAuthConfig
-    const store = yield* TokenStore
+  // Steps chained without a generator: this runs on every request of a protected resource.
+  Effect.contextWithEffect((context: Context.Context<OAuthConfig | TokenStore | Jwks>) => {
+    const config = Context.get(context, OAuthConfig)
+    const store = Context.get(context, TokenStore)
     const expected = audiences(options.expectedAudience ?? config.defaultAudience)
-    let verified: VerifiedAccessToken
-    if (token.split(".").length === 3) {
-      const jwt = yield* (yield* Jwks).verify(token, {
-        issuer: options.issuer ?? config.issuer,
-        audience: expected,
-        clockTolerance: options.clockTolerance ?? Duration.seconds(config.clockToleranceSeconds)
-      }).pipe(Effect.catchTag("JwtRejected", (rejected) => Effect.fail(new InvalidToken({ description: rejected.description }))))
-      if (!acceptedTyp(jwt.typ)) return yield* Effect.fail(new InvalidToken({ description: "token is not an access token" }))
-      verified = yield* readClaims(jwt.claims)
-      if (Option.isNone(yield* store.getGrant(verified.grantId))) return yield* Effect.fail(revoked())
-    } else {
-      const record = yield* store.getAccessToken(token)
-      if (Option.isNone(record)) return yield* Effect.fail(new InvalidToken({ description: "token is unknown, expired or revoked" }))
-      const { clientId, expiresAt, grantId, jkt, resource, scopes, subject } = record.value
-      const audience = resource ?? config.defaultAudience
-      if (!expected.includes(audience)) return yield* Effect.fail(new InvalidToken({ description: "token is not for this audience" }))
-      verified = {
-        format: "opaque",
-        subject,
-        clientId,
-        grantId,
-        scopes,
-        audience: [audience],
-        expiresAt,
-        ...(jkt === undefined ? {} : { jkt }),
-        claims: {}
-      }
-    }
-    if (options.requiredScopes !== undefined) yield* requireScopes(verified, options.requiredScopes)
-    return verified
+    const verified = token.split(".").length === 3 ? verifyJwt(token, options, config, store, Context.get(context, Jwks), expected) : verifyOpaque(token, config, store, expected)
+    const { requiredScopes } = options
+    return requiredScopes === undefined ? verified : Effect.tap(verified, (token) => requireScopes(token, requiredScopes))
   }).pipe(traced("OAuth.verifyAccessToken"))
+
+/** A JWT access token: signature (or the verified-token cache), claims, `typ`, then its grant. */
+const verifyJwt = (
+  token: string,
+  options: VerifyAccessTokenOptions,
+  config: ResolvedOAuthOptions,
+  store: TokenStore.Service,
+  jwks: Jwks.Service,
+  expected: ReadonlyArray<string>
+): Effect.Effect<VerifiedAccessToken, InvalidToken | StoreError> =>
+  jwks.verify(token, {
+    issuer: options.issuer ?? config.issuer,
+    audience: expected,
+    clockTolerance: options.clockTolerance ?? Duration.seconds(config.clockToleranceSeconds)
+  }).pipe(
+    Effect.catchTag("JwtRejected", (rejected) => Effect.fail(new InvalidToken({ description: rejected.description }))),
+    Effect.flatMap((jwt) => acceptedTyp(jwt.typ) ? readClaims(jwt.claims) : Effect.fail(new InvalidToken({ description: "token is not an access token" }))),
+    Effect.flatMap((verified) =>
+      Effect.flatMap(store.getGrant(verified.grantId), (grant) => Option.isNone(grant) ? Effect.fail(revoked()) : Effect.succeed(verified))
+    )
+  )
+
+/** An opaque access token: its store record, for one of the expected audiences. */
+const verifyOpaque = (
+  token: string,
+  config: ResolvedOAuthOptions,
+  store: TokenStore.Service,
+  expected: ReadonlyArray<string>
+): Effect.Effect<VerifiedAccessToken, InvalidToken | StoreError> =>
+  Effect.flatMap(store.getAccessToken(token), (record) => {
+    if (Option.isNone(record)) return Effect.fail(new InvalidToken({ description: "token is unknown, expired or revoked" }))
+    const { clientId, expiresAt, grantId, jkt, resource, scopes, subject } = record.value
+    const audience = resource ?? config.defaultAudience
+    if (!expected.includes(audience)) return Effect.fail(new InvalidToken({ description: "token is not for this audience" }))
+    return Effect.succeed<VerifiedAccessToken>({
+      format: "opaque",
+      subject,
+      clientId,
+      grantId,
+      scopes,
+      audience: [audience],
+      expiresAt,
+      ...(jkt === undefined ? {} : { jkt }),
+      claims: {}
+    })
+  })

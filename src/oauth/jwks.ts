@@ -6,7 +6,7 @@ import { Clock, type Config, type ConfigError, Duration, Effect, Layer, Option, 
 import { type CryptoKey, decodeProtectedHeader, errors as JoseErrors, type JWTPayload, jwtVerify, SignJWT } from "jose"
 import { LruMap } from "../internal/lruMap.ts"
 import type { Jwk, SigningAlgorithm, SigningKey, SigningKeySet, SigningKeyStatus } from "../schema/signingKey.ts"
-import { Jwks, type JwtClaims, JwtRejected, type PublicJwks, type SigningKeyInfo, type VerifiedJwt } from "../services/Jwks.ts"
+import { Jwks, type JwtClaims, JwtRejected, type JwtVerifyOptions, type PublicJwks, type SigningKeyInfo, type VerifiedJwt } from "../services/Jwks.ts"
 import { SigningKeyStore } from "../services/SigningKeyStore.ts"
 import { StoreError } from "../services/StoreError.ts"
 import { algorithmOf, type GeneratedKey, generateSigningKey, importKey, isPrivateJwk, publicJwk, thumbprint } from "./jwk.ts"
@@ -271,6 +271,50 @@ export const make = (options: JwksOptions = {}) =>
         return current().keys.get(kid)
       })
 
+    /** A token not seen before: its header, its key, then the signature and claims (jose); remembered when it verifies. */
+    const verifySignature = (
+      token: string,
+      now: number,
+      verifyOptions: JwtVerifyOptions,
+      toleranceSeconds: number
+    ): Effect.Effect<VerifiedJwt, JwtRejected | StoreError> =>
+      Effect.gen(function*() {
+        const { audience, clockTolerance, issuer } = verifyOptions
+        let header: { kid?: unknown; alg?: unknown; typ?: unknown }
+        try {
+          header = decodeProtectedHeader(token)
+        } catch {
+          return yield* Effect.fail(new JwtRejected({ description: "token is malformed" }))
+        }
+        if (typeof header.kid !== "string") return yield* Effect.fail(new JwtRejected({ description: "token names no signing key" }))
+        const key = yield* lookup(header.kid)
+        if (key === undefined) return yield* Effect.fail(new JwtRejected({ description: "token names an unknown signing key" }))
+        if (header.alg !== key.alg) return yield* Effect.fail(new JwtRejected({ description: "token algorithm is not allowed" }))
+        const result = yield* Effect.tryPromise({
+          try: () =>
+            jwtVerify(token, key.publicKey, {
+              algorithms: [key.alg],
+              currentDate: new Date(now),
+              requiredClaims: ["exp"],
+              ...(issuer === undefined ? {} : { issuer }),
+              ...(audience === undefined ? {} : { audience: typeof audience === "string" ? audience : [...audience] }),
+              ...(clockTolerance === undefined ? {} : { clockTolerance: toleranceSeconds })
+            }),
+          catch: (error) => new JwtRejected({ description: describeFailure(error) })
+        })
+        const outcome: VerifiedJwt = {
+          kid: key.kid,
+          alg: key.alg,
+          ...(typeof header.typ === "string" ? { typ: header.typ } : {}),
+          claims: result.payload
+        }
+        if (resolved.verifyCacheSize > 0) {
+          verified.set(token, outcome)
+          if (verified.size > resolved.verifyCacheSize) verified.evictOldest()
+        }
+        return outcome
+      })
+
     const service: Jwks.Service = {
       sign: (claims: JwtClaims, signOptions = {}) =>
         Effect.suspend(() => {
@@ -285,9 +329,9 @@ export const make = (options: JwksOptions = {}) =>
           }).pipe(Effect.map((token) => ({ token, kid: key.kid, alg: key.alg })))
         }),
 
+      // One step for a token seen before (the hot path of every request): no generator.
       verify: (token, verifyOptions = {}) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const { audience, clockTolerance, issuer } = verifyOptions
           const toleranceSeconds = clockTolerance === undefined ? 0 : Duration.toSeconds(Duration.decode(clockTolerance))
           const seen = verified.get(token)
@@ -295,41 +339,9 @@ export const make = (options: JwksOptions = {}) =>
           // The cache is first in, first out (no promotion on a hit: moving a hot entry on every request is what costs).
           if (seen !== undefined && current().keys.get(seen.kid)?.alg === seen.alg) {
             const problem = claimProblem(seen.claims, { issuer, audience, toleranceSeconds, nowSeconds: Math.floor(now / 1000) })
-            return problem === undefined ? seen : yield* Effect.fail(new JwtRejected({ description: problem }))
+            return problem === undefined ? Effect.succeed(seen) : Effect.fail(new JwtRejected({ description: problem }))
           }
-          let header: { kid?: unknown; alg?: unknown; typ?: unknown }
-          try {
-            header = decodeProtectedHeader(token)
-          } catch {
-            return yield* Effect.fail(new JwtRejected({ description: "token is malformed" }))
-          }
-          if (typeof header.kid !== "string") return yield* Effect.fail(new JwtRejected({ description: "token names no signing key" }))
-          const key = yield* lookup(header.kid)
-          if (key === undefined) return yield* Effect.fail(new JwtRejected({ description: "token names an unknown signing key" }))
-          if (header.alg !== key.alg) return yield* Effect.fail(new JwtRejected({ description: "token algorithm is not allowed" }))
-          const result = yield* Effect.tryPromise({
-            try: () =>
-              jwtVerify(token, key.publicKey, {
-                algorithms: [key.alg],
-                currentDate: new Date(now),
-                requiredClaims: ["exp"],
-                ...(issuer === undefined ? {} : { issuer }),
-                ...(audience === undefined ? {} : { audience: typeof audience === "string" ? audience : [...audience] }),
-                ...(clockTolerance === undefined ? {} : { clockTolerance: toleranceSeconds })
-              }),
-            catch: (error) => new JwtRejected({ description: describeFailure(error) })
-          })
-          const outcome: VerifiedJwt = {
-            kid: key.kid,
-            alg: key.alg,
-            ...(typeof header.typ === "string" ? { typ: header.typ } : {}),
-            claims: result.payload
-          }
-          if (resolved.verifyCacheSize > 0) {
-            verified.set(token, outcome)
-            if (verified.size > resolved.verifyCacheSize) verified.evictOldest()
-          }
-          return outcome
+          return verifySignature(token, now, verifyOptions, toleranceSeconds)
         }),
 
       publicJwks: Effect.sync(() => current().published),

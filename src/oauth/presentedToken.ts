@@ -42,28 +42,33 @@ export const verifyPresentedToken = (
   presented: PresentedToken,
   options: VerifyAccessTokenOptions = {}
 ): Effect.Effect<VerifiedAccessToken, PresentedTokenError, OAuthConfig | Jwks | TokenStore | Crypto | ReplayCache> =>
+{
+  const { requiredScopes, ...verification } = options
+  const verified = presented.scheme === "DPoP" ? verifyDpopBound(presented, verification) : verifyBearer(presented.token, verification)
+  return (requiredScopes === undefined ? verified : Effect.tap(verified, (token) => requireScopes(token, requiredScopes))).pipe(
+    traced("OAuth.verifyPresentedToken")
+  )
+}
+
+/** A token under the Bearer scheme: verified, and refused when it is DPoP-bound (one chain, no generator: the hot path). */
+const verifyBearer = (token: string, verification: VerifyAccessTokenOptions) =>
+  Effect.flatMap(verifyAccessToken(token, verification), (verified) =>
+    verified.jkt === undefined ? Effect.succeed(verified) : Effect.fail(
+      new InvalidToken({ description: "the access token is DPoP-bound: present it with the DPoP scheme and a DPoP proof" })
+    ))
+
+/** A token under the DPoP scheme: its proof checked, the token verified and bound to the proof's key, the proof remembered. */
+const verifyDpopBound = (presented: PresentedToken, verification: VerifyAccessTokenOptions) =>
   Effect.gen(function*() {
-    const { requiredScopes, ...verification } = options
-    let verified: VerifiedAccessToken
-    if (presented.scheme === "DPoP") {
-      if (presented.dpop === undefined) {
-        return yield* new InvalidDpopProof({ description: "a DPoP proof (the DPoP header) must accompany a DPoP access token" })
-      }
-      const proof = yield* checkDpopProof(presented.dpop, "resource", presented.token)
-      verified = yield* verifyAccessToken(presented.token, verification)
-      if (verified.jkt === undefined) {
-        return yield* new InvalidToken({ description: "the access token is not DPoP-bound: present it with the Bearer scheme" })
-      }
-      if (verified.jkt !== proof.jkt) return yield* new InvalidToken({ description: "Invalid DPoP key binding" })
-      yield* rememberDpopProof(proof)
-    } else {
-      verified = yield* verifyAccessToken(presented.token, verification)
-      if (verified.jkt !== undefined) {
-        return yield* new InvalidToken({
-          description: "the access token is DPoP-bound: present it with the DPoP scheme and a DPoP proof"
-        })
-      }
+    if (presented.dpop === undefined) {
+      return yield* new InvalidDpopProof({ description: "a DPoP proof (the DPoP header) must accompany a DPoP access token" })
     }
-    if (requiredScopes !== undefined) yield* requireScopes(verified, requiredScopes)
+    const proof = yield* checkDpopProof(presented.dpop, "resource", presented.token)
+    const verified = yield* verifyAccessToken(presented.token, verification)
+    if (verified.jkt === undefined) {
+      return yield* new InvalidToken({ description: "the access token is not DPoP-bound: present it with the Bearer scheme" })
+    }
+    if (verified.jkt !== proof.jkt) return yield* new InvalidToken({ description: "Invalid DPoP key binding" })
+    yield* rememberDpopProof(proof)
     return verified
-  }).pipe(traced("OAuth.verifyPresentedToken"))
+  })

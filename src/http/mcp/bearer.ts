@@ -12,15 +12,16 @@ import { Effect } from "effect"
 import { InvalidToken } from "../../errors/OAuthError.ts"
 import type { RenderContext } from "../../errors/render.ts"
 import type { VerifiedAccessToken } from "../../oauth/accessTokens.ts"
-import { OAuthConfig } from "../../oauth/config.ts"
+import { OAuthConfig, type ResolvedOAuthOptions } from "../../oauth/config.ts"
 import { type PresentedTokenError, verifyPresentedToken } from "../../oauth/presentedToken.ts"
 import type { Crypto } from "../../services/Crypto.ts"
 import type { Jwks } from "../../services/Jwks.ts"
 import type { ReplayCache } from "../../services/ReplayCache.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { dpopProofInput, type ResourceRequest, withDpopNonce } from "../dpop.ts"
+import type { DpopProofInput } from "../../oauth/dpop.ts"
 import { MCP_PATH, resourceMetadataUrl } from "../metadata.ts"
-import { orErrorResponse } from "../respond.ts"
+import { errorResponse } from "../respond.ts"
 
 /** What the `Authorization` header presents: no token, a malformed one, or a token under its scheme. */
 export type PresentedCredentials =
@@ -77,20 +78,25 @@ export const authenticate = (
   request: ResourceRequest,
   options: BearerOptions = {}
 ): Effect.Effect<VerifiedAccessToken, BearerError, BearerServices> =>
-  Effect.gen(function*() {
-    const presented = presentedCredentials(request.headers["authorization"])
-    if (presented._tag === "Absent") return yield* new InvalidToken({ description: "an access token is required" })
-    if (presented._tag === "Malformed") return yield* new InvalidToken({ description: "the access token is malformed" })
-    const config = yield* OAuthConfig
+  authenticatePresented(request, presentedCredentials(request.headers["authorization"]), options)
+
+/** `authenticate` with the `Authorization` header already read (steps chained without a generator: every request runs this). */
+const authenticatePresented = (
+  request: ResourceRequest,
+  presented: PresentedCredentials,
+  options: BearerOptions
+): Effect.Effect<VerifiedAccessToken, BearerError, BearerServices> => {
+  if (presented._tag === "Absent") return Effect.fail(new InvalidToken({ description: "an access token is required" }))
+  if (presented._tag === "Malformed") return Effect.fail(new InvalidToken({ description: "the access token is malformed" }))
+  return Effect.flatMap(OAuthConfig, (config) => {
     const audiences = options.audiences ?? [...new Set([config.defaultAudience, ...config.resources])]
-    const dpop = yield* dpopProofInput(request, options.resourcePath ?? MCP_PATH)
-    return yield* verifyPresentedToken(
-      { scheme: presented.scheme, token: presented.token, dpop },
-      options.requiredScopes === undefined
-        ? { expectedAudience: audiences }
-        : { expectedAudience: audiences, requiredScopes: options.requiredScopes }
-    )
+    const verification = options.requiredScopes === undefined
+      ? { expectedAudience: audiences }
+      : { expectedAudience: audiences, requiredScopes: options.requiredScopes }
+    const verify = (dpop: DpopProofInput | undefined) => verifyPresentedToken({ scheme: presented.scheme, token: presented.token, dpop }, verification)
+    return request.headers["dpop"] === undefined ? verify(undefined) : Effect.flatMap(dpopProofInput(request, options.resourcePath ?? MCP_PATH), verify)
   })
+}
 
 /**
  * How failures of a protected resource render: a `Bearer` and a `DPoP`
@@ -101,18 +107,18 @@ export const bearerContext = (
   request: ResourceRequest,
   options: BearerOptions = {}
 ): Effect.Effect<RenderContext, never, OAuthConfig> =>
-  Effect.map(OAuthConfig, (config) => {
-    const presented = presentedCredentials(request.headers["authorization"])
-    return {
-      challenge: {
-        scheme: "Bearer",
-        resourceMetadata: resourceMetadataUrl(config.issuer, options.resourcePath),
-        ...(options.challengeScopes === undefined ? {} : { scope: options.challengeScopes }),
-        tokenPresented: presented._tag !== "Absent",
-        dpop: { algs: config.dpop.algorithms, presented: presented._tag !== "Absent" && presented.scheme === "DPoP" }
-      }
-    }
-  })
+  Effect.map(OAuthConfig, (config) => renderContext(config, presentedCredentials(request.headers["authorization"]), options))
+
+/** The challenges of a protected resource for a request that presented `presented`. */
+const renderContext = (config: ResolvedOAuthOptions, presented: PresentedCredentials, options: BearerOptions): RenderContext => ({
+  challenge: {
+    scheme: "Bearer",
+    resourceMetadata: resourceMetadataUrl(config.issuer, options.resourcePath),
+    ...(options.challengeScopes === undefined ? {} : { scope: options.challengeScopes }),
+    tokenPresented: presented._tag !== "Absent",
+    dpop: { algs: config.dpop.algorithms, presented: presented._tag !== "Absent" && presented.scheme === "DPoP" }
+  }
+})
 
 /**
  * Serve a protected resource: authenticate, then `handle` the request with
@@ -127,11 +133,12 @@ export const protectedResource = <E, R>(
   request: ResourceRequest,
   handle: (token: VerifiedAccessToken) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   options: BearerOptions = {}
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | BearerServices> =>
-  Effect.flatMap(
-    bearerContext(request, options),
-    (context) => {
-      const answer = orErrorResponse(Effect.flatMap(authenticate(request, options), handle), context)
-      return request.headers["dpop"] === undefined ? answer : Effect.flatMap(answer, (response) => withDpopNonce(response, "resource"))
-    }
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R | BearerServices> => {
+  // The header is read once; the challenges are built only when the request is refused.
+  const presented = presentedCredentials(request.headers["authorization"])
+  const answer = Effect.catchAll(
+    Effect.flatMap(authenticatePresented(request, presented, options), handle),
+    (error) => Effect.flatMap(OAuthConfig, (config) => errorResponse(error, renderContext(config, presented, options)))
   )
+  return request.headers["dpop"] === undefined ? answer : Effect.flatMap(answer, (response) => withDpopNonce(response, "resource"))
+}

@@ -26,10 +26,10 @@ import type { ResourceRequest } from "../dpop.ts"
 import { jsonResponse } from "../respond.ts"
 import { protectedResource } from "./bearer.ts"
 import { McpEndpointConfig } from "./config.ts"
-import { isModernVersion } from "./envelope.ts"
+import { type Envelope, isModernVersion } from "./envelope.ts"
 import { checkRequiredHeaders, classifyPost, headerValue, PROTOCOL_VERSION_HEADER } from "./era.ts"
 import { McpHttpError, refusal } from "./httpError.ts"
-import { classify, type RpcMessage, RpcErrorCode } from "./jsonrpc.ts"
+import { classify, type RpcMessage, type RpcRequest, RpcErrorCode } from "./jsonrpc.ts"
 import { legacyDelete, legacyGet, legacyPost, type LegacyServices } from "./legacy.ts"
 import { listen, resume } from "./listen.ts"
 import { answerModern } from "./modern.ts"
@@ -122,41 +122,55 @@ const legacyMessages = (body: unknown): { readonly batch: boolean; readonly mess
 /** `POST /mcp`: one message (or, in the 2025 era, a batch), answered in the era its body speaks. */
 export const mcpPost = (request: McpRequest) =>
   serve(request, (token) =>
-    Effect.gen(function*() {
-      if (mediaType(request) !== "application/json") {
-        return yield* transportError(415, "Unsupported Media Type: the body must be application/json")
+    mediaType(request) !== "application/json"
+      ? Effect.fail(transportError(415, "Unsupported Media Type: the body must be application/json"))
+      : Effect.flatMap(readBody(request), (body) => answerPost(request, body, token)))
+
+/** A parsed `POST /mcp` body, answered in its era (chained steps, not a generator: every tool call runs this). */
+const answerPost = (
+  request: McpRequest,
+  body: unknown,
+  token: VerifiedAccessToken
+): Effect.Effect<HttpServerResponse.HttpServerResponse, McpHttpError | InsufficientScope | StoreError, McpEndpointServices> => {
+  const era = classifyPost(body, request.headers)
+  switch (era._tag) {
+    case "Reject":
+      return Effect.fail(era.error)
+    case "Legacy": {
+      if (!acceptsJson(request.headers["accept"])) {
+        return Effect.fail(transportError(406, "Not Acceptable: the client must accept application/json"))
       }
-      const body = yield* readBody(request)
-      const era = classifyPost(body, request.headers)
-      switch (era._tag) {
-        case "Reject":
-          return yield* era.error
-        case "Legacy": {
-          if (!acceptsJson(request.headers["accept"])) {
-            return yield* transportError(406, "Not Acceptable: the client must accept application/json")
-          }
-          const parsed = legacyMessages(body)
-          if (parsed instanceof McpHttpError) return yield* parsed
-          return yield* legacyPost(request.headers, parsed.batch, parsed.messages, token)
-        }
-        case "Modern": {
-          const message = era.message
-          if (message._tag === "Notification") return HttpServerResponse.empty({ status: 202 })
-          const refused = checkRequiredHeaders(message.request, message.envelope, request.headers)
-          if (refused !== undefined) return yield* refused
-          yield* checkToolScopes([message.request], token, yield* McpTools)
-          if (message.request.method === "subscriptions/listen") {
-            const streaming = yield* streamingServices
-            if (Option.isSome(streaming)) {
-              const answer = yield* listen(message.request, token).pipe(Effect.provide(streaming.value))
-              return answer._tag === "Stream" ? answer.response : jsonResponse(answer.reply, { noStore: true })
-            }
-          }
-          const answer = yield* answerModern(message.request, message.envelope, token)
-          return jsonResponse(answer.reply, { status: answer.status, noStore: true })
-        }
-      }
-    }))
+      const parsed = legacyMessages(body)
+      if (parsed instanceof McpHttpError) return Effect.fail(parsed)
+      return legacyPost(request.headers, parsed.batch, parsed.messages, token)
+    }
+    case "Modern": {
+      const message = era.message
+      if (message._tag === "Notification") return Effect.succeed(HttpServerResponse.empty({ status: 202 }))
+      const refused = checkRequiredHeaders(message.request, message.envelope, request.headers)
+      if (refused !== undefined) return Effect.fail(refused)
+      return Effect.flatMap(McpTools, (tools) =>
+        Effect.flatMap(checkToolScopes([message.request], token, tools), () =>
+          message.request.method === "subscriptions/listen"
+            ? listenPost(message.request, message.envelope, token)
+            : answerModernPost(message.request, message.envelope, token)))
+    }
+  }
+}
+
+/** A 2026-07-28 request answered with JSON. */
+const answerModernPost = (request: RpcRequest, envelope: Envelope, token: VerifiedAccessToken) =>
+  Effect.map(answerModern(request, envelope, token), (answer) => jsonResponse(answer.reply, { status: answer.status, noStore: true }))
+
+/** `subscriptions/listen`: a stream when the backend has the event bus and store; answered like any request otherwise. */
+const listenPost = (request: RpcRequest, envelope: Envelope, token: VerifiedAccessToken) =>
+  Effect.flatMap(streamingServices, (streaming) =>
+    Option.isNone(streaming)
+      ? answerModernPost(request, envelope, token)
+      : Effect.map(
+        listen(request, token).pipe(Effect.provide(streaming.value)),
+        (answer) => answer._tag === "Stream" ? answer.response : jsonResponse(answer.reply, { noStore: true })
+      ))
 
 /**
  * The event bus and the event store, when the backend provides them (every

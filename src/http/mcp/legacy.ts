@@ -71,36 +71,44 @@ const NEEDS_MODERN_CLIENT = "This tool asks the client for input (elicitation), 
   "this session speaks an earlier revision. Connect with a client that supports 2026-07-28 to use it."
 
 /** `tools/call` in a session. */
-const callTool = (request: RpcRequest, token: VerifiedAccessToken, session: Session, tools: ReadonlyArray<McpToolDefinition>) =>
-  Effect.gen(function*() {
-    const params = paramsObject(request.params)
-    const name = params?.["name"]
-    if (params === undefined || typeof name !== "string") {
-      return failure(request.id, RpcErrorCode.InvalidParams, "Invalid params: name must be a string")
-    }
-    const tool = tools.find((candidate) => candidate.name === name)
-    if (tool === undefined) return failure(request.id, RpcErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 64)}`)
-    const args = params["arguments"] ?? {}
-    if (typeof args !== "object" || args === null || Array.isArray(args)) {
-      return failure(request.id, RpcErrorCode.InvalidParams, "Invalid params: arguments must be an object")
-    }
-    const outcome = yield* invokeTool(tool, args as Readonly<Record<string, unknown>>, {
+const callTool = (
+  request: RpcRequest,
+  token: VerifiedAccessToken,
+  session: Session,
+  tools: ReadonlyArray<McpToolDefinition>
+): Effect.Effect<RpcReply> => {
+  const params = paramsObject(request.params)
+  const name = params?.["name"]
+  if (params === undefined || typeof name !== "string") {
+    return Effect.succeed(failure(request.id, RpcErrorCode.InvalidParams, "Invalid params: name must be a string"))
+  }
+  const tool = tools.find((candidate) => candidate.name === name)
+  if (tool === undefined) return Effect.succeed(failure(request.id, RpcErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 64)}`))
+  const args = params["arguments"] ?? {}
+  if (typeof args !== "object" || args === null || Array.isArray(args)) {
+    return Effect.succeed(failure(request.id, RpcErrorCode.InvalidParams, "Invalid params: arguments must be an object"))
+  }
+  return Effect.map(
+    invokeTool(tool, args as Readonly<Record<string, unknown>>, {
       token,
       protocolVersion: session.protocolVersion ?? "",
       sessionId: session.id,
       clientCapabilities: {},
       inputResponses: {},
       state: undefined
-    })
-    switch (outcome._tag) {
-      case "ToolDefect":
-        return failure(request.id, RpcErrorCode.InternalError, "Internal error")
-      case "InputRequired":
-        return success(request.id, { content: [{ type: "text", text: NEEDS_MODERN_CLIENT }], isError: true })
-      case "Complete":
-        return success(request.id, outcome.result)
+    }),
+    (outcome) => {
+      switch (outcome._tag) {
+        case "ToolDefect":
+          return failure(request.id, RpcErrorCode.InternalError, "Internal error")
+        case "InputRequired":
+          return success(request.id, { content: [{ type: "text", text: NEEDS_MODERN_CLIENT }], isError: true })
+        case "Complete":
+          return success(request.id, outcome.result)
+      }
     }
-  })
+  )
+}
 
 /** Answer one request of an established session. */
 const dispatch = (request: RpcRequest, token: VerifiedAccessToken, session: Session, tools: ReadonlyArray<McpToolDefinition>): Effect.Effect<RpcReply> => {

@@ -59,10 +59,23 @@ const outcomeReply = (
   envelope: Envelope,
   token: VerifiedAccessToken
 ): Effect.Effect<ModernReply, StoreError, McpEndpointConfig | Crypto> =>
+  outcome._tag === "Complete"
+    // The common case in one step: a complete result.
+    ? Effect.map(McpEndpointConfig, (config) =>
+      ok(success(request.id, { ...outcome.result, resultType: "complete", _meta: { [SERVER_INFO_META]: config.serverInfo } })))
+    : inputRequiredReply(request, tool, outcome, envelope, token)
+
+/** An `input_required` result: the inputs the client must provide (refused when it lacks their capability), and the sealed state. */
+const inputRequiredReply = (
+  request: RpcRequest,
+  tool: McpToolDefinition,
+  outcome: Extract<ToolOutcome, { readonly _tag: "InputRequired" }>,
+  envelope: Envelope,
+  token: VerifiedAccessToken
+): Effect.Effect<ModernReply, StoreError, McpEndpointConfig | Crypto> =>
   Effect.gen(function*() {
     const config = yield* McpEndpointConfig
     const meta = { [SERVER_INFO_META]: config.serverInfo }
-    if (outcome._tag === "Complete") return ok(success(request.id, { ...outcome.result, resultType: "complete", _meta: meta }))
     for (const [key, input] of Object.entries(outcome.inputRequests)) {
       const required = capabilityMissing(input, envelope.clientCapabilities)
       if (required !== undefined) {
@@ -93,43 +106,56 @@ const outcomeReply = (
 const invalidState = (request: RpcRequest): ModernReply =>
   ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid or expired requestState", { reason: "invalid_request_state" }))
 
-/** `tools/call`: the named tool, its arguments, and on a later round the client's answers and the verified state. */
-const callTool = (request: RpcRequest, envelope: Envelope, token: VerifiedAccessToken) =>
-  Effect.gen(function*() {
-    const params = withoutEnvelope(request.params)
-    const name = params["name"]
-    if (typeof name !== "string") {
-      return ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: name must be a string"))
-    }
-    const tool = (yield* McpTools).find((candidate) => candidate.name === name)
-    if (tool === undefined) return ok(failure(request.id, RpcErrorCode.InvalidParams, `Tool ${name.slice(0, 64)} not found`))
-    const args = params["arguments"] ?? {}
+/**
+ * `tools/call`: the named tool, its arguments, and on a later round the
+ * client's answers and the verified state. Chained steps, not a generator:
+ * every 2026-07-28 tool call runs this.
+ */
+const callTool = (
+  request: RpcRequest,
+  envelope: Envelope,
+  token: VerifiedAccessToken
+): Effect.Effect<ModernReply, StoreError, McpTools | McpEndpointConfig | Crypto> => {
+  const params = withoutEnvelope(request.params)
+  const name = params["name"]
+  if (typeof name !== "string") {
+    return Effect.succeed(ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: name must be a string")))
+  }
+  const args = params["arguments"] ?? {}
+  const responses = params["inputResponses"] ?? {}
+  return Effect.flatMap(McpTools, (tools) => {
+    const tool = tools.find((candidate) => candidate.name === name)
+    if (tool === undefined) return Effect.succeed(ok(failure(request.id, RpcErrorCode.InvalidParams, `Tool ${name.slice(0, 64)} not found`)))
     if (!Predicate.isRecord(args) || Array.isArray(args)) {
-      return ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: arguments must be an object"))
+      return Effect.succeed(ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: arguments must be an object")))
     }
-    const responses = params["inputResponses"] ?? {}
     if (!Predicate.isRecord(responses) || Array.isArray(responses)) {
-      return ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: inputResponses must be an object"))
+      return Effect.succeed(ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: inputResponses must be an object")))
     }
-    let state: unknown = undefined
-    if ("requestState" in params) {
-      const opened = yield* Effect.either(openRequestState({ subject: token.subject, clientId: token.clientId, tool: name }, params["requestState"]))
-      if (opened._tag === "Left") {
-        yield* Effect.logInfo("requestState refused").pipe(Effect.annotateLogs({ tool: name, reason: opened.left.reason }))
-        return invalidState(request)
-      }
-      state = opened.right
-    }
-    const outcome = yield* invokeTool(tool, args, {
-      token,
-      protocolVersion: envelope.protocolVersion,
-      clientCapabilities: envelope.clientCapabilities,
-      inputResponses: responses,
-      state
-    })
-    if (outcome._tag === "ToolDefect") return ok(failure(request.id, RpcErrorCode.InternalError, "Internal error"))
-    return yield* outcomeReply(request, tool, outcome, envelope, token)
+    const run = (state: unknown) =>
+      Effect.flatMap(
+        invokeTool(tool, args, {
+          token,
+          protocolVersion: envelope.protocolVersion,
+          clientCapabilities: envelope.clientCapabilities,
+          inputResponses: responses,
+          state
+        }),
+        (outcome) =>
+          outcome._tag === "ToolDefect"
+            ? Effect.succeed(ok(failure(request.id, RpcErrorCode.InternalError, "Internal error")))
+            : outcomeReply(request, tool, outcome, envelope, token)
+      )
+    if (!("requestState" in params)) return run(undefined)
+    return Effect.flatMap(
+      Effect.either(openRequestState({ subject: token.subject, clientId: token.clientId, tool: name }, params["requestState"])),
+      (opened) =>
+        opened._tag === "Left"
+          ? Effect.as(Effect.logInfo("requestState refused").pipe(Effect.annotateLogs({ tool: name, reason: opened.left.reason })), invalidState(request))
+          : run(opened.right)
+    )
   })
+}
 
 /** `server/discover`: the versions, capabilities and identity of this server (tool-list changes when it can stream them). */
 const discover = (request: RpcRequest) =>

@@ -48,15 +48,15 @@ const SESSION_ID = /^[\x21-\x7e]{1,256}$/
 export const callerSession = (
   headers: Readonly<Record<string, string | undefined>>,
   token: VerifiedAccessToken
-): Effect.Effect<Session, McpHttpError | StoreError, SessionStore> =>
-  Effect.gen(function*() {
-    const id = headers[SESSION_ID_HEADER]
-    if (id === undefined || id === "") return yield* sessionRequired()
-    if (!SESSION_ID.test(id)) return yield* sessionNotFound()
-    const session = yield* (yield* SessionStore).get(id)
-    if (Option.isNone(session) || session.value.subject !== token.subject) return yield* sessionNotFound()
-    return session.value
-  })
+): Effect.Effect<Session, McpHttpError | StoreError, SessionStore> => {
+  // Chained steps, not a generator: every 2025 request runs this.
+  const id = headers[SESSION_ID_HEADER]
+  if (id === undefined || id === "") return sessionRequired()
+  if (!SESSION_ID.test(id)) return sessionNotFound()
+  return Effect.flatMap(SessionStore, (store) =>
+    Effect.flatMap(store.get(id), (session) =>
+      Option.isNone(session) || session.value.subject !== token.subject ? sessionNotFound() : Effect.succeed(session.value)))
+}
 
 /** A `MCP-Protocol-Version` header, when present, must name a version we speak: else 400. */
 export const checkProtocolVersionHeader = (
