@@ -100,41 +100,59 @@ const pointValue = (metrics: ReadonlyArray<OtlpMetric>, name: string, labels: Re
   return point === undefined ? 0 : point.asInt ?? point.asDouble ?? point.count ?? 0
 }
 
-describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", () => {
-  let collector: Collector
-  let server: ServerProcess
+/**
+ * A collector stand-in and a server (`DEV_AUTO_APPROVE=alice`, plus `env` for
+ * the collector's URL) exporting to it, for one describe block: started
+ * before its tests, stopped after them.
+ */
+const exportingServer = (env: (collectorUrl: string) => Record<string, string>) => {
+  let collector: Collector | undefined
+  let server: ServerProcess | undefined
   beforeAll(async () => {
     collector = await startCollector()
-    // SQLite: its stores create spans of their own (the memory backend's do not, for speed).
-    server = await startServer({
-      env: {
-        STORE: "sqlite",
-        DEV_AUTO_APPROVE: "alice",
-        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20collector-secret-123,x-tenant=mcp",
-        OTEL_SERVICE_NAME: "mcp-otlp-test",
-        OTEL_BSP_SCHEDULE_DELAY: "200",
-        OTEL_METRIC_EXPORT_INTERVAL: "300"
-      }
-    })
+    server = await startServer({ env: { DEV_AUTO_APPROVE: "alice", ...env(collector.url) } })
   }, 60_000)
   afterAll(async () => {
     await server?.stop()
     await collector?.close()
   })
+  const started = <A>(value: A | undefined): A => {
+    if (value === undefined) throw new Error("the collector and the server start before the tests")
+    return value
+  }
+  return {
+    get collector(): Collector {
+      return started(collector)
+    },
+    get server(): ServerProcess {
+      return started(server)
+    }
+  }
+}
+
+describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", () => {
+  // SQLite: its stores create spans of their own (the memory backend's do not, for speed).
+  const running = exportingServer((url) => ({
+    STORE: "sqlite",
+    OTEL_EXPORTER_OTLP_ENDPOINT: url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20collector-secret-123,x-tenant=mcp",
+    OTEL_SERVICE_NAME: "mcp-otlp-test",
+    OTEL_BSP_SCHEDULE_DELAY: "200",
+    OTEL_METRIC_EXPORT_INTERVAL: "300"
+  }))
 
   it("the spans of an OAuth flow arrive: request spans with method, path and status, store spans beneath them", { timeout: 60_000 }, async () => {
-    const clientId = await registerPublicClient(server.url)
-    const { code, verifier } = await authorizeHeadless(server.url, clientId)
-    const tokens = tokensOf(await exchangeCodeRequest(server.url, clientId, code, verifier))
+    const clientId = await registerPublicClient(running.server.url)
+    const { code, verifier } = await authorizeHeadless(running.server.url, clientId)
+    const tokens = tokensOf(await exchangeCodeRequest(running.server.url, clientId, code, verifier))
     // POST /mcp takes the server's fast path on node:http: its span is the same shape.
-    const sessionId = await initializeSession(server.url, tokens.access_token)
+    const sessionId = await initializeSession(running.server.url, tokens.access_token)
 
     await eventually("the token request's span", () =>
-      spansOf(collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/token"))
-    await eventually("the store spans of the code exchange", () => spansOf(collector.received).some((s) => s.name === "OAuth.exchangeCode"))
-    const spans = spansOf(collector.received)
+      spansOf(running.collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/token"))
+    await eventually("the store spans of the code exchange", () => spansOf(running.collector.received).some((s) => s.name === "OAuth.exchangeCode"))
+    const spans = spansOf(running.collector.received)
     const request = spans.find((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/token")
     expect(request).toBeDefined()
     if (request === undefined) return
@@ -154,101 +172,77 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
     }
     expect(ancestor?.spanId).toBe(request.spanId)
     await eventually("the MCP request's span", () =>
-      spansOf(collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp"))
-    const mcp = spansOf(collector.received).find((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp")
+      spansOf(running.collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp"))
+    const mcp = spansOf(running.collector.received).find((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp")
     expect(mcp?.attributes.map((a) => a.key).sort()).toEqual(["http.request.method", "http.response.status_code", "url.path"])
     // The authorize request's span has its path only: the query (state, PKCE challenge) is not recorded.
     const authorize = spans.find((s) => s.name === "http.server GET" && attribute(s.attributes, "url.path") === "/authorize")
     expect(authorize).toBeDefined()
 
     // Nothing secret in any export: not the code, the tokens or the session id, not the collector's own credential.
-    const exported = collector.received.map((r) => r.body.toString("utf8")).join("\n")
+    const exported = running.collector.received.map((r) => r.body.toString("utf8")).join("\n")
     for (const secret of [code, verifier, tokens.access_token, tokens.refresh_token, sessionId]) expect(exported.includes(secret)).toBe(false)
-    for (const line of [...server.lines(), ...server.errors()]) expect(line.includes("collector-secret-123")).toBe(false)
+    for (const line of [...running.server.lines(), ...running.server.errors()]) expect(line.includes("collector-secret-123")).toBe(false)
   })
 
   it("the metrics arrive, with the headers and the service name", { timeout: 60_000 }, async () => {
     await eventually("a tokens-issued count", () =>
-      pointValue(latestMetrics(collector.received), "mcp_oauth_tokens_issued_total", { grant_type: "authorization_code", token: "access" }) >= 1)
-    const metrics = latestMetrics(collector.received)
+      pointValue(latestMetrics(running.collector.received), "mcp_oauth_tokens_issued_total", { grant_type: "authorization_code", token: "access" }) >= 1)
+    const metrics = latestMetrics(running.collector.received)
     expect(pointValue(metrics, "mcp_store_operations_total", { operation: "TokenStore.consumeCode", backend: "sqlite" })).toBeGreaterThanOrEqual(1)
     expect(pointValue(metrics, "mcp_store_operation_duration_seconds", { operation: "TokenStore.consumeCode", backend: "sqlite" }))
       .toBeGreaterThanOrEqual(1)
-    const post = collector.received.find((r) => r.path === "/v1/metrics")
+    const post = running.collector.received.find((r) => r.path === "/v1/metrics")
     expect(post?.headers["content-type"]).toMatch(/^application\/json/)
     expect(post?.headers["authorization"]).toBe("Bearer collector-secret-123")
     expect(post?.headers["x-tenant"]).toBe("mcp")
     const body = JSON.parse(post?.body.toString("utf8") ?? "{}") as { resourceMetrics: Array<{ resource: { attributes: Array<KeyValue> } }> }
     expect(attribute(body.resourceMetrics[0]?.resource.attributes ?? [], "service.name")).toBe("mcp-otlp-test")
     // The startup line says what goes where (the collector's origin only).
-    const announced = server.lines().map((l) => JSON.parse(l) as { message: string; annotations: Record<string, unknown> })
+    const announced = running.server.lines().map((l) => JSON.parse(l) as { message: string; annotations: Record<string, unknown> })
       .find((l) => l.message === "exporting over OTLP")
-    expect(announced?.annotations).toEqual({ signals: "traces, metrics", endpoints: collector.url })
+    expect(announced?.annotations).toEqual({ signals: "traces, metrics", endpoints: running.collector.url })
     // OTLP export does not open /metrics.
-    expect((await fetch(`${server.url}/metrics`)).status).toBe(404)
+    expect((await fetch(`${running.server.url}/metrics`)).status).toBe(404)
   })
 })
 
 describe("OTLP/HTTP protobuf: metrics only, at their own endpoint", () => {
-  let collector: Collector
-  let server: ServerProcess
-  beforeAll(async () => {
-    collector = await startCollector()
-    server = await startServer({
-      env: {
-        STORE: "memory",
-        DEV_AUTO_APPROVE: "alice",
-        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${collector.url}/custom/metrics`,
-        OTEL_METRIC_EXPORT_INTERVAL: "300"
-      }
-    })
-  }, 60_000)
-  afterAll(async () => {
-    await server?.stop()
-    await collector?.close()
-  })
+  const running = exportingServer((url) => ({
+    STORE: "memory",
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${url}/custom/metrics`,
+    OTEL_METRIC_EXPORT_INTERVAL: "300"
+  }))
 
   it("POSTs protobuf to the metrics endpoint as given, and sends no traces", { timeout: 60_000 }, async () => {
-    await registerPublicClient(server.url)
+    await registerPublicClient(running.server.url)
     await eventually("a protobuf metrics export naming the store operations", () =>
-      collector.received.some((r) => r.path === "/custom/metrics" && r.body.includes("ClientStore.register")))
-    const post = collector.received.find((r) => r.path === "/custom/metrics")
+      running.collector.received.some((r) => r.path === "/custom/metrics" && r.body.includes("ClientStore.register")))
+    const post = running.collector.received.find((r) => r.path === "/custom/metrics")
     expect(post?.headers["content-type"]).toBe("application/x-protobuf")
     expect(post?.body.includes("mcp_store_operations_total")).toBe(true)
-    expect(collector.received.every((r) => r.path === "/custom/metrics")).toBe(true)
+    expect(running.collector.received.every((r) => r.path === "/custom/metrics")).toBe(true)
   })
 })
 
 describe("OTLP at shutdown: with exports minutes apart, the last spans and metrics go out as the server stops", () => {
-  let collector: Collector
-  let server: ServerProcess
-  beforeAll(async () => {
-    collector = await startCollector()
-    server = await startServer({
-      env: {
-        STORE: "sqlite",
-        DEV_AUTO_APPROVE: "alice",
-        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_BSP_SCHEDULE_DELAY: "600000",
-        OTEL_METRIC_EXPORT_INTERVAL: "600000"
-      }
-    })
-  }, 60_000)
-  afterAll(async () => {
-    await server?.stop()
-    await collector?.close()
-  })
+  const running = exportingServer((url) => ({
+    STORE: "sqlite",
+    OTEL_EXPORTER_OTLP_ENDPOINT: url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_BSP_SCHEDULE_DELAY: "600000",
+    OTEL_METRIC_EXPORT_INTERVAL: "600000"
+  }))
 
   it("nothing before the stop; the request's spans and the metrics after it", { timeout: 30_000 }, async () => {
-    await registerPublicClient(server.url)
+    await registerPublicClient(running.server.url)
     await sleep(500)
-    expect(collector.received).toEqual([])
-    expect(await server.stop()).toBe(0)
-    expect(spansOf(collector.received).some((s) => s.name === "ClientStore.register")).toBe(true)
-    expect(spansOf(collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/register"))
+    expect(running.collector.received).toEqual([])
+    expect(await running.server.stop()).toBe(0)
+    expect(spansOf(running.collector.received).some((s) => s.name === "ClientStore.register")).toBe(true)
+    expect(spansOf(running.collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/register"))
       .toBe(true)
-    expect(pointValue(latestMetrics(collector.received), "mcp_store_operations_total", { operation: "ClientStore.register", backend: "sqlite" }))
+    expect(pointValue(latestMetrics(running.collector.received), "mcp_store_operations_total", { operation: "ClientStore.register", backend: "sqlite" }))
       .toBe(1)
   })
 })
