@@ -13,7 +13,7 @@
  */
 import type { HttpApp } from "@effect/platform"
 import { HttpApp as App } from "@effect/platform"
-import { Context, type Duration, Duration as D, Effect, Layer } from "effect"
+import { Context, type Duration, Duration as D, Effect, Layer, Scope } from "effect"
 import { type InvalidOAuthOptions, OAuthConfig, type OAuthOptions } from "../oauth/config.ts"
 import { DpopKeyCache } from "../oauth/dpop.ts"
 import type { Federation } from "../oauth/federation.ts"
@@ -35,7 +35,7 @@ import { ScopeDescriptions } from "./consent/page.ts"
 import { SignIn, signInLayer, type SignInOptions } from "./consent/signIn.ts"
 import { McpEndpointConfig } from "./mcp/config.ts"
 import type { McpTool } from "./mcp/McpTool.ts"
-import { McpTools } from "./mcp/tool.ts"
+import { McpTools, type ToolOutcome } from "./mcp/tool.ts"
 import { endpointUrls } from "./metadata.ts"
 import { PeerAddress, type TrustProxy } from "./clientAddress.ts"
 import { type HttpLimits, limitsLayer, type LimitsOptions } from "./limits.ts"
@@ -141,15 +141,49 @@ const rebindingAllowances = (publicUrl: string, origins: ReadonlyArray<string>, 
 const toolScopes = (tools: ReadonlyArray<McpTool<unknown>>): ReadonlyArray<string> => [...new Set(tools.flatMap((tool) => tool.requiredScopes))]
 
 /**
+ * Whether a request's context already holds every service of `context`, the
+ * same instances (the server's own runtime does): a call can run in it as
+ * is. The layer's `Scope` is not compared: each layer has its own, and both
+ * live as long as the server. Remembered per context object, so a request
+ * pays one lookup.
+ */
+const heldBy = <R>(context: Context.Context<R>): (current: Context.Context<never>) => boolean => {
+  const known = new WeakMap<Context.Context<never>, boolean>()
+  return (current) => {
+    let holds = known.get(current)
+    if (holds === undefined) {
+      holds = true
+      for (const [key, service] of context.unsafeMap) {
+        if (key !== Scope.Scope.key && current.unsafeMap.get(key) !== service) {
+          holds = false
+          break
+        }
+      }
+      known.set(current, holds)
+    }
+    return holds
+  }
+}
+
+/**
  * The tools with their requirements provided from the layer's context: a
- * call runs in that context alone (nothing to merge per call), the way the
- * tool's type says it needs nothing else.
+ * call runs with exactly the services the layer was given, the way the
+ * tool's type says it needs nothing else. When the request's context
+ * already holds those same services, the call runs in it without a switch.
  */
 const toolsLayer = <R>(tools: ReadonlyArray<McpTool<R>>): Layer.Layer<McpTools, never, R> =>
   Layer.effect(
     McpTools,
-    Effect.map(Effect.context<R>(), (context) =>
-      tools.map((tool) => ({ ...tool, call: (args, call) => Effect.mapInputContext(tool.call(args, call), () => context) })))
+    Effect.map(Effect.context<R>(), (context) => {
+      const holds = heldBy(context)
+      return tools.map((tool) => ({
+        ...tool,
+        call: (args, call) =>
+          Effect.contextWithEffect((current: Context.Context<never>) =>
+            // `holds` checked that `current` has every service of `R`: the requirement is met.
+            holds(current) ? tool.call(args, call) as Effect.Effect<ToolOutcome> : Effect.mapInputContext(tool.call(args, call), () => context))
+      }))
+    })
   )
 
 /** The services upstream mode provides, which tools may use (`Federation`, `ProviderTokenRefresher`). */

@@ -10,9 +10,9 @@
  * middleware, which cost more than the endpoint itself on this path (see
  * the load bench). Everything else goes through the server's `HttpApp`.
  */
-import { HttpMiddleware, HttpServerError, type HttpServerResponse } from "@effect/platform"
+import { type HttpBody, HttpMiddleware, HttpServerError, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Clock, Context, Effect, Exit, Layer, ManagedRuntime, Runtime, Stream } from "effect"
+import { Cause, type Clock, Context, Effect, Exit, Layer, ManagedRuntime, Runtime, Stream } from "effect"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { logDetail } from "../errors/render.ts"
@@ -52,53 +52,59 @@ const headersOf = (request: IncomingMessage): Readonly<Record<string, string | u
   return headers as Readonly<Record<string, string | undefined>>
 }
 
-/** The body, read as it arrives (while the token is checked), refused once it passes `limit` bytes. */
-const readBody = (request: IncomingMessage, limit: number): Promise<string | BodyTooLarge | UnreadableBody> =>
-  new Promise((resolve) => {
-    const declared = Number(request.headers["content-length"] ?? "0")
-    if (Number.isFinite(declared) && declared > limit) {
-      request.resume()
-      return resolve(new BodyTooLarge({ limit }))
-    }
-    const chunks: Array<Buffer> = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size <= limit) return void chunks.push(chunk)
-      request.off("data", onData)
-      request.resume()
-      resolve(new BodyTooLarge({ limit }))
-    }
-    request.on("data", onData)
-    request.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-    request.once("error", () => resolve(new UnreadableBody()))
-  })
+/**
+ * Read the body, refused once it passes `limit` bytes, then `done` with its
+ * text or why it could not be had. Plain callbacks: the request's fiber
+ * starts once the body is in, with nothing left to wait for.
+ */
+const readBody = (request: IncomingMessage, limit: number, done: (read: string | BodyTooLarge | UnreadableBody) => void): void => {
+  const declared = Number(request.headers["content-length"] ?? "0")
+  if (Number.isFinite(declared) && declared > limit) {
+    request.resume()
+    return done(new BodyTooLarge({ limit }))
+  }
+  const chunks: Array<Buffer> = []
+  let size = 0
+  let settled = false
+  const settle = (read: string | BodyTooLarge | UnreadableBody) => {
+    if (settled) return
+    settled = true
+    done(read)
+  }
+  const onData = (chunk: Buffer) => {
+    size += chunk.length
+    if (size <= limit) return void chunks.push(chunk)
+    request.off("data", onData)
+    request.resume()
+    settle(new BodyTooLarge({ limit }))
+  }
+  request.on("data", onData)
+  request.once("end", () => settle(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
+  request.once("error", () => settle(new UnreadableBody()))
+}
 
-/** Write a response of the endpoint to Node: a JSON (or empty) body at once, an SSE stream as it comes. */
-const writeResponse = (response: HttpServerResponse.HttpServerResponse, out: ServerResponse): Effect.Effect<void> => {
+/** Write a complete (JSON or empty) answer of the endpoint to Node. */
+const writeAnswer = (response: HttpServerResponse.HttpServerResponse, out: ServerResponse): void => {
   const body = response.body
-  switch (body._tag) {
-    case "Uint8Array":
-      return Effect.sync(() => {
-        out.writeHead(response.status, { ...response.headers, "content-type": body.contentType, "content-length": body.contentLength })
-        out.end(body.body)
-      })
-    case "Stream":
-      return Effect.suspend(() => {
-        out.writeHead(response.status, { ...response.headers, "content-type": body.contentType })
-        out.flushHeaders()
-        return Stream.runForEach(body.stream, (chunk) => Effect.sync(() => void out.write(chunk))).pipe(
-          Effect.catchAllCause(() => Effect.void),
-          Effect.ensuring(Effect.sync(() => out.end()))
-        )
-      })
-    default:
-      return Effect.sync(() => {
-        out.writeHead(response.status, response.headers)
-        out.end()
-      })
+  if (body._tag === "Uint8Array") {
+    out.writeHead(response.status, { ...response.headers, "content-type": body.contentType, "content-length": body.contentLength })
+    out.end(body.body)
+  } else {
+    out.writeHead(response.status, response.headers)
+    out.end()
   }
 }
+
+/** Write a streamed answer (a `subscriptions/listen` stream) as it comes, ending the response when the stream ends. */
+const writeStream = (response: HttpServerResponse.HttpServerResponse, body: HttpBody.Stream, out: ServerResponse): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    out.writeHead(response.status, { ...response.headers, "content-type": body.contentType })
+    out.flushHeaders()
+    return Stream.runForEach(body.stream, (chunk) => Effect.sync(() => void out.write(chunk))).pipe(
+      Effect.catchAllCause(() => Effect.void),
+      Effect.ensuring(Effect.sync(() => out.end()))
+    )
+  })
 
 /** The path of a URL without its query (which may carry codes or state). */
 const pathOf = (url: string): string => {
@@ -106,36 +112,44 @@ const pathOf = (url: string): string => {
   return at === -1 ? url : url.slice(0, at)
 }
 
-/** `POST /mcp` from `node:http` into the endpoint: one fiber per request, interrupted if the client goes away. */
-const fastMcpHandler = (runtime: Runtime.Runtime<Services>): NodeHandler => {
+/**
+ * `POST /mcp` from `node:http` into the endpoint: the body is read first,
+ * then one fiber answers (interrupted if the client goes away); a complete
+ * answer is written when the fiber ends, a stream by the fiber as it comes.
+ */
+const fastMcpHandler = (runtime: Runtime.Runtime<Services>, clock: Clock.Clock): NodeHandler => {
   const runFork = Runtime.runFork(runtime)
   const limit = Context.get(runtime.context, HttpLimits).maxBodyBytes
   const log = Context.get(runtime.context, RequestLog)
   return (request, response) => {
-    const body = readBody(request, limit)
-    const text = Effect.flatMap(Effect.promise(() => body), (read) => typeof read === "string" ? Effect.succeed(read) : Effect.fail(read))
+    const started = clock.unsafeCurrentTimeNanos()
     const headers = headersOf(request)
     const path = pathOf(request.url ?? "/mcp")
-    const program = Effect.flatMap(Clock.currentTimeNanos, (started) =>
-      mcpPost({ method: "POST", headers, text }).pipe(
+    readBody(request, limit, (read) => {
+      if (response.destroyed) return
+      const text = typeof read === "string" ? Effect.succeed(read) : Effect.fail(read)
+      const program = mcpPost({ method: "POST", headers, text }).pipe(
         Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))),
         (handled) => withRequestSpan({ method: "POST", path, headers }, handled),
-        Effect.tap((answer) =>
-          Effect.flatMap(Clock.currentTimeNanos, (now) =>
-            log.record({ method: "POST", path, status: answer.status, ms: Math.round(Number(now - started) / 1e5) / 10 }))
-        ),
-        Effect.flatMap((answer) => writeResponse(answer, response))
-      ))
-    const fiber = runFork(program)
-    response.once("close", () => {
-      if (!response.writableEnded) fiber.unsafeInterruptAsFork(fiber.id())
-    })
-    fiber.addObserver((exit) => {
-      if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) && !response.headersSent) {
-        runFork(Effect.logError("request failed").pipe(Effect.annotateLogs("detail", logDetail(Cause.squash(exit.cause)))))
-        response.writeHead(500, { "content-type": "application/json" })
-        response.end(JSON.stringify({ error: "server_error" }))
-      }
+        Effect.flatMap((answer) => {
+          const ms = Math.round(Number(clock.unsafeCurrentTimeNanos() - started) / 1e5) / 10
+          const logged = log.record({ method: "POST", path, status: answer.status, ms })
+          return answer.body._tag === "Stream" ? Effect.zipRight(logged, writeStream(answer, answer.body, response)) : Effect.as(logged, answer)
+        })
+      )
+      const fiber = runFork(program)
+      response.once("close", () => {
+        if (!response.writableEnded) fiber.unsafeInterruptAsFork(fiber.id())
+      })
+      fiber.addObserver((exit) => {
+        if (Exit.isSuccess(exit)) {
+          if (exit.value !== undefined && !response.headersSent) writeAnswer(exit.value, response)
+        } else if (!Cause.isInterruptedOnly(exit.cause) && !response.headersSent) {
+          runFork(Effect.logError("request failed").pipe(Effect.annotateLogs("detail", logDetail(Cause.squash(exit.cause)))))
+          response.writeHead(500, { "content-type": "application/json" })
+          response.end(JSON.stringify({ error: "server_error" }))
+        }
+      })
     })
   }
 }
@@ -143,7 +157,7 @@ const fastMcpHandler = (runtime: Runtime.Runtime<Services>): NodeHandler => {
 /** One handler for every request: the fast path for `POST /mcp`, the server's `HttpApp` for the rest. */
 const makeNodeHandler: Effect.Effect<NodeHandler, never, Services> = Effect.gen(function*() {
   const platform = yield* NodeHttpServer.makeHandler(httpApp)
-  const fast = fastMcpHandler(yield* Effect.runtime<Services>())
+  const fast = fastMcpHandler(yield* Effect.runtime<Services>(), yield* Effect.clock)
   return (request, response) => isMcpPost(request) ? fast(request, response) : platform(request, response)
 })
 

@@ -6,7 +6,7 @@
  */
 import { HttpServerRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted, TestClock } from "effect"
+import { Context, Effect, Layer, Option, Redacted, TestClock } from "effect"
 import { readText } from "../../src/http/body.ts"
 import { mcpDelete, mcpGet, mcpPost } from "../../src/http/mcp/endpoint.ts"
 import * as McpServer from "../../src/http/McpServer.ts"
@@ -396,6 +396,50 @@ describe("/mcp: methods and tools", () => {
       expect(defect.json.error).toEqual({ code: -32603, message: "Internal error" })
       expect(defect.body).not.toContain("secret detail")
     })))
+})
+
+/** A service a tool needs, given to the server's layer. */
+class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+
+const greeting = McpTool.make({
+  name: "greeting",
+  description: "answers with the Greeting service the server's layer was given",
+  run: () => Effect.map(Greeting, McpTool.text)
+})
+
+/** The server with `greeting`, its `Greeting` given to the layer only (`Layer.provide`, not merged into what requests see). */
+const greetingServices = (word: string) =>
+  McpServer.layer({ publicUrl: PUBLIC_URL, tools: [whoami, upstreamOnly, greeting], jwks: { algorithm: "ES256", refreshInterval: "1 day" } }).pipe(
+    Layer.provide(Layer.succeed(Greeting, word)),
+    Layer.provideMerge(stores())
+  )
+
+describe("/mcp: tools with requirements", () => {
+  it.effect("a tool runs with the services the server's layer was given, whatever the request's context holds", () =>
+    Effect.scoped(Effect.provide(
+      Effect.gen(function*() {
+        const token = yield* tokenFor("alice", TOOLS_SCOPE)
+        const session = yield* open(token)
+        const call = () => post(rpc(1, "tools/call", { name: "greeting" }), { token, session })
+        expect((yield* call()).json.result.content[0].text).toBe("hello")
+        // A request context with another `Greeting` does not change what the tool was given.
+        expect((yield* Effect.provideService(call(), Greeting, "bonjour")).json.result.content[0].text).toBe("hello")
+      }),
+      Layer.fresh(greetingServices("hello"))
+    )) as Effect.Effect<void, unknown, never>)
+
+  it.effect("when the request's context holds the same services (the server's own runtime), the call runs in it", () =>
+    Effect.scoped(Effect.provide(
+      Effect.gen(function*() {
+        const token = yield* tokenFor("alice", TOOLS_SCOPE)
+        const session = yield* open(token)
+        const reply = yield* post(rpc(1, "tools/call", { name: "greeting" }), { token, session })
+        expect(reply.json.result.content[0].text).toBe("hi")
+        const who = yield* post(rpc(2, "tools/call", { name: "whoami" }), { token, session })
+        expect(who.json.result.structuredContent.subject).toBe("alice")
+      }),
+      Layer.fresh(greetingServices("hi").pipe(Layer.provideMerge(Layer.succeed(Greeting, "hi"))))
+    )) as Effect.Effect<void, unknown, never>)
 })
 
 describe("/mcp: JSON-RPC framing", () => {
