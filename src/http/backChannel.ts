@@ -11,10 +11,11 @@ import { authenticateClient } from "../oauth/clientAuth.ts"
 import { registerClient, registrationResponse } from "../oauth/registration.ts"
 import { introspect, revoke } from "../oauth/revocation.ts"
 import { token, tokenResponse } from "../oauth/tokenEndpoint.ts"
-import { BodyTooLarge, readForm, readJson } from "./body.ts"
+import { BodyTooLarge, type FormParams, formOf, readForm, readJson, type TextRequest } from "./body.ts"
 import { clientAuthContext, clientCredentials } from "./clientCredentials.ts"
 import { clientKey, consume, HttpLimits, logRefusal, refused, tooManyRequestsJson } from "./limits.ts"
-import { dpopProofInput, withDpopNonce } from "./dpop.ts"
+import { dpopProofInput, type ResourceRequest, withDpopNonce } from "./dpop.ts"
+import { noteRequest, RequestLog } from "./requestLog.ts"
 import { jsonResponse, orErrorResponse } from "./respond.ts"
 
 /**
@@ -60,40 +61,47 @@ export const registerHandler = (request: HttpServerRequest.HttpServerRequest) =>
     })
   )
 
+/** A request to `/token` as the handler reads it: method and headers (client authentication, DPoP), and its body as text. */
+export interface TokenHttpRequest extends ResourceRequest, TextRequest {}
+
 /**
  * `POST /token`: the authorization_code and refresh_token grants. A request
  * with a `DPoP` header gets DPoP-bound tokens (`token_type: DPoP`, RFC 9449
  * §5) or `invalid_dpop_proof`; every answer to it carries the current
- * `DPoP-Nonce` when the server requires nonces.
+ * `DPoP-Nonce` when the server requires nonces. Served by the platform's
+ * router and by the Node fast path alike (each reads the body its own way,
+ * within the same limit). Issued tokens are noted in the log (grant type,
+ * client, grant, token type; never a token).
  */
-export const tokenHandler = (request: HttpServerRequest.HttpServerRequest) => {
-  const answer = orErrorResponse(
-    Effect.gen(function*() {
-      const form = yield* readForm(request)
-      const client = yield* clientCredentials(request, form)
-      const issued = yield* token({
-        grantType: form["grant_type"],
-        client,
-        code: form["code"],
-        redirectUri: form["redirect_uri"],
-        codeVerifier: form["code_verifier"],
-        refreshToken: form["refresh_token"],
-        scope: form["scope"],
-        resource: form["resource"],
-        dpop: yield* dpopProofInput(request, "/token")
-      })
-      yield* Effect.logInfo("tokens issued").pipe(
-        Effect.annotateLogs({
-          grant_type: form["grant_type"] ?? "",
-          client_id: client.clientId,
-          grant_id: issued.grantId,
-          token_type: issued.tokenType
-        })
-      )
-      return jsonResponse(tokenResponse(issued), { noStore: true })
-    }),
-    clientAuthContext(request)
-  )
+export const tokenHandler = (request: TokenHttpRequest) => {
+  const issue = (form: FormParams) =>
+    Effect.flatMap(clientCredentials(request, form), (client) =>
+      Effect.flatMap(dpopProofInput(request, "/token"), (dpop) =>
+        Effect.flatMap(
+          token({
+            grantType: form["grant_type"],
+            client,
+            code: form["code"],
+            redirectUri: form["redirect_uri"],
+            codeVerifier: form["code_verifier"],
+            refreshToken: form["refresh_token"],
+            scope: form["scope"],
+            resource: form["resource"],
+            dpop
+          }),
+          (issued) =>
+            Effect.flatMap(RequestLog, (log) =>
+              Effect.as(
+                noteRequest(log, "tokens issued", {
+                  grant_type: form["grant_type"] ?? "",
+                  client_id: client.clientId,
+                  grant_id: issued.grantId,
+                  token_type: issued.tokenType
+                }),
+                jsonResponse(tokenResponse(issued), { noStore: true })
+              ))
+        )))
+  const answer = orErrorResponse(Effect.flatMap(formOf(request), issue), clientAuthContext(request))
   return request.headers["dpop"] === undefined ? answer : Effect.flatMap(answer, (response) => withDpopNonce(response, "token"))
 }
 

@@ -98,6 +98,20 @@ export const parseForm = (text: string): Effect.Effect<FormParams, InvalidReques
   return Effect.succeed(params)
 }
 
+/**
+ * A request whose body is read by whoever serves it (the platform's body
+ * limit, or the Node fast path's): its headers, and its body as text.
+ */
+export interface TextRequest extends RequestHeaders {
+  readonly text: Effect.Effect<string, BodyTooLarge | UnreadableBody>
+}
+
+/** The form body of `request`: `application/x-www-form-urlencoded` only (checked before the body is awaited). */
+export const formOf = (request: TextRequest): Effect.Effect<FormParams, InvalidRequest | BodyTooLarge | UnreadableBody> =>
+  mediaType(request) === "application/x-www-form-urlencoded"
+    ? Effect.flatMap(request.text, parseForm)
+    : Effect.fail(new InvalidRequest({ description: "the body must be application/x-www-form-urlencoded" }))
+
 /** The form body of an OAuth endpoint: `application/x-www-form-urlencoded` only. */
 export const readForm = (
   request: HttpServerRequest.HttpServerRequest

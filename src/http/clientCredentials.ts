@@ -3,12 +3,11 @@
  * Basic with form-encoded id and secret, a secret in the form, or a bare
  * `client_id` (public client). Using two methods at once is refused.
  */
-import type { HttpServerRequest } from "@effect/platform"
 import { Effect, Redacted } from "effect"
 import { InvalidClient, InvalidRequest } from "../errors/OAuthError.ts"
 import type { ClientCredentials } from "../oauth/clientAuth.ts"
 import type { RenderContext } from "../errors/render.ts"
-import type { FormParams } from "./body.ts"
+import type { FormParams, RequestHeaders } from "./body.ts"
 
 const formDecode = (value: string): string | undefined => {
   try {
@@ -32,7 +31,7 @@ const basicCredentials = (header: string | undefined): Effect.Effect<ClientCrede
 
 /** The client's credentials from the `Authorization` header and the form. */
 export const clientCredentials = (
-  request: HttpServerRequest.HttpServerRequest,
+  request: RequestHeaders,
   form: FormParams
 ): Effect.Effect<ClientCredentials, InvalidClient | InvalidRequest> =>
   Effect.flatMap(basicCredentials(request.headers["authorization"]), (basic): Effect.Effect<ClientCredentials, InvalidClient | InvalidRequest> => {
@@ -56,5 +55,5 @@ export const clientCredentials = (
   })
 
 /** The render context of a client-authenticating endpoint: a Basic challenge when the client tried Basic. */
-export const clientAuthContext = (request: HttpServerRequest.HttpServerRequest): RenderContext =>
+export const clientAuthContext = (request: RequestHeaders): RenderContext =>
   /^basic /i.test(request.headers["authorization"] ?? "") ? { challenge: { scheme: "Basic" } } : {}

@@ -3,12 +3,13 @@
  * `toHandler` gives a `(request, response)` handler to mount in your own
  * `node:http` server or an Express-style app.
  *
- * Both serve `POST /mcp`, the endpoint every tool call goes through, on a
- * fast path: straight from `node:http` into one Effect on the server's
- * runtime (the same endpoint code, its body read with the same limit, its
- * log line in the same shape), without the platform's router and
- * middleware, which cost more than the endpoint itself on this path (see
- * the load bench). Everything else goes through the server's `HttpApp`.
+ * Both serve `POST /mcp`, the endpoint every tool call goes through, and
+ * `POST /token` (every refresh) on a fast path: straight from `node:http`
+ * into one Effect on the server's runtime (the same handler code, its body
+ * read with the same limit, the same CORS headers and error answers, its log
+ * line in the same shape), without the platform's router and middleware,
+ * which cost more than the endpoint itself on these paths (see the load
+ * bench). Everything else goes through the server's `HttpApp`.
  */
 import { type HttpBody, HttpMiddleware, HttpServerError, type HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -17,7 +18,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net"
 import { logDetail } from "../errors/render.ts"
 import { BodyTooLarge, UnreadableBody } from "./body.ts"
-import { mcpPost } from "./mcp/endpoint.ts"
+import { tokenHandler } from "./backChannel.ts"
+import { allowAnyOrigin } from "./cors.ts"
+import { type McpRequest, mcpPost } from "./mcp/endpoint.ts"
 import { metricsApp } from "./metrics.ts"
 import { httpApp, layer as serverLayer, type McpServerOptions, type McpServerRequirements, type McpServerServices } from "./McpServer.ts"
 import { errorResponse } from "./respond.ts"
@@ -36,10 +39,6 @@ export class ListeningAddress extends Context.Tag("mcp-oauth-store/ListeningAddr
 
 type Services = McpServerServices | McpServerRequirements
 type NodeHandler = (request: IncomingMessage, response: ServerResponse) => void
-
-/** Whether a request is `POST /mcp` (the fast path). */
-const isMcpPost = (request: IncomingMessage): boolean =>
-  request.method === "POST" && (request.url === "/mcp" || request.url?.startsWith("/mcp?") === true)
 
 /** Node's headers as the endpoint reads them: one string per header (only `set-cookie` may repeat, and requests carry none). */
 const headersOf = (request: IncomingMessage): Readonly<Record<string, string | undefined>> => {
@@ -112,25 +111,33 @@ const pathOf = (url: string): string => {
   return at === -1 ? url : url.slice(0, at)
 }
 
+/** What a fast path answers with, given the request's method, headers and body as text. */
+type FastEndpoint = (request: McpRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, Services>
+
 /**
- * `POST /mcp` from `node:http` into the endpoint: the body is read first,
- * then one fiber answers (interrupted if the client goes away); a complete
- * answer is written when the fiber ends, a stream by the fiber as it comes.
+ * A fast path from `node:http` into `endpoint` (`POST /mcp`, `POST /token`):
+ * the body is read first, then one fiber answers (interrupted if the client
+ * goes away); a complete answer is written when the fiber ends, a stream by
+ * the fiber as it comes. What the platform's middleware does around a route
+ * is done here: a defect answered as `errorResponse` answers it, CORS on a
+ * CORS path (`cors`), the request span, the log line.
  */
-const fastMcpHandler = (runtime: Runtime.Runtime<Services>, clock: Clock.Clock): NodeHandler => {
+const fastHandler = (runtime: Runtime.Runtime<Services>, clock: Clock.Clock, endpoint: FastEndpoint, cors: boolean): NodeHandler => {
   const runFork = Runtime.runFork(runtime)
   const limit = Context.get(runtime.context, HttpLimits).maxBodyBytes
   const log = Context.get(runtime.context, RequestLog)
   return (request, response) => {
     const started = clock.unsafeCurrentTimeNanos()
     const headers = headersOf(request)
-    const path = pathOf(request.url ?? "/mcp")
+    const path = pathOf(request.url ?? "/")
     readBody(request, limit, (read) => {
       if (response.destroyed) return
       const text = typeof read === "string" ? Effect.succeed(read) : Effect.fail(read)
-      const program = mcpPost({ method: "POST", headers, text }).pipe(
-        Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))),
-        (handled) => withRequestSpan({ method: "POST", path, headers }, handled),
+      const answered = Effect.catchAllCause(
+        endpoint({ method: "POST", headers, text }),
+        (cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))
+      )
+      const program = withRequestSpan({ method: "POST", path, headers }, cors ? Effect.map(answered, allowAnyOrigin) : answered).pipe(
         Effect.flatMap((answer) => {
           const ms = Math.round(Number(clock.unsafeCurrentTimeNanos() - started) / 1e5) / 10
           const logged = log.record({ method: "POST", path, status: answer.status, ms })
@@ -154,11 +161,25 @@ const fastMcpHandler = (runtime: Runtime.Runtime<Services>, clock: Clock.Clock):
   }
 }
 
-/** One handler for every request: the fast path for `POST /mcp`, the server's `HttpApp` for the rest. */
+/**
+ * One handler for every request: the fast paths for `POST /mcp` and
+ * `POST /token`, the server's `HttpApp` for the rest (a preflight of
+ * `/token` too).
+ */
 const makeNodeHandler: Effect.Effect<NodeHandler, never, Services> = Effect.gen(function*() {
   const platform = yield* NodeHttpServer.makeHandler(httpApp)
-  const fast = fastMcpHandler(yield* Effect.runtime<Services>(), yield* Effect.clock)
-  return (request, response) => isMcpPost(request) ? fast(request, response) : platform(request, response)
+  const runtime = yield* Effect.runtime<Services>()
+  const clock = yield* Effect.clock
+  const mcp = fastHandler(runtime, clock, mcpPost, false)
+  const token = fastHandler(runtime, clock, tokenHandler, true)
+  return (request, response) => {
+    if (request.method === "POST") {
+      const path = pathOf(request.url ?? "")
+      if (path === "/mcp") return mcp(request, response)
+      if (path === "/token") return token(request, response)
+    }
+    return platform(request, response)
+  }
 })
 
 /** Listen on `server`: the address, or the platform's `ServeError` (address in use, not permitted, ...). */

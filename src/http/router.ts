@@ -44,7 +44,7 @@ export const routes = HttpRouter.empty.pipe(
   HttpRouter.get("/authorize", withRequest(authorizeFront)),
   HttpRouter.post("/authorize", withRequest(authorizePost)),
   HttpRouter.get("/callback", withRequest(upstreamCallback)),
-  HttpRouter.post("/token", withRequest(tokenHandler)),
+  HttpRouter.post("/token", withRequest((request) => tokenHandler({ method: request.method, headers: request.headers, text: readText(request) }))),
   HttpRouter.post("/revoke", withRequest(revokeHandler)),
   HttpRouter.post("/introspect", withRequest(introspectHandler)),
   HttpRouter.post("/mcp", withRequest((request) => mcpPost({ method: request.method, headers: request.headers, text: readText(request) }))),

@@ -65,52 +65,65 @@ export const issueAccessToken = (
   grant: TokenSubject,
   notAfter?: number
 ): Effect.Effect<IssuedAccessToken, StoreError, OAuthConfig | Jwks | TokenStore | Crypto> =>
-  Effect.gen(function*() {
-    const config = yield* OAuthConfig
-    const now = yield* Clock.currentTimeMillis
-    const expiresAt = Math.min(now + config.accessTokenTtl, notAfter ?? Number.POSITIVE_INFINITY)
-    const audience = grant.resource ?? config.defaultAudience
-    const crypto = yield* Crypto
-
-    if (config.accessTokenFormat === "opaque") {
-      const token = yield* crypto.randomToken()
-      yield* (yield* TokenStore).saveAccessToken(token, {
-        grantId: grant.grantId,
-        clientId: grant.clientId,
+  // Chained steps, no generator: a JWT is issued on every refresh.
+  Effect.flatMap(OAuthConfig, (config) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<IssuedAccessToken, StoreError, Jwks | TokenStore | Crypto> => {
+      const expiresAt = Math.min(now + config.accessTokenTtl, notAfter ?? Number.POSITIVE_INFINITY)
+      const audience = grant.resource ?? config.defaultAudience
+      if (config.accessTokenFormat === "opaque") return issueOpaque(grant, now, expiresAt, audience)
+      const custom = config.tokenClaims === undefined ? Effect.succeed({}) : config.tokenClaims({
         subject: grant.subject,
+        clientId: grant.clientId,
+        grantId: grant.grantId,
         scopes: grant.scopes,
-        resource: audience,
-        ...(grant.jkt === undefined ? {} : { jkt: grant.jkt }),
-        ttl: Duration.millis(Math.max(0, expiresAt - now))
+        audience
       })
-      return { token: Redacted.make(token), format: "opaque", expiresAt, expiresIn: Math.floor((expiresAt - now) / 1000) }
-    }
+      return Effect.flatMap(custom, (claims) =>
+        Effect.flatMap(Crypto, (crypto) =>
+          Effect.flatMap(crypto.randomToken(16), (jti) =>
+            Effect.flatMap(Jwks, (jwks) => {
+              const extra: Record<string, unknown> = {}
+              for (const [name, value] of Object.entries(claims)) if (!RESERVED_CLAIMS.includes(name)) extra[name] = value
+              const iat = Math.floor(now / 1000)
+              const exp = Math.floor(expiresAt / 1000)
+              return Effect.map(
+                jwks.sign({
+                  ...extra,
+                  iss: config.issuer,
+                  sub: grant.subject,
+                  aud: audience,
+                  exp,
+                  iat,
+                  jti,
+                  scope: formatScope(grant.scopes),
+                  client_id: grant.clientId,
+                  [GRANT_ID_CLAIM]: grant.grantId,
+                  ...(grant.jkt === undefined ? {} : { cnf: { jkt: grant.jkt } })
+                }, { typ: ACCESS_TOKEN_TYP }),
+                (signed): IssuedAccessToken => ({ token: Redacted.make(signed.token), format: "jwt", expiresAt: exp * 1000, expiresIn: exp - iat })
+              )
+            }))))
+    }))
 
-    const custom = config.tokenClaims === undefined ? {} : yield* config.tokenClaims({
-      subject: grant.subject,
-      clientId: grant.clientId,
+/** An opaque access token: random, kept in the `TokenStore` (by its hash) until it expires. */
+const issueOpaque = (
+  grant: TokenSubject,
+  now: number,
+  expiresAt: number,
+  audience: string
+): Effect.Effect<IssuedAccessToken, StoreError, TokenStore | Crypto> =>
+  Effect.gen(function*() {
+    const token = yield* (yield* Crypto).randomToken()
+    yield* (yield* TokenStore).saveAccessToken(token, {
       grantId: grant.grantId,
+      clientId: grant.clientId,
+      subject: grant.subject,
       scopes: grant.scopes,
-      audience
+      resource: audience,
+      ...(grant.jkt === undefined ? {} : { jkt: grant.jkt }),
+      ttl: Duration.millis(Math.max(0, expiresAt - now))
     })
-    const extra: Record<string, unknown> = {}
-    for (const [name, value] of Object.entries(custom)) if (!RESERVED_CLAIMS.includes(name)) extra[name] = value
-    const iat = Math.floor(now / 1000)
-    const exp = Math.floor(expiresAt / 1000)
-    const signed = yield* (yield* Jwks).sign({
-      ...extra,
-      iss: config.issuer,
-      sub: grant.subject,
-      aud: audience,
-      exp,
-      iat,
-      jti: yield* crypto.randomToken(16),
-      scope: formatScope(grant.scopes),
-      client_id: grant.clientId,
-      [GRANT_ID_CLAIM]: grant.grantId,
-      ...(grant.jkt === undefined ? {} : { cnf: { jkt: grant.jkt } })
-    }, { typ: ACCESS_TOKEN_TYP })
-    return { token: Redacted.make(signed.token), format: "jwt", expiresAt: exp * 1000, expiresIn: exp - iat }
+    return { token: Redacted.make(token), format: "opaque", expiresAt, expiresIn: Math.floor((expiresAt - now) / 1000) }
   })
 
 /** Seed 002's verification options; each defaults to the server's own settings. */

@@ -15,7 +15,7 @@ import {
   type UseDpopNonce
 } from "../errors/OAuthError.ts"
 import type { RegisteredClient } from "../schema/client.ts"
-import type { Grant } from "../schema/token.ts"
+import type { Grant, RefreshTokenRecord, Rotation } from "../schema/token.ts"
 import type { ClientStore } from "../services/ClientStore.ts"
 import { Crypto } from "../services/Crypto.ts"
 import type { Jwks } from "../services/Jwks.ts"
@@ -106,7 +106,10 @@ const isPublic = (client: RegisteredClient): boolean => client.metadata.token_en
  * (nothing is remembered yet). A client that registered
  * `dpop_bound_access_tokens` must send one (RFC 9449 §5.2).
  */
-const checkProof = (client: RegisteredClient, dpop: DpopProofInput | undefined) => {
+const checkProof = (
+  client: RegisteredClient,
+  dpop: DpopProofInput | undefined
+): Effect.Effect<CheckedDpopProof | undefined, InvalidRequest | InvalidDpopProof | UseDpopNonce, OAuthConfig | Crypto> => {
   if (dpop !== undefined) return checkDpopProof(dpop, "token")
   return client.metadata.dpop_bound_access_tokens === true
     ? Effect.fail(new InvalidRequest({ description: "this client registered dpop_bound_access_tokens: its token requests need a DPoP proof" }))
@@ -258,99 +261,130 @@ export const exchangeCode = (
  */
 export const refreshTokens = (
   request: RefreshTokenGrantRequest
-): Effect.Effect<IssuedTokens, TokenEndpointError | StoreError, TokenEndpointServices> =>
-  Effect.gen(function*() {
-    const config = yield* OAuthConfig
-    const client = yield* authenticateClient(request.client)
-    yield* mayUse(client, "refresh_token")
-    const presented = request.refreshToken
-    if (presented === undefined) return yield* Effect.fail(new InvalidRequest({ description: "refresh_token is required" }))
-    const proof = yield* checkProof(client, request.dpop)
-    const store = yield* TokenStore
-    const found = yield* store.getRefreshToken(presented)
-    if (Option.isNone(found)) return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
-    const record = found.value
-    if (record.clientId !== client.clientId) {
-      return yield* Effect.fail(new InvalidGrant({ description: "refresh token was issued to another client" }))
+): Effect.Effect<IssuedTokens, TokenEndpointError | StoreError, TokenEndpointServices> => {
+  const presented = request.refreshToken
+  // Chained steps, no generator: this runs on every refresh.
+  return Effect.flatMap(authenticateClient(request.client), (client): Refreshed => {
+    if (!client.metadata.grant_types.includes("refresh_token")) {
+      return Effect.fail(new UnauthorizedClient({ description: "client may not use the refresh_token grant" }))
     }
-    if (record.jkt !== undefined && proof?.jkt !== record.jkt) {
-      yield* Effect.logWarning("DPoP-bound refresh token presented without a proof of its key").pipe(
-        Effect.annotateLogs({ client_id: client.clientId, grant_id: record.grantId, proof: proof === undefined ? "none" : "another key" })
-      )
-      return yield* Effect.fail(new InvalidGrant({
-        description: "refresh token is bound to a DPoP key: present a DPoP proof of that key"
-      }))
-    }
-    const requested = parseScope(request.scope)
-    if (requested === undefined) return yield* Effect.fail(new InvalidScope({ description: "scope is malformed" }))
-    if (missingScopes(record.scopes, requested).length > 0) {
-      return yield* Effect.fail(new InvalidScope({ description: "scope exceeds the grant" }))
-    }
-    if (differentResource(request.resource, record.resource)) {
-      return yield* Effect.fail(new InvalidTarget({ description: "resource differs from the grant's" }))
-    }
-    const grant = yield* store.getGrant(record.grantId)
-    if (Option.isNone(grant)) return yield* Effect.fail(grantGone())
-    if (proof !== undefined) yield* rememberDpopProof(proof)
-
-    const scopes = requested.length === 0 ? record.scopes : requested
-    const jkt = proof?.jkt
-    const crypto = yield* Crypto
-    const successor = Redacted.make(yield* crypto.randomToken(32))
-    const access = yield* issueAccessToken({
-      grantId: record.grantId,
-      clientId: record.clientId,
-      subject: record.subject,
-      scopes,
-      resource: record.resource,
-      jkt
-    }, grant.value.expiresAt)
-    const discardAccess = access.format === "opaque" ? store.revokeAccessToken(Redacted.value(access.token)) : Effect.void
-
-    const rotation = yield* store.rotateRefreshToken(presented, {
-      refreshToken: successor,
-      accessToken: access.token,
-      ...(jkt === undefined ? {} : { jkt })
-    })
-    switch (rotation._tag) {
-      case "Rotated": {
-        if (Option.isNone(yield* store.getGrant(record.grantId))) return yield* revokeAnd(record.grantId, grantGone())
-        const issued: IssuedTokens = {
-          accessToken: access.token,
-          tokenType: jkt === undefined ? "Bearer" : "DPoP",
-          expiresIn: access.expiresIn,
-          refreshToken: successor,
-          scopes,
-          grantId: record.grantId
-        }
-        yield* countIssued(tokensIssued.refreshToken, issued)
-        return issued
-      }
-      case "GraceReplay": {
-        yield* discardAccess
-        if (rotation.pair.jkt !== jkt) {
-          return yield* Effect.fail(new InvalidGrant({ description: "retry the refresh with the DPoP key (or none) of the first attempt" }))
-        }
-        const now = yield* Clock.currentTimeMillis
-        const expiresAt = Math.min(rotation.current.createdAt + config.accessTokenTtl, grant.value.expiresAt)
-        const replayed: IssuedTokens = {
-          accessToken: rotation.pair.accessToken,
-          tokenType: rotation.pair.jkt === undefined ? "Bearer" : "DPoP",
-          expiresIn: Math.max(0, Math.floor((expiresAt - now) / 1000)),
-          refreshToken: rotation.pair.refreshToken,
-          scopes: rotation.current.scopes,
-          grantId: record.grantId
-        }
-        return replayed
-      }
-      case "ReuseDetected":
-        yield* Effect.logWarning("refresh token reuse detected; grant revoked")
-        return yield* Effect.fail(new InvalidGrant({ description: "refresh token was already used; its grant is revoked" }))
-      case "NotFound":
-        yield* discardAccess
-        return yield* Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
-    }
+    if (presented === undefined) return Effect.fail(new InvalidRequest({ description: "refresh_token is required" }))
+    return Effect.flatMap(checkProof(client, request.dpop), (proof): Refreshed =>
+      Effect.flatMap(TokenStore, (store) =>
+        Effect.flatMap(store.getRefreshToken(presented), (found): Refreshed => {
+          if (Option.isNone(found)) return Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" }))
+          const record = found.value
+          if (record.clientId !== client.clientId) {
+            return Effect.fail(new InvalidGrant({ description: "refresh token was issued to another client" }))
+          }
+          if (record.jkt !== undefined && proof?.jkt !== record.jkt) {
+            return Effect.logWarning("DPoP-bound refresh token presented without a proof of its key").pipe(
+              Effect.annotateLogs({ client_id: client.clientId, grant_id: record.grantId, proof: proof === undefined ? "none" : "another key" }),
+              Effect.zipRight(Effect.fail(new InvalidGrant({ description: "refresh token is bound to a DPoP key: present a DPoP proof of that key" })))
+            )
+          }
+          const requested = parseScope(request.scope)
+          if (requested === undefined) return Effect.fail(new InvalidScope({ description: "scope is malformed" }))
+          if (missingScopes(record.scopes, requested).length > 0) {
+            return Effect.fail(new InvalidScope({ description: "scope exceeds the grant" }))
+          }
+          if (differentResource(request.resource, record.resource)) {
+            return Effect.fail(new InvalidTarget({ description: "resource differs from the grant's" }))
+          }
+          return Effect.flatMap(store.getGrant(record.grantId), (grant): Refreshed => {
+            if (Option.isNone(grant)) return Effect.fail(grantGone())
+            const rotate = rotateRefresh(store, presented, record, requested.length === 0 ? record.scopes : requested, proof?.jkt, grant.value)
+            return proof === undefined ? rotate : Effect.zipRight(rememberDpopProof(proof), rotate)
+          })
+        })))
   }).pipe(traced("OAuth.refreshTokens"))
+}
+
+/** What a refresh answers. */
+type Refreshed = Effect.Effect<IssuedTokens, TokenEndpointError | StoreError, TokenEndpointServices>
+
+/**
+ * A refresh that checked out: a successor and a new access token, then the
+ * atomic rotation (`TokenStore.rotateRefreshToken`) decides what the client
+ * gets: the new pair, the pair of a grace-window retry, or nothing (reuse
+ * revokes the grant; a token gone meanwhile is `invalid_grant`).
+ */
+const rotateRefresh = (
+  store: TokenStore.Service,
+  presented: string,
+  record: RefreshTokenRecord,
+  scopes: ReadonlyArray<string>,
+  jkt: string | undefined,
+  grant: Grant
+): Effect.Effect<IssuedTokens, InvalidGrant | StoreError, TokenEndpointServices> =>
+  Effect.flatMap(Crypto, (crypto) =>
+    Effect.flatMap(crypto.randomToken(32), (token) => {
+      const successor = Redacted.make(token)
+      return Effect.flatMap(
+        issueAccessToken({
+          grantId: record.grantId,
+          clientId: record.clientId,
+          subject: record.subject,
+          scopes,
+          resource: record.resource,
+          jkt
+        }, grant.expiresAt),
+        (access) =>
+          Effect.flatMap(
+            store.rotateRefreshToken(presented, { refreshToken: successor, accessToken: access.token, ...(jkt === undefined ? {} : { jkt }) }),
+            (rotation): Effect.Effect<IssuedTokens, InvalidGrant | StoreError, TokenEndpointServices> => {
+              const discardAccess: Effect.Effect<unknown, StoreError> = access.format === "opaque" ? store.revokeAccessToken(Redacted.value(access.token)) : Effect.void
+              switch (rotation._tag) {
+                case "Rotated":
+                  return Effect.flatMap(store.getGrant(record.grantId), (still) => {
+                    if (Option.isNone(still)) return revokeAnd(record.grantId, grantGone())
+                    const issued: IssuedTokens = {
+                      accessToken: access.token,
+                      tokenType: jkt === undefined ? "Bearer" : "DPoP",
+                      expiresIn: access.expiresIn,
+                      refreshToken: successor,
+                      scopes,
+                      grantId: record.grantId
+                    }
+                    return Effect.as(countIssued(tokensIssued.refreshToken, issued), issued)
+                  })
+                case "GraceReplay":
+                  return Effect.zipRight(discardAccess, graceReplay(rotation, jkt, grant, record.grantId))
+                case "ReuseDetected":
+                  return Effect.logWarning("refresh token reuse detected; grant revoked").pipe(
+                    Effect.zipRight(Effect.fail(new InvalidGrant({ description: "refresh token was already used; its grant is revoked" })))
+                  )
+                case "NotFound":
+                  return Effect.zipRight(discardAccess, Effect.fail(new InvalidGrant({ description: "refresh token is invalid or expired" })))
+              }
+            }
+          )
+      )
+    }))
+
+/** The pair a grace-window retry gets again: only with the same key (or none) as the first attempt. */
+const graceReplay = (
+  rotation: Extract<Rotation, { readonly _tag: "GraceReplay" }>,
+  jkt: string | undefined,
+  grant: Grant,
+  grantId: string
+): Effect.Effect<IssuedTokens, InvalidGrant, OAuthConfig> => {
+  if (rotation.pair.jkt !== jkt) {
+    return Effect.fail(new InvalidGrant({ description: "retry the refresh with the DPoP key (or none) of the first attempt" }))
+  }
+  return Effect.flatMap(OAuthConfig, (config) =>
+    Effect.map(Clock.currentTimeMillis, (now): IssuedTokens => {
+      const expiresAt = Math.min(rotation.current.createdAt + config.accessTokenTtl, grant.expiresAt)
+      return {
+        accessToken: rotation.pair.accessToken,
+        tokenType: rotation.pair.jkt === undefined ? "Bearer" : "DPoP",
+        expiresIn: Math.max(0, Math.floor((expiresAt - now) / 1000)),
+        refreshToken: rotation.pair.refreshToken,
+        scopes: rotation.current.scopes,
+        grantId
+      }
+    }))
+}
 
 /** A token request of any grant type, as the token endpoint receives it. */
 export interface TokenRequest extends AuthorizationCodeGrantRequest, Omit<RefreshTokenGrantRequest, "client"> {

@@ -57,8 +57,9 @@ export interface LogOutput {
   /**
    * The request log line, written straight into the output in the logger's
    * JSON shape (an `INFO` line `request` with method, path, status and ms as
-   * annotations), without a logger call per request. None when `minimum`
-   * is above `INFO`.
+   * annotations), without a logger call per request; and its `note`s
+   * (`tokens issued`) the same way, whatever `requests` says. None when
+   * `minimum` is above `INFO`.
    */
   readonly requestLog: (minimum: LogLevel.LogLevel, requests: RequestLogging) => RequestLog.Service
 }
@@ -86,15 +87,18 @@ export const makeLogOutput = (): LogOutput => {
     entry["fiberId"] = FiberId.threadName(fiberId)
     sink.write(`${JSON.stringify(entry)}\n`)
   })
+  /** An `INFO` line in the logger's JSON shape, written straight into the output. */
+  const info = (message: string, annotations: object): Effect.Effect<void> =>
+    Effect.map(Clock.currentTimeMillis, (now) =>
+      sink.write(
+        `{"message":${JSON.stringify(message)},"logLevel":"INFO","timestamp":"${new Date(now).toISOString()}",` +
+          `"annotations":${JSON.stringify(annotations)}}\n`
+      ))
   const requestLog = (minimum: LogLevel.LogLevel, requests: RequestLogging): RequestLog.Service => {
-    if (requests === "off" || LogLevel.greaterThan(minimum, LogLevel.Info)) return { record: () => Effect.void }
+    if (LogLevel.greaterThan(minimum, LogLevel.Info)) return { record: () => Effect.void, note: () => Effect.void }
     return {
-      record: (entry) =>
-        requests === "errors" && entry.status < 400 ? Effect.void : Effect.map(Clock.currentTimeMillis, (now) =>
-          sink.write(
-            `{"message":"request","logLevel":"INFO","timestamp":"${new Date(now).toISOString()}",` +
-              `"annotations":${JSON.stringify(entry)}}\n`
-          ))
+      record: (entry) => requests === "off" || (requests === "errors" && entry.status < 400) ? Effect.void : info("request", entry),
+      note: info
     }
   }
   return { logger, requestLog }
