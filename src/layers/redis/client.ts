@@ -75,23 +75,24 @@ export const storeError = (method: string, error: unknown): StoreError => {
   })
 }
 
-/** A script as an ioredis command: `ARGV` only (no `KEYS`), the first argument the prefix. */
-type ScriptCommand = (...args: ReadonlyArray<string | number>) => Promise<unknown>
+/** Redis answered that it does not hold the script (`EVALSHA` of a script it has not loaded, or lost on a restart). */
+const isNoScript = (error: unknown): boolean =>
+  error instanceof Error && error.name === "ReplyError" && error.message.startsWith("NOSCRIPT")
 
 /**
- * Define `script` on the connection with ioredis' `defineCommand`: it sends
- * `EVALSHA`, loads the script with `EVAL` the first time on each socket (and
- * again after `NOSCRIPT`, when a restarted Redis lost its script cache: the
- * script did not run, so resending is safe), and pipelines like any command.
- * Names get a prefix of ours, so no script shadows an ioredis method.
+ * Run `script` with `EVALSHA`; when Redis does not hold it (a restart or
+ * `SCRIPT FLUSH` emptied its script cache, or it was not loaded at connect),
+ * send it whole with `EVAL`, which also caches it again. `NOSCRIPT` means the
+ * script did not run, so resending is safe. Plain `evalsha`/`eval` calls
+ * rather than ioredis' `defineCommand`: every auto-pipeline ioredis opens
+ * copies each defined command onto itself (two properties per script, ~40
+ * scripts), which cost more CPU per command than the rest of a store read.
  */
-const scriptCommand = (redis: Redis, script: Script): ScriptCommand => {
-  const name = `mcpStore_${script.name}`
-  redis.defineCommand(name, { numberOfKeys: 0, lua: script.lua })
-  const command: unknown = Reflect.get(redis, name)
-  if (typeof command !== "function") throw new Error(`ioredis did not define the command ${name}`)
-  return (...args) => command.apply(redis, args) as Promise<unknown>
-}
+const evalScript = (redis: Redis, script: Script, prefix: string, args: ReadonlyArray<string | number>): Promise<unknown> =>
+  redis.evalsha(script.sha, 0, prefix, ...args).catch((error: unknown) => {
+    if (!isNoScript(error)) throw error
+    return redis.eval(script.lua, 0, prefix, ...args)
+  })
 
 /**
  * The ioredis settings of a layer's connection. An outage fails fast instead
@@ -177,22 +178,12 @@ export const connect = (
     })
 
     const { redis } = yield* Effect.acquireRelease(open, ({ close }) => Effect.promise(close))
-    const commands = yield* Effect.try({
-      try: () => new Map(scripts.map((script) => [script, scriptCommand(redis, script)] as const)),
-      catch: (error) => storeError("RedisStore.connect", error)
-    })
 
     const call = <A>(method: string, f: (redis: Redis) => Promise<A>): Effect.Effect<A, StoreError> =>
       fromPromise(method, () => f(redis))
 
     const run = (method: string, script: Script, args: ReadonlyArray<string | number>) =>
-      fromPromise(method, () => {
-        const command = commands.get(script)
-        // A script not listed at connect time is sent whole with `EVAL`: defining a
-        // command now would race auto-pipelining (a pipeline opened earlier in this
-        // tick lacks it, and ioredis then throws outside any promise).
-        return command === undefined ? redis.eval(script.lua, 0, prefix, ...args) : command(prefix, ...args)
-      })
+      fromPromise(method, () => evalScript(redis, script, prefix, args))
 
     return { redis, prefix, call, run } satisfies RedisClient
   })
