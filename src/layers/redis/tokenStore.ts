@@ -1,5 +1,6 @@
 import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
+import { withHash } from "../../internal/hashing.ts"
 import { withNow } from "../../internal/now.ts"
 import { type Expiring, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
@@ -122,7 +123,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       // reply read in the callback (see `Reply`).
       saveCode: (code, input) =>
         tracedWithNow("TokenStore.saveCode", (now) =>
-          Effect.flatMap(crypto.hash(code), (hash) => {
+          withHash(crypto, code, (hash) => {
             const method = "TokenStore.saveCode"
             const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
             const json = codes.encode(record, method)
@@ -137,8 +138,9 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
 
       consumeCode: (code) =>
         tracedWithNow("TokenStore.consumeCode", (now) =>
-          Effect.flatMap(
-            crypto.hash(code),
+          withHash(
+            crypto,
+            code,
             (hash) => client.run("TokenStore.consumeCode", Lua.consumeCode, [Keys.code(hash), now], consumption)
           )),
 
@@ -155,7 +157,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
 
       getAccessToken: (token) =>
         tracedWithNow("TokenStore.getAccessToken", (now) =>
-          Effect.flatMap(crypto.hash(token), (hash) =>
+          withHash(crypto, token, (hash) =>
             client.call(
               "TokenStore.getAccessToken",
               (r) => r.hget(P + Keys.accessToken(hash), "r"),
@@ -201,8 +203,8 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       // The hot path of every refresh: two hashes and the seal, then the script with its reply read in the callback.
       rotateRefreshToken: (presented, successor) =>
         tracedWithNow("TokenStore.rotateRefreshToken", (now) =>
-          Effect.flatMap(crypto.hash(presented), (hash) =>
-            Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
+          withHash(crypto, presented, (hash) =>
+            withHash(crypto, Redacted.value(successor.refreshToken), (successorHash) =>
               Effect.flatMap(
                 seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), ROTATE),
                 (sealed) =>
