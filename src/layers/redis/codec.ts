@@ -25,15 +25,6 @@ export interface JsonCodec<A> {
   readonly decode: (json: unknown, method: string) => Either.Either<A, StoreError>
 }
 
-const parse = (json: unknown, method: string): Either.Either<unknown, StoreError> => {
-  if (typeof json !== "string") return Either.left(corrupt(method))
-  try {
-    return Either.right(JSON.parse(json))
-  } catch (error) {
-    return Either.left(corrupt(method, error))
-  }
-}
-
 /**
  * Decode with `schema`, through its compiled guard first where it has one: a
  * well-formed value is returned as it is (what decoding would return), and
@@ -87,6 +78,13 @@ export const string = (reply: unknown, method: string): Either.Either<string, St
 export const int = (value: unknown): number =>
   typeof value === "number" ? value : typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : Number.NaN
 
+/** A stored JSON object, parsed (`undefined`: not a string holding an object). */
+const parseObject = (json: unknown): Record<string, unknown> | undefined => {
+  if (typeof json !== "string") return undefined
+  const value: unknown = JSON.parse(json)
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+}
+
 // ---------------------------------------------------------------------------
 // Refresh tokens: hash fields b (the fields rotation never changes, as JSON),
 // g, n, c, x, ax, and once rotated rot, s (successor key), p (sealed pair).
@@ -114,7 +112,12 @@ export const refreshFields = (record: RefreshTokenRecord, method: string): Eithe
     String(record.absoluteExpiresAt)
   ])
 
-/** A refresh token from its stored parts. */
+/**
+ * A refresh token from its stored parts: assembled on the object `JSON.parse`
+ * returns for `b` (as `sessionFromFields` does) and checked by the record's
+ * compiled guard; anything else goes through the Schema (to strip, or to fail
+ * as `Corrupt`).
+ */
 export const refreshRecord = (
   b: unknown,
   n: unknown,
@@ -122,18 +125,20 @@ export const refreshRecord = (
   x: unknown,
   rotatedAt: unknown,
   method: string
-): Either.Either<RefreshTokenRecord, StoreError> =>
-  Either.flatMap(parse(b, method), (fields) =>
-    Either.mapLeft(
-      decodeRefresh({
-        ...(typeof fields === "object" ? fields : {}),
-        generation: int(n),
-        createdAt: int(c),
-        expiresAt: int(x),
-        ...(rotatedAt === null || rotatedAt === undefined ? {} : { rotatedAt: int(rotatedAt) })
-      }),
-      (error) => corrupt(method, error)
-    ))
+): Either.Either<RefreshTokenRecord, StoreError> => {
+  let record: Record<string, unknown> | undefined
+  try {
+    record = parseObject(b)
+  } catch (error) {
+    return Either.left(corrupt(method, error))
+  }
+  if (record === undefined) return Either.left(corrupt(method))
+  record.generation = int(n)
+  record.createdAt = int(c)
+  record.expiresAt = int(x)
+  if (rotatedAt !== null && rotatedAt !== undefined) record.rotatedAt = int(rotatedAt)
+  return Either.mapLeft(decodeRefresh(record), (error) => corrupt(method, error))
+}
 
 // ---------------------------------------------------------------------------
 // Sessions: hash fields d (id, apiKeyHash, subject, createdAt as JSON), k,
@@ -178,13 +183,6 @@ export const patchFields = (
   if (patch.protocolVersion !== undefined) fields.push("pv", patch.protocolVersion)
   if (patch.clientInfo === undefined) return Either.right(fields)
   return Either.map(clientInfo.encode(patch.clientInfo, method), (ci) => [...fields, "ci", ci])
-}
-
-/** A stored JSON object, parsed (`undefined`: not a string holding an object). */
-const parseObject = (json: unknown): Record<string, unknown> | undefined => {
-  if (typeof json !== "string") return undefined
-  const value: unknown = JSON.parse(json)
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
 }
 
 /**
