@@ -247,16 +247,6 @@ for (const [name, impl] of implementations) {
         expect(yield* crypto.hash("")).toBe(hmac(derivedHashKey(KEY_A), "").toString("base64url"))
       }))
 
-    it.effect("hashSync, where the implementation has it, gives what hash gives", () =>
-      Effect.gen(function*() {
-        const crypto = yield* serviceOf(impl, { activeKey: r(KEY_A) })
-        // node:crypto hashes synchronously; WebCrypto cannot, and leaves it out.
-        expect(crypto.hashSync === undefined).toBe(name !== "node")
-        for (const secret of ["refresh-token-1", "", "ünïcode ✓", "x".repeat(10_000)]) {
-          if (crypto.hashSync !== undefined) expect(crypto.hashSync(secret)).toBe(yield* crypto.hash(secret))
-        }
-      }))
-
     it.effect("hash differs under a different hash key", () =>
       Effect.gen(function*() {
         const derivedA = yield* serviceOf(impl, { activeKey: r(KEY_A) })
