@@ -23,13 +23,6 @@ export declare namespace Crypto {
     readonly decrypt: (envelope: string, recordKey: string) => Effect.Effect<string, StoreError>
     /** The HMAC-SHA256 lookup hash of a secret (base64url). */
     readonly hash: (secret: string) => Effect.Effect<string>
-    /**
-     * `hash`, synchronously, where the implementation can (`node:crypto` can,
-     * WebCrypto cannot): the same value. Optional; stores use it on their hot
-     * paths (see `internal/hashing.ts`), saving the runtime steps of an Effect
-     * per hash, and fall back to `hash` without it.
-     */
-    readonly hashSync?: ((secret: string) => string) | undefined
     /** A fresh random token of `bytes` random bytes (default 32), base64url. */
     readonly randomToken: (bytes?: number) => Effect.Effect<string>
     /** Compare two strings in time independent of where they differ. */

@@ -84,8 +84,8 @@ const fromKeyring = (keyring: Keyring): Crypto.Service => {
       return text === undefined ? Effect.fail(decryptFailed("plaintext is not UTF-8")) : Effect.succeed(text)
     })
 
-  const hashSync = (secret: string): string => createHmac("sha256", hashKey).update(secret, "utf8").digest("base64url")
-  const hash = (secret: string) => Effect.sync(() => hashSync(secret))
+  const hash = (secret: string) =>
+    Effect.sync(() => createHmac("sha256", hashKey).update(secret, "utf8").digest("base64url"))
 
   const randomToken = (bytes = 32) =>
     Effect.sync(() => {
@@ -104,7 +104,7 @@ const fromKeyring = (keyring: Keyring): Crypto.Service => {
     return nodeTimingSafeEqual(left, right)
   }
 
-  return Crypto.of({ activeKeyId: activeKid, encrypt, decrypt, hash, hashSync, randomToken, timingSafeEqual })
+  return Crypto.of({ activeKeyId: activeKid, encrypt, decrypt, hash, randomToken, timingSafeEqual })
 }
 
 const constructors = cryptoConstructors((keyring) => Effect.sync(() => fromKeyring(keyring)))

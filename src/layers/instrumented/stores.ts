@@ -228,7 +228,6 @@ export const instrumentCrypto = (crypto: Crypto.Service): Crypto.Service => {
     encrypt: crypto.encrypt,
     decrypt: (envelope, recordKey) => Effect.tapError(crypto.decrypt(envelope, recordKey), (error) => Effect.sync(() => failed(error.reason))),
     hash: crypto.hash,
-    hashSync: crypto.hashSync,
     randomToken: crypto.randomToken,
     timingSafeEqual: crypto.timingSafeEqual
   })

@@ -1,5 +1,4 @@
 import { Clock, Effect, Either, Option } from "effect"
-import { withHash } from "../../internal/hashing.ts"
 import { Keys } from "../../internal/keys.ts"
 import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
@@ -44,7 +43,7 @@ export const makeSessionStore = (client: RedisClient, options: ResolvedSessionSt
     const service: SessionStore.Service = {
       create: (input) =>
         tracedWithNow("SessionStore.create", (now) =>
-          withHash(crypto, input.apiKey, (apiKeyHash) =>
+          Effect.flatMap(crypto.hash(input.apiKey), (apiKeyHash) =>
             Effect.flatMap(crypto.randomToken(), (id) => {
               const method = "SessionStore.create"
               const session = newSession(input, id, apiKeyHash, now, options)

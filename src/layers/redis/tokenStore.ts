@@ -1,6 +1,5 @@
 import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
-import { withHash } from "../../internal/hashing.ts"
 import { withNow } from "../../internal/now.ts"
 import { type Expiring, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
 import { open, seal } from "../../internal/sealed.ts"
@@ -123,7 +122,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       // reply read in the callback (see `Reply`).
       saveCode: (code, input) =>
         tracedWithNow("TokenStore.saveCode", (now) =>
-          withHash(crypto, code, (hash) => {
+          Effect.flatMap(crypto.hash(code), (hash) => {
             const method = "TokenStore.saveCode"
             const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
             const json = codes.encode(record, method)
@@ -138,9 +137,8 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
 
       consumeCode: (code) =>
         tracedWithNow("TokenStore.consumeCode", (now) =>
-          withHash(
-            crypto,
-            code,
+          Effect.flatMap(
+            crypto.hash(code),
             (hash) => client.run("TokenStore.consumeCode", Lua.consumeCode, [Keys.code(hash), now], consumption)
           )),
 
@@ -157,7 +155,7 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
 
       getAccessToken: (token) =>
         tracedWithNow("TokenStore.getAccessToken", (now) =>
-          withHash(crypto, token, (hash) =>
+          Effect.flatMap(crypto.hash(token), (hash) =>
             client.call(
               "TokenStore.getAccessToken",
               (r) => r.hget(P + Keys.accessToken(hash), "r"),
@@ -203,8 +201,8 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
       // The hot path of every refresh: two hashes and the seal, then the script with its reply read in the callback.
       rotateRefreshToken: (presented, successor) =>
         tracedWithNow("TokenStore.rotateRefreshToken", (now) =>
-          withHash(crypto, presented, (hash) =>
-            withHash(crypto, Redacted.value(successor.refreshToken), (successorHash) =>
+          Effect.flatMap(crypto.hash(presented), (hash) =>
+            Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
               Effect.flatMap(
                 seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), ROTATE),
                 (sealed) =>
