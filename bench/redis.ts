@@ -4,12 +4,29 @@
  * do). Ours: one `ManagedRuntime` over `RedisStore.layer()` +
  * `NodeCrypto.layerEphemeral`, one `runtime.runPromise` per operation. The
  * baseline: a `new Redis(url)` connection with the layer's own ioredis
- * settings (command timeout, auto-pipelining) sending the same `HMGET`,
- * `HGET` and `EVALSHA` of the same Lua scripts (from `src/layers/redis/lua.ts`),
- * after the same `node:crypto` work (HMAC-SHA256 lookup hash, AES-256-GCM
- * seal, random id) and a plain `JSON.parse` of what comes back. So the ratio
- * is the cost of Effect, Schema validation and the store's bookkeeping, not
- * of Redis or of hashing. Each side has its own key prefix.
+ * settings (`clientOptions`: command timeout, no offline queue, and
+ * auto-pipelining, on both sides) sending the same `HMGET`, `HGET` and
+ * `EVALSHA` of the same Lua scripts (from `src/layers/redis/lua.ts`; ours
+ * sends `EVALSHA` too), after the same `node:crypto` work (HMAC-SHA256 lookup
+ * hash, AES-256-GCM seal, random id) and a plain `JSON.parse` of what comes
+ * back. So the ratio is the cost of Effect, the typed checks of what is read
+ * (a corrupt record is a `StoreError`, where the baseline trusts it) and the
+ * store's bookkeeping, not of Redis or of hashing. Each side has its own key
+ * prefix.
+ *
+ * The same work on both sides, row by row (issue 14: a ratio against the
+ * wrong baseline steers the wrong way):
+ * - `SessionStore.get`: `HMGET` of the same fields, the liveness check, and
+ *   the touch script when 10 s have passed since the session's last write
+ *   (each side reads its own 1,000 sessions round-robin, so both touch at
+ *   the same rate).
+ * - `saveCode + consumeCode`: two operations, so two HMACs of the code on
+ *   both sides (the baseline hashed once until issue 14's Redis pass), and ours
+ *   enters the runtime twice.
+ * - `create` at capacity: both read the evicted session out of the script's
+ *   reply (the baseline ignored it until issue 14's Redis pass).
+ * - `rotateRefreshToken`: two HMACs, the seal of the new pair, the script,
+ *   the previous record parsed.
  *
  * Every operation is measured sequentially and with 50 in flight, each
  * operation entering the runtime with its own `runPromise`. The reference
@@ -102,7 +119,15 @@ const run = async (): Promise<string> => {
         const { session } = await runtime.runPromise(sessions.create({ apiKey: `read-key-${i}`, initialized: true }))
         ourSessionIds.push(session.id)
       })
-      /** The baseline's create: the same script, fields built by hand. */
+      /** A session from its hash fields (`SESSION_FIELDS` order), as the baseline reads one: JSON.parse and numbers. */
+      const rawSession = (f: ReadonlyArray<string | null>) => ({
+        ...JSON.parse(f[0] as string),
+        initialized: f[2] === "1",
+        lastAccessedAt: Number(f[5]),
+        idleExpiresAt: Number(f[6]),
+        absoluteExpiresAt: Number(f[7])
+      })
+      /** The baseline's create: the same script, fields built by hand, the evicted sessions read from the reply. */
       const rawCreate = (apiKey: string) => {
         const apiKeyHash = rawHash(apiKey)
         const id = rawRandomToken()
@@ -129,22 +154,19 @@ const run = async (): Promise<string> => {
           ie,
           "ae",
           ae
-        ).then(() => id)
+        ).then((reply) => ({
+          id,
+          evicted: (reply as Array<[string, Array<string | null>]>).map(([reason, f]) => ({ reason, session: rawSession(f) }))
+        }))
       }
       const rawSessionIds: Array<string> = []
-      await fill(READ_SESSIONS, IN_FLIGHT, async (i) => rawSessionIds.push(await rawCreate(`read-key-${i}`)))
+      await fill(READ_SESSIONS, IN_FLIGHT, async (i) => rawSessionIds.push((await rawCreate(`read-key-${i}`)).id))
 
       /** The baseline's get: HMGET, liveness, and the same throttled touch script. */
       const rawSessionGet = async (id: string) => {
         const f = await raw.hmget(rawPrefix + Keys.session(id), ...SESSION_FIELDS)
         if (f[0] === null) return undefined
-        const session = {
-          ...JSON.parse(f[0] as string),
-          initialized: f[2] === "1",
-          lastAccessedAt: Number(f[5]),
-          idleExpiresAt: Number(f[6]),
-          absoluteExpiresAt: Number(f[7])
-        }
+        const session = rawSession(f)
         const now = Date.now()
         if (now >= Math.min(session.idleExpiresAt, session.absoluteExpiresAt)) return undefined
         if (now - session.lastAccessedAt < TOUCH_INTERVAL) return session
@@ -179,13 +201,14 @@ const run = async (): Promise<string> => {
 
       // --- codes --------------------------------------------------------------
       const codeSecret = (i: number) => `code-${i}-Jx1uQeVh2hU0pQnSx7gkY3tAc9b`
+      // Two calls, as ours are: each hashes the code it is given.
       const rawSaveConsume = async (code: string) => {
         const hash = rawHash(code)
         const now = Date.now()
         const { ttl: _ttl, ...fields } = codeInput
         const record = { ...fields, createdAt: now, expiresAt: now + 60_000 }
         await evalsha(Lua.putMember, Keys.code(hash), now, record.expiresAt, record.grantId, "r", JSON.stringify(record))
-        const reply = await evalsha(Lua.consumeCode, Keys.code(hash), Date.now()) as Array<string>
+        const reply = await evalsha(Lua.consumeCode, Keys.code(rawHash(code)), Date.now()) as Array<string>
         return reply[0] === "C" ? JSON.parse(reply[1] as string) : reply
       }
 

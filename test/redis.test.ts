@@ -417,6 +417,63 @@ describe.skipIf(!hasRedisServer)("redis: outage", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("redis: corrupt records", () => {
+  it.effect("a record changed behind the layer's back is StoreError Corrupt on every hot read, never a defect or a wrong value", () =>
+    Effect.gen(function*() {
+      const keyPrefix = freshPrefix()
+      yield* cleanup(keyPrefix)
+      const context = yield* Layer.build(
+        RedisStore.layer({ url: server.url(), keyPrefix }).pipe(Layer.provideMerge(NodeCrypto.layerEphemeral))
+      )
+      const sessions = Context.get(context, SessionStore)
+      const tokens = Context.get(context, TokenStore)
+      const crypto = Context.get(context, Crypto)
+      const raw = new Redis(server.url())
+      yield* Effect.addFinalizer(() => Effect.sync(() => raw.disconnect()))
+      const hset = (key: string, ...fields: Array<string>) => Effect.promise(() => raw.hset(keyPrefix + key, ...fields))
+
+      const { session } = yield* sessions.create({ apiKey: "key-a", initialized: true })
+      const sessionKey = Keys.session(session.id)
+      const good = yield* Effect.promise(() => raw.hgetall(keyPrefix + sessionKey))
+      const corruptions: ReadonlyArray<readonly [string, string]> = [
+        ["d", "not json"],
+        ["d", "[1,2]"],
+        ["d", "null"],
+        ["d", JSON.stringify({ id: session.id, createdAt: 1 })],
+        ["d", JSON.stringify({ id: 5, apiKeyHash: "h", createdAt: 1 })],
+        ["i", "yes"],
+        ["ci", "{"],
+        ["ci", "5"],
+        ["ci", JSON.stringify({ name: "x" })],
+        ["la", "soon"],
+        ["ie", "-"],
+        ["ae", "1.5"]
+      ]
+      for (const [field, value] of corruptions) {
+        yield* hset(sessionKey, field, value)
+        expect([field, value, reasonOf(yield* Effect.exit(sessions.get(session.id)))]).toEqual([field, value, "Corrupt"])
+        yield* hset(sessionKey, ...Object.entries(good).flat())
+        if (field === "ci") yield* Effect.promise(() => raw.hdel(keyPrefix + sessionKey, "ci"))
+      }
+      expect(Option.isSome(yield* sessions.get(session.id))).toBe(true)
+
+      yield* tokens.saveAccessToken("at-1", F.accessToken("g1"))
+      const accessKey = Keys.accessToken(yield* crypto.hash("at-1"))
+      for (const value of ["not json", "[]", JSON.stringify({ grantId: "g1" })]) {
+        yield* hset(accessKey, "r", value)
+        expect([value, reasonOf(yield* Effect.exit(tokens.getAccessToken("at-1")))]).toEqual([value, "Corrupt"])
+      }
+
+      yield* tokens.saveCode("code-1", F.code("g1"))
+      yield* hset(Keys.code(yield* crypto.hash("code-1")), "r", JSON.stringify({ grantId: "g1", scopes: "read" }))
+      expect(reasonOf(yield* Effect.exit(tokens.consumeCode("code-1")))).toBe("Corrupt")
+
+      yield* tokens.saveRefreshToken("rt-1", F.refreshToken("g1"))
+      yield* hset(Keys.refreshToken(yield* crypto.hash("rt-1")), "b", "{")
+      expect(reasonOf(yield* Effect.exit(tokens.rotateRefreshToken("rt-1", F.pair(1))))).toBe("Corrupt")
+    }).pipe(Effect.scoped))
+})
+
 describe("redis: tracing", () => {
   it.effect("operations are spans when the application installs a tracer", () =>
     using(redis)(Effect.gen(function*() {

@@ -11,7 +11,7 @@ import { freshPrefix, useRedis } from "./support/redis.ts"
 
 const server = useRedis()
 
-describe("redis: Lua scripts as ioredis commands", () => {
+describe("redis: Lua scripts (EVALSHA; EVAL when Redis does not hold one)", () => {
   it.live("a script cache flushed under a running layer (SCRIPT FLUSH) is loaded again on the next call, which runs once", () =>
     Effect.gen(function*() {
       const tokens = yield* TokenStore
@@ -30,7 +30,7 @@ describe("redis: Lua scripts as ioredis commands", () => {
       )
     ))
 
-  it.scoped("a script not defined at connect time runs beside commands issued in the same tick (no pipeline without it)", () =>
+  it.scoped("a script not loaded at connect time runs beside commands issued in the same tick", () =>
     Effect.gen(function*() {
       const client = yield* connect({ url: server.url(), keyPrefix: freshPrefix() }, [])
       const echo = Lua.script("echoTwice", [], "return ARGV[2] .. ARGV[2]")

@@ -1,8 +1,10 @@
-import { Effect, type ParseResult, Schema } from "effect"
+import { Effect, Either, type ParseResult, Schema } from "effect"
 import type { Crypto } from "../services/Crypto.ts"
 import { StoreError } from "../services/StoreError.ts"
 
 interface JsonCodec<A> {
+  /** Synchronous encoding: `Left` also when the schema cannot encode synchronously (then `encode` decides). */
+  readonly encodeEither: (value: A) => Either.Either<string, ParseResult.ParseError>
   readonly encode: (value: A) => Effect.Effect<string, ParseResult.ParseError>
   readonly decode: (json: string) => Effect.Effect<A, ParseResult.ParseError>
 }
@@ -18,7 +20,7 @@ const jsonCodec = <A, I>(schema: Schema.Schema<A, I>): JsonCodec<A> => {
   const cached = jsonCodecs.get(schema)
   if (cached !== undefined) return cached as JsonCodec<A>
   const json = Schema.parseJson(schema)
-  const codec: JsonCodec<A> = { encode: Schema.encode(json), decode: Schema.decode(json) }
+  const codec: JsonCodec<A> = { encodeEither: Schema.encodeEither(json), encode: Schema.encode(json), decode: Schema.decode(json) }
   jsonCodecs.set(schema, codec as JsonCodec<unknown>)
   return codec
 }
@@ -34,11 +36,16 @@ export const seal = <A, I>(
   value: A,
   recordKey: string,
   method: string
-): Effect.Effect<string, StoreError> =>
-  jsonCodec(schema).encode(value).pipe(
+): Effect.Effect<string, StoreError> => {
+  const codec = jsonCodec(schema)
+  // The common case in one step (a refresh rotation seals on every call); anything else as before.
+  const encoded = codec.encodeEither(value)
+  if (Either.isRight(encoded)) return crypto.encrypt(encoded.right, recordKey)
+  return codec.encode(value).pipe(
     Effect.mapError((error) => new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: error })),
     Effect.flatMap((json) => crypto.encrypt(json, recordKey))
   )
+}
 
 /** Open an envelope written by `seal`: `DecryptFailed` or `Corrupt` when it cannot be read back. */
 export const open = <A, I>(

@@ -33,11 +33,31 @@ export interface RedisConnectionOptions {
 export interface RedisClient {
   readonly redis: Redis
   readonly prefix: string
-  /** Run one ioredis call; any failure becomes a `StoreError` of `method`. */
-  readonly call: <A>(method: string, f: (redis: Redis) => Promise<A>) => Effect.Effect<A, StoreError>
-  /** Run a script with `ARGV[1]` = the prefix, then `args`. */
-  readonly run: (method: string, script: Script, args: ReadonlyArray<string | number>) => Effect.Effect<unknown, StoreError>
+  /**
+   * Run one ioredis call; any failure becomes a `StoreError` of `method`. With
+   * `reply`, its answer is read in the reply's callback, in the same runtime
+   * step as the call's resumption (see `Reply`).
+   */
+  readonly call: {
+    <A>(method: string, f: (redis: Redis) => Promise<A>): Effect.Effect<A, StoreError>
+    <A, B>(method: string, f: (redis: Redis) => Promise<A>, reply: Reply<A, B>): Effect.Effect<B, StoreError>
+  }
+  /** Run a script with `ARGV[1]` = the prefix, then `args`; `reply` as for `call`. */
+  readonly run: {
+    (method: string, script: Script, args: ReadonlyArray<string | number>): Effect.Effect<unknown, StoreError>
+    <B>(method: string, script: Script, args: ReadonlyArray<string | number>, reply: Reply<unknown, B>): Effect.Effect<B, StoreError>
+  }
 }
+
+/**
+ * How a store reads a command's answer: synchronously, to what the operation
+ * returns. An `Either` (a record decoded, or a typed `StoreError` for a reply
+ * that is not what the layer wrote) resumes the waiting fiber as it is; any
+ * other Effect (a follow-up command) runs next. Reading the reply here rather
+ * than in an `Effect.flatMap` after the call saves the runtime steps of the
+ * continuation on every command.
+ */
+export type Reply<A, B> = (value: A) => Effect.Effect<B, StoreError>
 
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number =>
   Duration.toMillis(Duration.decode(input ?? fallback))
@@ -75,23 +95,24 @@ export const storeError = (method: string, error: unknown): StoreError => {
   })
 }
 
-/** A script as an ioredis command: `ARGV` only (no `KEYS`), the first argument the prefix. */
-type ScriptCommand = (...args: ReadonlyArray<string | number>) => Promise<unknown>
+/** Redis answered that it does not hold the script (`EVALSHA` of a script it has not loaded, or lost on a restart). */
+const isNoScript = (error: unknown): boolean =>
+  error instanceof Error && error.name === "ReplyError" && error.message.startsWith("NOSCRIPT")
 
 /**
- * Define `script` on the connection with ioredis' `defineCommand`: it sends
- * `EVALSHA`, loads the script with `EVAL` the first time on each socket (and
- * again after `NOSCRIPT`, when a restarted Redis lost its script cache: the
- * script did not run, so resending is safe), and pipelines like any command.
- * Names get a prefix of ours, so no script shadows an ioredis method.
+ * Run `script` with `EVALSHA`; when Redis does not hold it (a restart or
+ * `SCRIPT FLUSH` emptied its script cache, or it was not loaded at connect),
+ * send it whole with `EVAL`, which also caches it again. `NOSCRIPT` means the
+ * script did not run, so resending is safe. Plain `evalsha`/`eval` calls
+ * rather than ioredis' `defineCommand`: every auto-pipeline ioredis opens
+ * copies each defined command onto itself (two properties per script, ~40
+ * scripts), which cost more CPU per command than the rest of a store read.
  */
-const scriptCommand = (redis: Redis, script: Script): ScriptCommand => {
-  const name = `mcpStore_${script.name}`
-  redis.defineCommand(name, { numberOfKeys: 0, lua: script.lua })
-  const command: unknown = Reflect.get(redis, name)
-  if (typeof command !== "function") throw new Error(`ioredis did not define the command ${name}`)
-  return (...args) => command.apply(redis, args) as Promise<unknown>
-}
+const evalScript = (redis: Redis, script: Script, prefix: string, args: ReadonlyArray<string | number>): Promise<unknown> =>
+  redis.evalsha(script.sha, 0, prefix, ...args).catch((error: unknown) => {
+    if (!isNoScript(error)) throw error
+    return redis.eval(script.lua, 0, prefix, ...args)
+  })
 
 /**
  * The ioredis settings of a layer's connection. An outage fails fast instead
@@ -177,35 +198,44 @@ export const connect = (
     })
 
     const { redis } = yield* Effect.acquireRelease(open, ({ close }) => Effect.promise(close))
-    const commands = yield* Effect.try({
-      try: () => new Map(scripts.map((script) => [script, scriptCommand(redis, script)] as const)),
-      catch: (error) => storeError("RedisStore.connect", error)
-    })
 
-    const call = <A>(method: string, f: (redis: Redis) => Promise<A>): Effect.Effect<A, StoreError> =>
-      fromPromise(method, () => f(redis))
+    function call<A>(method: string, f: (redis: Redis) => Promise<A>): Effect.Effect<A, StoreError>
+    function call<A, B>(method: string, f: (redis: Redis) => Promise<A>, reply: Reply<A, B>): Effect.Effect<B, StoreError>
+    function call<A, B>(method: string, f: (redis: Redis) => Promise<A>, reply?: Reply<A, B>): Effect.Effect<A | B, StoreError> {
+      return reply === undefined ? fromPromise(method, () => f(redis), succeed) : fromPromise(method, () => f(redis), reply)
+    }
 
-    const run = (method: string, script: Script, args: ReadonlyArray<string | number>) =>
-      fromPromise(method, () => {
-        const command = commands.get(script)
-        // A script not listed at connect time is sent whole with `EVAL`: defining a
-        // command now would race auto-pipelining (a pipeline opened earlier in this
-        // tick lacks it, and ioredis then throws outside any promise).
-        return command === undefined ? redis.eval(script.lua, 0, prefix, ...args) : command(prefix, ...args)
-      })
+    function run(method: string, script: Script, args: ReadonlyArray<string | number>): Effect.Effect<unknown, StoreError>
+    function run<B>(method: string, script: Script, args: ReadonlyArray<string | number>, reply: Reply<unknown, B>): Effect.Effect<B, StoreError>
+    function run<B>(method: string, script: Script, args: ReadonlyArray<string | number>, reply?: Reply<unknown, B>): Effect.Effect<unknown, StoreError> {
+      return fromPromise(method, () => evalScript(redis, script, prefix, args), reply ?? succeed)
+    }
 
     return { redis, prefix, call, run } satisfies RedisClient
   })
 
+const succeed = <A>(value: A): Effect.Effect<A, StoreError> => Effect.succeed(value)
+
 /**
- * A promise-returning ioredis call as an Effect (`Effect.async`: a few µs
- * cheaper per call than `Effect.tryPromise` on the hot path).
+ * A promise-returning ioredis call as one `Effect.async` (a few µs cheaper per
+ * call than `Effect.tryPromise` on the hot path), its answer read by `reply`
+ * in the callback. A failed call is a `StoreError` of `method`; a `reply` that
+ * throws (a bug, not bad data: bad data is a `Left`) is a defect, as in
+ * `Effect.map`. Either way the fiber is resumed exactly once.
  */
-const fromPromise = <A>(method: string, evaluate: () => Promise<A>): Effect.Effect<A, StoreError> =>
-  Effect.async<A, StoreError>((resume) => {
+const fromPromise = <A, B>(method: string, evaluate: () => Promise<A>, reply: Reply<A, B>): Effect.Effect<B, StoreError> =>
+  Effect.async<B, StoreError>((resume) => {
     try {
       evaluate().then(
-        (value) => resume(Effect.succeed(value)),
+        (value) => {
+          let next: Effect.Effect<B, StoreError>
+          try {
+            next = reply(value)
+          } catch (defect) {
+            next = Effect.die(defect)
+          }
+          resume(next)
+        },
         (error: unknown) => resume(Effect.fail(storeError(method, error)))
       )
     } catch (error) {
@@ -214,4 +244,4 @@ const fromPromise = <A>(method: string, evaluate: () => Promise<A>): Effect.Effe
   })
 
 /** Spans for public operations: see `src/internal/traced.ts`. */
-export { traced } from "../../internal/traced.ts"
+export { traced, tracedWithNow } from "../../internal/traced.ts"

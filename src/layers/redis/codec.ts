@@ -25,15 +25,6 @@ export interface JsonCodec<A> {
   readonly decode: (json: unknown, method: string) => Either.Either<A, StoreError>
 }
 
-const parse = (json: unknown, method: string): Either.Either<unknown, StoreError> => {
-  if (typeof json !== "string") return Either.left(corrupt(method))
-  try {
-    return Either.right(JSON.parse(json))
-  } catch (error) {
-    return Either.left(corrupt(method, error))
-  }
-}
-
 /**
  * Decode with `schema`, through its compiled guard first where it has one: a
  * well-formed value is returned as it is (what decoding would return), and
@@ -48,7 +39,7 @@ const guardedDecode = <A, I>(schema: Schema.Schema<A, I>) => {
 /** A `JsonCodec` over a Schema: encoding failures are `Invalid`, decoding failures `Corrupt`. */
 export const jsonCodec = <A, I>(schema: Schema.Schema<A, I>): JsonCodec<A> => {
   const encode = Schema.encodeEither(schema)
-  const decode = guardedDecode(schema)
+  const decode = Schema.decodeUnknownEither(schema)
   const guard = compileGuard(schema)
   return {
     encode: (value, method) =>
@@ -57,8 +48,18 @@ export const jsonCodec = <A, I>(schema: Schema.Schema<A, I>): JsonCodec<A> => {
           Either.left(new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: error })),
         onRight: (encoded) => Either.right(JSON.stringify(encoded))
       }),
-    decode: (json, method) =>
-      Either.flatMap(parse(json, method), (value) => Either.mapLeft(decode(value), (error) => corrupt(method, error)))
+    // The hot path of every read: one JSON.parse and the guard, no intermediate Either.
+    decode: (json, method) => {
+      if (typeof json !== "string") return Either.left(corrupt(method))
+      let value: unknown
+      try {
+        value = JSON.parse(json)
+      } catch (error) {
+        return Either.left(corrupt(method, error))
+      }
+      if (guard !== undefined && guard(value)) return Either.right(value)
+      return Either.mapLeft(decode(value), (error) => corrupt(method, error))
+    }
   }
 }
 
@@ -77,6 +78,13 @@ export const string = (reply: unknown, method: string): Either.Either<string, St
 export const int = (value: unknown): number =>
   typeof value === "number" ? value : typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : Number.NaN
 
+/** A stored JSON object, parsed (`undefined`: not a string holding an object). */
+const parseObject = (json: unknown): Record<string, unknown> | undefined => {
+  if (typeof json !== "string") return undefined
+  const value: unknown = JSON.parse(json)
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+}
+
 // ---------------------------------------------------------------------------
 // Refresh tokens: hash fields b (the fields rotation never changes, as JSON),
 // g, n, c, x, ax, and once rotated rot, s (successor key), p (sealed pair).
@@ -85,9 +93,15 @@ const RefreshBase = RefreshTokenRecord.pipe(Schema.omit("generation", "createdAt
 const refreshBase = jsonCodec(RefreshBase)
 const decodeRefresh = guardedDecode(RefreshTokenRecord)
 
+const refreshBaseOf = (record: RefreshTokenRecord): typeof RefreshBase.Type => {
+  const { createdAt: _c, expiresAt: _x, generation: _g, rotatedAt: _r, ...base } = record
+  return base
+}
+
 /** The hash fields of a new refresh token (`g` and `x` are written by the script). */
 export const refreshFields = (record: RefreshTokenRecord, method: string): Either.Either<Array<string>, StoreError> =>
-  Either.map(refreshBase.encode(record, method), (b) => [
+  // Only the base's fields go to the encoder: with the others its guard refuses the value and Schema strips them (slow).
+  Either.map(refreshBase.encode(refreshBaseOf(record), method), (b) => [
     "b",
     b,
     "n",
@@ -98,7 +112,12 @@ export const refreshFields = (record: RefreshTokenRecord, method: string): Eithe
     String(record.absoluteExpiresAt)
   ])
 
-/** A refresh token from its stored parts. */
+/**
+ * A refresh token from its stored parts: assembled on the object `JSON.parse`
+ * returns for `b` (as `sessionFromFields` does) and checked by the record's
+ * compiled guard; anything else goes through the Schema (to strip, or to fail
+ * as `Corrupt`).
+ */
 export const refreshRecord = (
   b: unknown,
   n: unknown,
@@ -106,18 +125,20 @@ export const refreshRecord = (
   x: unknown,
   rotatedAt: unknown,
   method: string
-): Either.Either<RefreshTokenRecord, StoreError> =>
-  Either.flatMap(parse(b, method), (fields) =>
-    Either.mapLeft(
-      decodeRefresh({
-        ...(typeof fields === "object" ? fields : {}),
-        generation: int(n),
-        createdAt: int(c),
-        expiresAt: int(x),
-        ...(rotatedAt === null || rotatedAt === undefined ? {} : { rotatedAt: int(rotatedAt) })
-      }),
-      (error) => corrupt(method, error)
-    ))
+): Either.Either<RefreshTokenRecord, StoreError> => {
+  let record: Record<string, unknown> | undefined
+  try {
+    record = parseObject(b)
+  } catch (error) {
+    return Either.left(corrupt(method, error))
+  }
+  if (record === undefined) return Either.left(corrupt(method))
+  record.generation = int(n)
+  record.createdAt = int(c)
+  record.expiresAt = int(x)
+  if (rotatedAt !== null && rotatedAt !== undefined) record.rotatedAt = int(rotatedAt)
+  return Either.mapLeft(decodeRefresh(record), (error) => corrupt(method, error))
+}
 
 // ---------------------------------------------------------------------------
 // Sessions: hash fields d (id, apiKeyHash, subject, createdAt as JSON), k,
@@ -131,9 +152,13 @@ const sessionBase = jsonCodec(SessionBase)
 const clientInfo = jsonCodec(ClientInfo)
 const decodeSession = guardedDecode(Session)
 
+const sessionBaseOf = ({ apiKeyHash, createdAt, id, subject }: Session): typeof SessionBase.Type =>
+  subject === undefined ? { id, apiKeyHash, createdAt } : { id, apiKeyHash, subject, createdAt }
+
 /** The hash fields of a session. */
 export const sessionFields = (session: Session, method: string): Either.Either<Array<string>, StoreError> =>
-  Either.flatMap(sessionBase.encode(session, method), (d) =>
+  // Only the base's fields go to the encoder (see `refreshFields`).
+  Either.flatMap(sessionBase.encode(sessionBaseOf(session), method), (d) =>
     Either.map(patchFields(session, method), (patch) => [
       "d",
       d,
@@ -160,23 +185,32 @@ export const patchFields = (
   return Either.map(clientInfo.encode(patch.clientInfo, method), (ci) => [...fields, "ci", ci])
 }
 
-/** A session from its fields, in `SESSION_FIELDS` order. */
-export const sessionFromFields = (reply: unknown, method: string): Either.Either<Session, StoreError> =>
-  Either.flatMap(array(reply, method), (f) =>
-    Either.flatMap(parse(f[0], method), (base) => {
-      const ci = f[4]
-      const info = ci === null || ci === undefined ? Either.right(undefined) : Either.map(parse(ci, method), (v) => v)
-      return Either.flatMap(info, (clientInfoValue) =>
-        Either.mapLeft(
-          decodeSession({
-            ...(typeof base === "object" ? base : {}),
-            initialized: f[2] === "1" ? true : f[2] === "0" ? false : undefined,
-            ...(typeof f[3] === "string" ? { protocolVersion: f[3] } : {}),
-            ...(clientInfoValue === undefined ? {} : { clientInfo: clientInfoValue }),
-            lastAccessedAt: int(f[5]),
-            idleExpiresAt: int(f[6]),
-            absoluteExpiresAt: int(f[7])
-          }),
-          (error) => corrupt(method, error)
-        ))
-    }))
+/**
+ * A session from its fields, in `SESSION_FIELDS` order: the hot path of every
+ * `SessionStore.get`, so the session is assembled on the object `JSON.parse`
+ * returns for `d` (later fields override anything `d` holds, as a spread
+ * would) and checked by `Session`'s compiled guard; anything else goes
+ * through the Schema (to strip, or to fail as `Corrupt`).
+ */
+export const sessionFromFields = (reply: unknown, method: string): Either.Either<Session, StoreError> => {
+  if (!Array.isArray(reply)) return Either.left(corrupt(method))
+  const f: ReadonlyArray<unknown> = reply
+  let session: Record<string, unknown> | undefined
+  let info: unknown
+  try {
+    session = parseObject(f[0])
+    info = f[4] === null || f[4] === undefined ? undefined : parseObject(f[4]) ?? null
+  } catch (error) {
+    return Either.left(corrupt(method, error))
+  }
+  if (session === undefined || info === null) return Either.left(corrupt(method))
+  const initialized = f[2] === "1" ? true : f[2] === "0" ? false : undefined
+  if (initialized === undefined) return Either.left(corrupt(method))
+  session.initialized = initialized
+  if (typeof f[3] === "string") session.protocolVersion = f[3]
+  if (info !== undefined) session.clientInfo = info
+  session.lastAccessedAt = int(f[5])
+  session.idleExpiresAt = int(f[6])
+  session.absoluteExpiresAt = int(f[7])
+  return Either.mapLeft(decodeSession(session), (error) => corrupt(method, error))
+}

@@ -1,4 +1,4 @@
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { withNow } from "../../internal/now.ts"
 import { type Expiring, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
@@ -11,13 +11,15 @@ import { Crypto } from "../../services/Crypto.ts"
 import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import type { Redis } from "ioredis"
-import { type RedisClient, traced } from "./client.ts"
-import { array, corrupt, int, type JsonCodec, jsonCodec, refreshFields, refreshRecord, string } from "./codec.ts"
+import { type RedisClient, traced, tracedWithNow } from "./client.ts"
+import { corrupt, int, type JsonCodec, jsonCodec, refreshFields, refreshRecord, string } from "./codec.ts"
 import * as Lua from "./lua.ts"
 
 const codes = jsonCodec(AuthorizationCode)
 const accessTokens = jsonCodec(AccessTokenRecord)
 const grants = jsonCodec(Grant)
+const notFound = Either.right({ _tag: "NotFound" } as const)
+const ROTATE = "TokenStore.rotateRefreshToken"
 
 /**
  * The Redis `TokenStore`. Transactions are sealed envelopes, grants JSON strings; codes,
@@ -30,33 +32,28 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
     const crypto = yield* Crypto
     const P = client.prefix
 
-    /** A live JSON record by key, or `None`. */
-    const readJson = <A extends Expiring>(
-      codec: JsonCodec<A>,
-      method: string,
-      read: Effect.Effect<string | null, StoreError>
-    ): Effect.Effect<Option.Option<A>, StoreError> =>
-      Effect.flatMap(read, (json) =>
-        json === null ? Effect.succeed(Option.none<A>()) : Effect.flatMap(
-          codec.decode(json, method),
-          (record) => withNow((now) => Effect.succeed(isLive(record, now) ? Option.some(record) : Option.none()))
-        ))
-
     /** The reply of the `consumeCode` script. */
-    const consumption = (reply: unknown): Effect.Effect<CodeConsumption, StoreError> => {
+    const consumption = (reply: unknown): Either.Either<CodeConsumption, StoreError> => {
       const method = "TokenStore.consumeCode"
-      if (!Array.isArray(reply)) return Effect.fail(corrupt(method))
+      if (!Array.isArray(reply)) return Either.left(corrupt(method))
       switch (reply[0]) {
         case "C":
-          return Effect.map(codes.decode(reply[1], method), (code) => ({ _tag: "Consumed", code }) as const)
+          return Either.map(codes.decode(reply[1], method), (code) => ({ _tag: "Consumed", code }) as const)
         case "R":
-          return Effect.map(string(reply[1], method), (grantId) => ({ _tag: "Replayed", grantId }) as const)
+          return Either.map(string(reply[1], method), (grantId) => ({ _tag: "Replayed", grantId }) as const)
         case "N":
-          return Effect.succeed({ _tag: "NotFound" })
+          return notFound
         default:
-          return Effect.fail(corrupt(method))
+          return Either.left(corrupt(method))
       }
     }
+
+    /** A live record from a JSON reply (`null`: none), as a `Reply`. */
+    const liveJson = <A extends Expiring>(codec: JsonCodec<A>, method: string, now: number) =>
+    (json: string | null): Either.Either<Option.Option<A>, StoreError> =>
+      json === null
+        ? Either.right(Option.none())
+        : Either.map(codec.decode(json, method), (record) => isLive(record, now) ? Option.some(record) : Option.none())
 
     /** Pending authorizations are sealed: they carry the upstream PKCE verifier. */
     const readTransaction = (id: string, method: string, read: (redis: Redis) => Promise<string | null>) =>
@@ -67,8 +64,40 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
             Effect.map(Clock.currentTimeMillis, (now) => isLive(transaction, now) ? Option.some(transaction) : Option.none())
         ))
 
+    /** The reply of the `rotateRefresh` script. */
+    const rotation = (reply: unknown, hash: string, now: number): Effect.Effect<Rotation, StoreError> => {
+      if (!Array.isArray(reply)) return Either.left(corrupt(ROTATE))
+      switch (reply[0]) {
+        case "R":
+          return Either.flatMap(refreshRecord(reply[1], reply[2], reply[3], reply[4], now, ROTATE), (previous) => {
+            // The script wrote the successor by the same rule; its expiry says so.
+            const current = successorOf(previous, now, options.refreshTokenTtl)
+            return int(reply[5]) === current.expiresAt
+              ? Either.right({ _tag: "Rotated", previous, current })
+              : Either.left(corrupt(ROTATE))
+          })
+        case "G": {
+          const envelope = string(reply[1], ROTATE)
+          if (Either.isLeft(envelope)) return Either.left(envelope.left)
+          return Effect.flatMap(open(crypto, IssuedPair, envelope.right, Keys.refreshSuccessor(hash), ROTATE), (pair) =>
+            Either.map(
+              refreshRecord(reply[2], reply[3], reply[4], reply[5], null, ROTATE),
+              (current) => ({ _tag: "GraceReplay", current, pair }) satisfies Rotation
+            ))
+        }
+        case "U":
+          return Either.map(string(reply[1], ROTATE), (grantId) => ({ _tag: "ReuseDetected", grantId }) satisfies Rotation)
+        case "N":
+          return Either.right({ _tag: "NotFound" })
+        default:
+          return Either.left(corrupt(ROTATE))
+      }
+    }
+
     const getGrant = (id: string) =>
-      readJson(grants, "TokenStore.getGrant", client.call("TokenStore.getGrant", (r) => r.get(P + Keys.grant(id))))
+      withNow((now) =>
+        client.call("TokenStore.getGrant", (r) => r.get(P + Keys.grant(id)), liveJson(grants, "TokenStore.getGrant", now))
+      )
 
     const service: TokenStore.Service = {
       saveTransaction: (input) =>
@@ -89,26 +118,29 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
           traced("TokenStore.takeTransaction")
         ),
 
-      // The hot paths are flatMap chains rather than generators (a few µs per call).
+      // The hot paths: one step for the clock (and the tracer check), the hash, and the command with its
+      // reply read in the callback (see `Reply`).
       saveCode: (code, input) =>
-        Effect.flatMap(crypto.hash(code), (hash) =>
-          withNow((now) => {
+        tracedWithNow("TokenStore.saveCode", (now) =>
+          Effect.flatMap(crypto.hash(code), (hash) => {
             const method = "TokenStore.saveCode"
             const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
-            return Effect.flatMap(codes.encode(record, method), (json) =>
-              Effect.as(
-                client.run(method, Lua.putMember, [Keys.code(hash), now, record.expiresAt, record.grantId, "r", json]),
-                record
-              ))
-          })).pipe(traced("TokenStore.saveCode")),
+            const json = codes.encode(record, method)
+            if (Either.isLeft(json)) return Either.left(json.left)
+            return client.run(
+              method,
+              Lua.putMember,
+              [Keys.code(hash), now, record.expiresAt, record.grantId, "r", json.right],
+              () => Either.right(record)
+            )
+          })),
 
       consumeCode: (code) =>
-        Effect.flatMap(crypto.hash(code), (hash) =>
-          withNow((now) =>
-            Effect.flatMap(
-              client.run("TokenStore.consumeCode", Lua.consumeCode, [Keys.code(hash), now]),
-              consumption
-            ))).pipe(traced("TokenStore.consumeCode")),
+        tracedWithNow("TokenStore.consumeCode", (now) =>
+          Effect.flatMap(
+            crypto.hash(code),
+            (hash) => client.run("TokenStore.consumeCode", Lua.consumeCode, [Keys.code(hash), now], consumption)
+          )),
 
       saveAccessToken: (token, input) =>
         Effect.gen(function*() {
@@ -122,12 +154,13 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
         }).pipe(traced("TokenStore.saveAccessToken")),
 
       getAccessToken: (token) =>
-        Effect.flatMap(crypto.hash(token), (hash) =>
-          readJson(
-            accessTokens,
-            "TokenStore.getAccessToken",
-            client.call("TokenStore.getAccessToken", (r) => r.hget(P + Keys.accessToken(hash), "r"))
-          )).pipe(traced("TokenStore.getAccessToken")),
+        tracedWithNow("TokenStore.getAccessToken", (now) =>
+          Effect.flatMap(crypto.hash(token), (hash) =>
+            client.call(
+              "TokenStore.getAccessToken",
+              (r) => r.hget(P + Keys.accessToken(hash), "r"),
+              liveJson(accessTokens, "TokenStore.getAccessToken", now)
+            ))),
 
       revokeAccessToken: (token) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
@@ -165,45 +198,23 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
           return isLive(record, now) ? Option.some(record) : Option.none()
         }).pipe(traced("TokenStore.getRefreshToken")),
 
+      // The hot path of every refresh: two hashes and the seal, then the script with its reply read in the callback.
       rotateRefreshToken: (presented, successor) =>
-        Effect.gen(function*() {
-          const method = "TokenStore.rotateRefreshToken"
-          const hash = yield* crypto.hash(presented)
-          const successorHash = yield* crypto.hash(Redacted.value(successor.refreshToken))
-          const sealed = yield* seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), method)
-          const now = yield* Clock.currentTimeMillis
-          const reply = yield* array(
-            yield* client.run(method, Lua.rotateRefresh, [
-              Keys.refreshToken(hash),
-              Keys.refreshToken(successorHash),
-              now,
-              options.refreshGraceWindow,
-              options.refreshTokenTtl,
-              sealed
-            ]),
-            method
-          )
-          switch (reply[0]) {
-            case "R": {
-              const previous = yield* refreshRecord(reply[1], reply[2], reply[3], reply[4], now, method)
-              // The script wrote the successor by the same rule; its expiry says so.
-              const current = successorOf(previous, now, options.refreshTokenTtl)
-              if (int(reply[5]) !== current.expiresAt) return yield* Effect.fail(corrupt(method))
-              return { _tag: "Rotated", previous, current } satisfies Rotation
-            }
-            case "G": {
-              const pair = yield* open(crypto, IssuedPair, yield* string(reply[1], method), Keys.refreshSuccessor(hash), method)
-              const current = yield* refreshRecord(reply[2], reply[3], reply[4], reply[5], null, method)
-              return { _tag: "GraceReplay", current, pair } satisfies Rotation
-            }
-            case "U":
-              return { _tag: "ReuseDetected", grantId: yield* string(reply[1], method) } satisfies Rotation
-            case "N":
-              return { _tag: "NotFound" } satisfies Rotation
-            default:
-              return yield* Effect.fail(corrupt(method))
-          }
-        }).pipe(traced("TokenStore.rotateRefreshToken")),
+        tracedWithNow("TokenStore.rotateRefreshToken", (now) =>
+          Effect.flatMap(crypto.hash(presented), (hash) =>
+            Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
+              Effect.flatMap(
+                seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), ROTATE),
+                (sealed) =>
+                  client.run(ROTATE, Lua.rotateRefresh, [
+                    Keys.refreshToken(hash),
+                    Keys.refreshToken(successorHash),
+                    now,
+                    options.refreshGraceWindow,
+                    options.refreshTokenTtl,
+                    sealed
+                  ], (reply) => rotation(reply, hash, now))
+              )))),
 
       saveGrant: (input) =>
         Effect.gen(function*() {
