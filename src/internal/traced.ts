@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Effect, type Fiber } from "effect"
 
 /** The tracer every runtime has unless the application installs one (its spans go nowhere). */
 const defaultTracer = Effect.runSync(Effect.tracer)
@@ -21,3 +21,10 @@ export const traced = (name: string, attributes?: Record<string, unknown>) =>
 /** `plain` when no tracer is installed; otherwise what `spanned` builds (a span around it). */
 export const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, spanned: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) => tracer === defaultTracer ? plain : spanned())
+
+/** Whether the application has installed a tracer on this fiber (checked inside a step that already has the fiber). */
+export const isTracing = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => fiber.currentTracer !== defaultTracer
+
+/** The span `traced` makes, for a caller that has already checked `isTracing`. */
+export const withOperationSpan = <A, E, R>(self: Effect.Effect<A, E, R>, name: string): Effect.Effect<A, E, R> =>
+  Effect.withSpan(self, name, { captureStackTrace: false })

@@ -1,15 +1,16 @@
 import { Clock, Effect, Option } from "effect"
-import { withNow } from "../../internal/now.ts"
 import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
 import type { Session, SessionEviction } from "../../schema/session.ts"
 import { Crypto } from "../../services/Crypto.ts"
+import { StoreError } from "../../services/StoreError.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import { type Db, traced } from "./db.ts"
 import {
   SESSION_COLUMNS as COLUMNS,
   SESSION_LRU_ORDER as LRU_ORDER,
   type SessionRow,
+  sessionOfRow,
   toSession
 } from "../../internal/sessionRow.ts"
 import type { Tables } from "./tables.ts"
@@ -95,29 +96,26 @@ export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStor
           return yield* db.write(method, create(apiKeyHash, session, now, method))
         }).pipe(traced("SessionStore.create")),
 
-      // The hot path: one statement, in a flatMap chain (no generator), the clock read in the same step.
+      // The hot path: the clock, the statement, the row's mapping and the touch check in one step (`Db.read`).
       get: (id) =>
-        withNow((now) =>
-          Effect.flatMap(db.all<SessionRow>(GET, selectLive, [id, now]), (rows) => {
-            const row = rows[0]
-            if (row === undefined) return noSession
-            return Effect.flatMap(toSession(row, GET), (session) => {
-              const touched = touchSession(session, now, options)
-              if (touched === undefined) return Effect.succeed(Option.some(session))
-              // Conditional: of several readers past the interval, the write lands once.
-              return Effect.as(
-                db.run(GET, touch, [
-                  touched.lastAccessedAt,
-                  touched.idleExpiresAt,
-                  sessionExpiresAt(touched),
-                  id,
-                  now - options.touchInterval
-                ]),
-                Option.some(touched)
-              )
-            })
-          })
-        ).pipe(traced("SessionStore.get")),
+        db.tracedRead<SessionRow, Option.Option<Session>, StoreError>(GET, selectLive, id, (row, now) => {
+          if (row === undefined) return noSession
+          const session = sessionOfRow(row, GET)
+          if (session instanceof StoreError) return Effect.fail(session)
+          const touched = touchSession(session, now, options)
+          if (touched === undefined) return Effect.succeed(Option.some(session))
+          // Conditional: of several readers past the interval, the write lands once.
+          return Effect.as(
+            db.run(GET, touch, [
+              touched.lastAccessedAt,
+              touched.idleExpiresAt,
+              sessionExpiresAt(touched),
+              id,
+              now - options.touchInterval
+            ]),
+            Option.some(touched)
+          )
+        }),
 
       update: (id, patch) =>
         Effect.gen(function*() {

@@ -19,6 +19,8 @@ const accessJson = jsonColumn(AccessTokenRecord)
 const refreshJson = jsonColumn(RefreshTokenRecord)
 const grantJson = jsonColumn(Grant)
 
+const noRecord = Effect.succeed(Option.none<never>())
+
 const SAVE_CODE = "TokenStore.saveCode"
 const CONSUME_CODE = "TokenStore.consumeCode"
 const SAVE_ACCESS = "TokenStore.saveAccessToken"
@@ -174,9 +176,14 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
               Effect.as(db.run(SAVE_ACCESS, insertAccess, [hash, record.grantId, body, record.expiresAt]), record))
           })).pipe(traced(SAVE_ACCESS)),
 
+      // The hot path: the hash, then the clock, the statement and the record's check in one step (`Db.read`).
       getAccessToken: (token) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
-          withNow((now) => readBody(GET_ACCESS, selectAccess, [hash, now], accessJson.decode))).pipe(traced(GET_ACCESS)),
+          db.read<BodyRow, Option.Option<AccessTokenRecord>, StoreError>(GET_ACCESS, selectAccess, hash, (row) => {
+            if (row === undefined) return noRecord
+            const record = accessJson.decodeSync(row.body, GET_ACCESS)
+            return record instanceof StoreError ? Effect.fail(record) : Effect.succeed(Option.some(record))
+          })).pipe(traced(GET_ACCESS)),
 
       revokeAccessToken: (token) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
