@@ -1,9 +1,9 @@
-import { Effect, type ParseResult, Schema } from "effect"
+import { Effect, Either, type ParseResult, Schema } from "effect"
 import type { Crypto } from "../services/Crypto.ts"
 import { StoreError } from "../services/StoreError.ts"
 
 interface JsonCodec<A> {
-  readonly encode: (value: A) => Effect.Effect<string, ParseResult.ParseError>
+  readonly encode: (value: A) => Either.Either<string, ParseResult.ParseError>
   readonly decode: (json: string) => Effect.Effect<A, ParseResult.ParseError>
 }
 
@@ -18,7 +18,7 @@ const jsonCodec = <A, I>(schema: Schema.Schema<A, I>): JsonCodec<A> => {
   const cached = jsonCodecs.get(schema)
   if (cached !== undefined) return cached as JsonCodec<A>
   const json = Schema.parseJson(schema)
-  const codec: JsonCodec<A> = { encode: Schema.encode(json), decode: Schema.decode(json) }
+  const codec: JsonCodec<A> = { encode: Schema.encodeEither(json), decode: Schema.decode(json) }
   jsonCodecs.set(schema, codec as JsonCodec<unknown>)
   return codec
 }
@@ -35,10 +35,13 @@ export const seal = <A, I>(
   recordKey: string,
   method: string
 ): Effect.Effect<string, StoreError> =>
-  jsonCodec(schema).encode(value).pipe(
-    Effect.mapError((error) => new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: error })),
-    Effect.flatMap((json) => crypto.encrypt(json, recordKey))
-  )
+  Effect.suspend(() => {
+    // Encoded synchronously (the codec is pure), then one step to encrypt.
+    const json = jsonCodec(schema).encode(value)
+    return Either.isRight(json)
+      ? crypto.encrypt(json.right, recordKey)
+      : Effect.fail(new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: json.left }))
+  })
 
 /** Open an envelope written by `seal`: `DecryptFailed` or `Corrupt` when it cannot be read back. */
 export const open = <A, I>(
