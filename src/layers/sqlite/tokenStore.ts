@@ -2,7 +2,7 @@ import { Clock, Effect, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { withNow } from "../../internal/now.ts"
 import { decideRotation, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
-import { open, seal } from "../../internal/sealed.ts"
+import { open, seal, sealIssuedPair } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
 import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
@@ -288,7 +288,7 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
       rotateRefreshToken: (presented, successor) =>
         Effect.flatMap(crypto.hash(presented), (hash) =>
           Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
-            Effect.flatMap(seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), ROTATE), (sealedSuccessor) =>
+            Effect.flatMap(sealIssuedPair(crypto, successor, Keys.refreshSuccessor(hash), ROTATE), (sealedSuccessor) =>
               withNow((now) =>
                 Effect.flatMap(
                   db.write(ROTATE, rotation(hash, successorHash, sealedSuccessor, now)),
