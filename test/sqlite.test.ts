@@ -1,7 +1,7 @@
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Option, Redacted, Tracer } from "effect"
 import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -375,6 +375,81 @@ describe("sqlite backend", () => {
           method: "TokenStore.getAccessToken"
         })
         expect(storeErrorOf(yield* Effect.exit(providers.getTokens("g2", "github")))?.reason).toBe("DecryptFailed")
+      }))
+    }))
+
+  it.effect("a session row with a column a session cannot hold is StoreError Corrupt, never a defect or a wrong session", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* using(storesOn(filename, yield* generateKey))(Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const tampered: ReadonlyArray<string> = [
+          "created_at = -1",
+          "last_accessed_at = last_accessed_at + 0.5",
+          "subject = x'01'",
+          "protocol_version = x'00'",
+          "client_info = '{not json'",
+          "client_info = '{\"name\":1}'",
+          "absolute_expires_at = 'soon'"
+        ]
+        for (const [i, set] of tampered.entries()) {
+          // A key of its own each: a later create must not evict (and so read) an earlier tampered row.
+          const { session } = yield* sessions.create({ apiKey: `api-key-${i}`, initialized: true, protocolVersion: "2025-06-18" })
+          const db = new Database(filename)
+          // `expires_at` stays as it was, so the row is still found live.
+          db.prepare(`UPDATE mcp_sessions SET ${set} WHERE id = ?`).run(session.id)
+          db.close()
+          expect(storeErrorOf(yield* Effect.exit(sessions.get(session.id))), set).toMatchObject({
+            reason: "Corrupt",
+            method: "SessionStore.get"
+          })
+        }
+        // An untouched row with client info and a subject decodes as it was written.
+        const { session } = yield* sessions.create({
+          apiKey: "api-key-untouched",
+          subject: "user-1",
+          initialized: false,
+          clientInfo: { name: "client", version: "1.0" }
+        })
+        expect(yield* sessions.get(session.id)).toEqual(Option.some(session))
+      }))
+    }))
+
+  it.effect("operations are spans when the application installs a tracer, and only then", () =>
+    Effect.gen(function*() {
+      yield* using(storesOn(freshFile(), yield* generateKey))(Effect.gen(function*() {
+        const sessions = yield* SessionStore
+        const tokens = yield* TokenStore
+        const native = yield* Effect.tracer
+        const names: Array<string> = []
+        const recording = Tracer.make({
+          span: (...args: Parameters<typeof native.span>) => {
+            names.push(args[0])
+            return native.span(...args)
+          },
+          context: native.context
+        })
+        const { session } = yield* sessions.create({ apiKey: "api-key-1", initialized: true })
+        yield* tokens.saveAccessToken("at-1", F.accessToken("g1"))
+        yield* tokens.saveCode("code-1", F.code("g1"))
+        yield* sessions.get(session.id)
+        yield* tokens.getAccessToken("at-1")
+        expect(names).toEqual([])
+        const traced = Effect.gen(function*() {
+          expect(Option.isSome(yield* sessions.get(session.id))).toBe(true)
+          expect(Option.isSome(yield* tokens.getAccessToken("at-1"))).toBe(true)
+          expect(Option.isNone(yield* tokens.getAccessToken("at-unknown"))).toBe(true)
+          expect((yield* tokens.consumeCode("code-1"))._tag).toBe("Consumed")
+          yield* sessions.create({ apiKey: "api-key-2", initialized: false })
+        }).pipe(Effect.withTracer(recording))
+        yield* traced
+        expect(names).toEqual([
+          "SessionStore.get",
+          "TokenStore.getAccessToken",
+          "TokenStore.getAccessToken",
+          "TokenStore.consumeCode",
+          "SessionStore.create"
+        ])
       }))
     }))
 

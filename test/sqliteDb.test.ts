@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, TestClock } from "effect"
 import { openConnection } from "../src/layers/sqlite/connection.ts"
 import { makeOwnedDb } from "../src/layers/sqlite/db.ts"
 
@@ -40,6 +40,57 @@ describe("the SQLite backend's own connection", () => {
       expect((yield* Fiber.join(reader))[0]?.n).toBe(0)
       expect(yield* Fiber.join(otherWrite)).toBe(1)
       expect((yield* db.all<{ n: number }>("test", count, []))[0]?.n).toBe(1)
+    }))
+
+  it.scoped("a one-step read waits for another fiber's open transaction, and runs at once inside its own", () =>
+    Effect.gen(function*() {
+      const db = yield* ownedDb
+      const inserted = yield* Deferred.make<void>()
+      const proceed = yield* Deferred.make<void>()
+      const readCount = db.read<{ n: number }, number, never>("test", "SELECT count(*) + ? * 0 + ? * 0 AS n FROM t", 0, (row) =>
+        Effect.succeed(row?.n ?? -1))
+      const writer = yield* Effect.fork(db.write(
+        "test",
+        Effect.gen(function*() {
+          yield* db.run("test", "INSERT INTO t VALUES (1)", [])
+          expect(yield* readCount).toBe(1)
+          yield* Deferred.succeed(inserted, undefined)
+          yield* Deferred.await(proceed)
+        })
+      ))
+      yield* Deferred.await(inserted)
+      const reader = yield* Effect.fork(readCount)
+      const tracedReader = yield* Effect.fork(db.tracedRead<{ n: number }, number, never>(
+        "test",
+        "SELECT count(*) + ? * 0 + ? * 0 AS n FROM t",
+        0,
+        (row) => Effect.succeed(row?.n ?? -1)
+      ))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(Option.isNone(yield* Fiber.poll(reader))).toBe(true)
+      expect(Option.isNone(yield* Fiber.poll(tracedReader))).toBe(true)
+      yield* Deferred.succeed(proceed, undefined)
+      yield* Fiber.join(writer)
+      expect(yield* Fiber.join(reader)).toBe(1)
+      expect(yield* Fiber.join(tracedReader)).toBe(1)
+    }))
+
+  it.scoped("a one-step read that fails is a typed StoreError, and the time it is given is the fiber's clock", () =>
+    Effect.gen(function*() {
+      const db = yield* ownedDb
+      const exit = yield* Effect.exit(db.read("test.read", "SELECT * FROM missing WHERE ? AND ?", 1, () => Effect.void))
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined).toMatchObject({
+        _tag: "StoreError",
+        method: "test.read"
+      })
+      yield* TestClock.setTime(123_456)
+      const seen = yield* db.read<{ now: number }, readonly [number, number], never>(
+        "test",
+        "SELECT ? * 0 + ? AS now",
+        0,
+        (row, now) => Effect.succeed([row?.now ?? -1, now] as const)
+      )
+      expect(seen).toEqual([123_456, 123_456])
     }))
 
   it.scoped("100 concurrent transactions each read then write: none sees another's rows half done", () =>

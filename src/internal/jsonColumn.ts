@@ -11,6 +11,8 @@ import { StoreError } from "../services/StoreError.ts"
 export interface JsonColumn<A> {
   readonly encode: (value: A, method: string) => Effect.Effect<string, StoreError>
   readonly decode: (text: string, method: string) => Effect.Effect<A, StoreError>
+  /** `decode` without an Effect around it, for a step that runs synchronously: the record, or the `Corrupt` error. */
+  readonly decodeSync: (text: string, method: string) => A | StoreError
 }
 
 export const jsonColumn = <A, I>(schema: Schema.Schema<A, I>): JsonColumn<A> => {
@@ -26,6 +28,16 @@ export const jsonColumn = <A, I>(schema: Schema.Schema<A, I>): JsonColumn<A> => 
       return undefined
     }
   }
+  const decodeSync = (text: string, method: string): A | StoreError => {
+    if (guard !== undefined) {
+      const value = parsed(text)
+      if (guard(value)) return value
+    }
+    const decoded = decode(text)
+    return Either.isRight(decoded)
+      ? decoded.right
+      : new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: decoded.left })
+  }
   return {
     encode: (value, method) =>
       guard !== undefined && guard(value) ? Effect.succeed(JSON.stringify(value)) : Either.match(encode(value), {
@@ -34,27 +46,25 @@ export const jsonColumn = <A, I>(schema: Schema.Schema<A, I>): JsonColumn<A> => 
         onRight: Effect.succeed
       }),
     decode: (text, method) => {
-      if (guard !== undefined) {
-        const value = parsed(text)
-        if (guard(value)) return Effect.succeed(value)
-      }
-      return Either.match(decode(text), {
-        onLeft: (error) =>
-          Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: error })),
-        onRight: Effect.succeed
-      })
-    }
+      const value = decodeSync(text, method)
+      return value instanceof StoreError ? Effect.fail(value) : Effect.succeed(value)
+    },
+    decodeSync
   }
 }
 
-/** Decode a value built from columns (not JSON text) against its Schema: `Corrupt` when a column holds something else. */
-export const decodeRow = <A, I>(schema: Schema.Schema<A, I>) => {
+/**
+ * Decode a value built from columns (not JSON text) against its Schema, synchronously (for a step that runs
+ * whole): the value, or `Corrupt` when a column holds something else.
+ */
+export const decodeRowSync = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = ParseResult.decodeUnknownEither(schema)
   const guard = compileGuard(schema)
-  return (value: unknown, method: string): Effect.Effect<A, StoreError> =>
-    guard !== undefined && guard(value) ? Effect.succeed(value) : Either.match(decode(value), {
-      onLeft: (error) =>
-        Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: error })),
-      onRight: Effect.succeed
-    })
+  return (value: unknown, method: string): A | StoreError => {
+    if (guard !== undefined && guard(value)) return value
+    const decoded = decode(value)
+    return Either.isRight(decoded)
+      ? decoded.right
+      : new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: decoded.left })
+  }
 }

@@ -1,4 +1,5 @@
-import { Effect, Either, type ParseResult, Schema } from "effect"
+import { Effect, Either, type ParseResult, Redacted, Schema } from "effect"
+import { IssuedPair } from "../schema/token.ts"
 import type { Crypto } from "../services/Crypto.ts"
 import { StoreError } from "../services/StoreError.ts"
 
@@ -65,3 +66,32 @@ export const open = <A, I>(
       )
     )
   )
+
+/**
+ * The JSON `seal` writes for an `IssuedPair`, built directly: what encoding it through its Schema gives
+ * (`refreshToken`, `accessToken`, then `jkt` when present; nothing else), at a fraction of the cost (rotation
+ * seals one per call). `undefined` when the value is not a well-formed pair: the Schema decides then.
+ */
+export const issuedPairJson = (pair: IssuedPair): string | undefined => {
+  const { accessToken, jkt, refreshToken } = pair
+  if (!Redacted.isRedacted(refreshToken) || !Redacted.isRedacted(accessToken)) return undefined
+  const refresh: unknown = Redacted.value(refreshToken)
+  const access: unknown = Redacted.value(accessToken)
+  if (typeof refresh !== "string" || typeof access !== "string" || (jkt !== undefined && typeof jkt !== "string")) {
+    return undefined
+  }
+  return JSON.stringify(
+    jkt === undefined ? { refreshToken: refresh, accessToken: access } : { refreshToken: refresh, accessToken: access, jkt }
+  )
+}
+
+/** `seal` of an `IssuedPair` (the successor a rotation keeps for a grace replay), its JSON built by `issuedPairJson`. */
+export const sealIssuedPair = (
+  crypto: Crypto.Service,
+  pair: IssuedPair,
+  recordKey: string,
+  method: string
+): Effect.Effect<string, StoreError> => {
+  const json = issuedPairJson(pair)
+  return json === undefined ? seal(crypto, IssuedPair, pair, recordKey, method) : crypto.encrypt(json, recordKey)
+}

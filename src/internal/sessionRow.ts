@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { Session } from "../schema/session.ts"
 import { StoreError } from "../services/StoreError.ts"
-import { decodeRow } from "./jsonColumn.ts"
+import { decodeRowSync } from "./jsonColumn.ts"
 import { sessionExpiresAt } from "./sessionRecord.ts"
 
 /**
@@ -28,16 +28,67 @@ export const SESSION_COLUMNS =
 /** Least recently accessed first; ties: the oldest, then the first inserted. */
 export const SESSION_LRU_ORDER = "ORDER BY last_accessed_at, created_at, rowid"
 
-const decodeSession = decodeRow(Session)
+const decodeSession = decodeRowSync(Session)
 
-/** A row as a `Session`: `Corrupt` when a column holds something a session cannot. */
-export const toSession = (row: SessionRow, method: string): Effect.Effect<Session, StoreError> => {
+const isEpochMillis = (value: unknown): boolean => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+const isNullOrString = (value: unknown): boolean => value === null || typeof value === "string"
+
+/**
+ * A row as a `Session`, synchronously: the session, or `Corrupt` when a column holds something a session cannot.
+ * The common row (no client info) is checked column by column, exactly what decoding the `Session` built from it
+ * would check (strings, `EpochMillis`); any other row goes through the `Session` Schema.
+ */
+export const sessionOfRow = (row: SessionRow, method: string): Session | StoreError => {
+  if (
+    row.client_info === null && typeof row.id === "string" && typeof row.api_key_hash === "string" &&
+    isNullOrString(row.subject) && isNullOrString(row.protocol_version) && isEpochMillis(row.created_at) &&
+    isEpochMillis(row.last_accessed_at) && isEpochMillis(row.idle_expires_at) && isEpochMillis(row.absolute_expires_at)
+  ) {
+    const initialized = row.initialized === 1
+    if (row.subject === null) {
+      return row.protocol_version === null
+        ? {
+          id: row.id,
+          apiKeyHash: row.api_key_hash,
+          initialized,
+          createdAt: row.created_at,
+          lastAccessedAt: row.last_accessed_at,
+          idleExpiresAt: row.idle_expires_at,
+          absoluteExpiresAt: row.absolute_expires_at
+        }
+        : {
+          id: row.id,
+          apiKeyHash: row.api_key_hash,
+          initialized,
+          protocolVersion: row.protocol_version,
+          createdAt: row.created_at,
+          lastAccessedAt: row.last_accessed_at,
+          idleExpiresAt: row.idle_expires_at,
+          absoluteExpiresAt: row.absolute_expires_at
+        }
+    }
+    return {
+      id: row.id,
+      apiKeyHash: row.api_key_hash,
+      subject: row.subject,
+      initialized,
+      ...(row.protocol_version === null ? {} : { protocolVersion: row.protocol_version }),
+      createdAt: row.created_at,
+      lastAccessedAt: row.last_accessed_at,
+      idleExpiresAt: row.idle_expires_at,
+      absoluteExpiresAt: row.absolute_expires_at
+    }
+  }
+  return decodeSessionRow(row, method)
+}
+
+const decodeSessionRow = (row: SessionRow, method: string): Session | StoreError => {
   let clientInfo: unknown
   if (row.client_info !== null) {
     try {
       clientInfo = JSON.parse(row.client_info)
     } catch (cause) {
-      return Effect.fail(new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause }))
+      return new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause })
     }
   }
   return decodeSession({
@@ -52,6 +103,12 @@ export const toSession = (row: SessionRow, method: string): Effect.Effect<Sessio
     idleExpiresAt: row.idle_expires_at,
     absoluteExpiresAt: row.absolute_expires_at
   }, method)
+}
+
+/** A row as a `Session`: `Corrupt` when a column holds something a session cannot. */
+export const toSession = (row: SessionRow, method: string): Effect.Effect<Session, StoreError> => {
+  const session = sessionOfRow(row, method)
+  return session instanceof StoreError ? Effect.fail(session) : Effect.succeed(session)
 }
 
 /** A session as its row. */

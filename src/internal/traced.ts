@@ -1,4 +1,5 @@
-import { Clock, Context, Effect } from "effect"
+import { Effect, type Fiber } from "effect"
+import { nowOf } from "./now.ts"
 
 /** The tracer every runtime has unless the application installs one (its spans go nowhere). */
 const defaultTracer = Effect.runSync(Effect.tracer)
@@ -22,6 +23,13 @@ export const traced = (name: string, attributes?: Record<string, unknown>) =>
 export const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, spanned: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) => tracer === defaultTracer ? plain : spanned())
 
+/** Whether the application has installed a tracer on this fiber (checked inside a step that already has the fiber). */
+export const isTracing = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => fiber.currentTracer !== defaultTracer
+
+/** The span `traced` makes, for a caller that has already checked `isTracing`. */
+export const withOperationSpan = <A, E, R>(self: Effect.Effect<A, E, R>, name: string): Effect.Effect<A, E, R> =>
+  Effect.withSpan(self, name, { captureStackTrace: false })
+
 /**
  * `traced(name)` and the fiber's clock read in one step of the fiber, for the
  * stores' hot paths: `f` gets the time from the fiber's own `Clock` (so
@@ -31,6 +39,6 @@ export const whenTraced = <A, E, R>(plain: Effect.Effect<A, E, R>, spanned: () =
  */
 export const tracedWithNow = <A, E, R>(name: string, f: (now: number) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.withFiberRuntime((fiber) => {
-    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    return fiber.currentTracer === defaultTracer ? f(now) : Effect.withSpan(f(now), name, { captureStackTrace: false })
+    const now = nowOf(fiber)
+    return isTracing(fiber) ? withOperationSpan(f(now), name) : f(now)
   })

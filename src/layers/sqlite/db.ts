@@ -4,6 +4,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Exit, type Fiber, Option } from "effect"
 import { StoreError } from "../../services/StoreError.ts"
 import type { OwnedConnection } from "./connection.ts"
+import { nowOf } from "../../internal/now.ts"
+import { isTracing, traced, withOperationSpan } from "../../internal/traced.ts"
 import { toStoreError } from "./storeError.ts"
 
 /**
@@ -25,6 +27,24 @@ export interface Db {
   readonly all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, StoreError>
   /** Run a write without `RETURNING`; the number of rows it changed. */
   readonly run: (method: string, text: string, params: ReadonlyArray<unknown>) => Effect.Effect<number, StoreError>
+  /**
+   * A hot read: the clock's time, the first row of `text` (its parameters: `key`, then that time) and `then`
+   * on the row, in ONE step of the calling fiber on the owned connection (no step in between, so what `then`
+   * returns is all that runs after it). Like `all`, it waits while another fiber's write transaction is open.
+   */
+  readonly read: <A extends object, B, E>(
+    method: string,
+    text: string,
+    key: unknown,
+    then: (row: A | undefined, now: number) => Effect.Effect<B, E>
+  ) => Effect.Effect<B, E | StoreError>
+  /** `read` as a public operation: a span named `method` around it when the application has installed a tracer. */
+  readonly tracedRead: <A extends object, B, E>(
+    method: string,
+    text: string,
+    key: unknown,
+    then: (row: A | undefined, now: number) => Effect.Effect<B, E>
+  ) => Effect.Effect<B, E | StoreError>
   /**
    * Run `body` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`),
    * rolled back if it fails or is interrupted. Inside a transaction already
@@ -84,9 +104,22 @@ const nested = <A, E>(sql: SqlClient.SqlClient, method: string, body: Effect.Eff
  */
 export const makeDb = (sql: SqlClient.SqlClient): Db => {
   const fail = (method: string) => (error: SqlError) => toStoreError(method, error)
+  const all = <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) =>
+    Effect.mapError(sql.unsafe<A>(text, params), fail(method))
+  const read = <A extends object, B, E>(
+    method: string,
+    text: string,
+    key: unknown,
+    then: (row: A | undefined, now: number) => Effect.Effect<B, E>
+  ): Effect.Effect<B, E | StoreError> =>
+    Effect.withFiberRuntime((fiber) => {
+      const now = nowOf(fiber)
+      return Effect.flatMap(all<A>(method, text, [key, now]), (rows) => then(rows[0], now))
+    })
   return {
-    all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) =>
-      Effect.mapError(sql.unsafe<A>(text, params), fail(method)),
+    all,
+    read,
+    tracedRead: (method, text, key, then) => traced(method)(read(method, text, key, then)),
     run: (method, text, params) => sql.unsafe(text, params).raw.pipe(Effect.map(changesOf), Effect.mapError(fail(method))),
     write: (method, body) =>
       Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
@@ -208,9 +241,47 @@ export const makeOwnedDb = (owned: OwnedConnection): Effect.Effect<Db> =>
         })
       )
 
+    /** `read`'s step: waits (and comes back) while another fiber's transaction is open, else runs whole now. */
+    const readStep = <A extends object, B, E>(
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      method: string,
+      text: string,
+      key: unknown,
+      then: (row: A | undefined, now: number) => Effect.Effect<B, E>
+    ): Effect.Effect<B, E | StoreError> => {
+      if (owner !== undefined && owner !== fiber) return Effect.zipRight(ended, read(method, text, key, then))
+      const now = nowOf(fiber)
+      let row: A | undefined
+      try {
+        row = owned.prepare(text).get(key, now) as A | undefined
+      } catch (error) {
+        return Effect.fail(toStoreError(method, error))
+      }
+      return then(row, now)
+    }
+    const read = <A extends object, B, E>(
+      method: string,
+      text: string,
+      key: unknown,
+      then: (row: A | undefined, now: number) => Effect.Effect<B, E>
+    ): Effect.Effect<B, E | StoreError> => Effect.withFiberRuntime((fiber) => readStep(fiber, method, text, key, then))
+
     return {
       all: <A extends object>(method: string, text: string, params: ReadonlyArray<unknown>) =>
         step(method, () => owned.prepare(text).all(...params) as ReadonlyArray<A>),
+      read,
+      // The tracer check is in the same step: a span only when one is installed.
+      tracedRead: <A extends object, B, E>(
+        method: string,
+        text: string,
+        key: unknown,
+        then: (row: A | undefined, now: number) => Effect.Effect<B, E>
+      ): Effect.Effect<B, E | StoreError> =>
+        Effect.withFiberRuntime((fiber) =>
+          isTracing(fiber)
+            ? withOperationSpan(read(method, text, key, then), method)
+            : readStep(fiber, method, text, key, then)
+        ),
       run: (method, text, params) => step(method, () => owned.prepare(text).run(...params).changes),
       write: <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
         Effect.withFiberRuntime<A, E | StoreError>((fiber) =>

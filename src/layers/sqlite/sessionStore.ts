@@ -1,15 +1,17 @@
 import { Clock, Effect, Option } from "effect"
-import { withNow } from "../../internal/now.ts"
 import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
 import type { Session, SessionEviction } from "../../schema/session.ts"
+import { withNow } from "../../internal/now.ts"
 import { Crypto } from "../../services/Crypto.ts"
+import { StoreError } from "../../services/StoreError.ts"
 import type { SessionStore } from "../../services/SessionStore.ts"
 import { type Db, traced } from "./db.ts"
 import {
   SESSION_COLUMNS as COLUMNS,
   SESSION_LRU_ORDER as LRU_ORDER,
   type SessionRow,
+  sessionOfRow,
   toSession
 } from "../../internal/sessionRow.ts"
 import type { Tables } from "./tables.ts"
@@ -18,6 +20,7 @@ import type { Tables } from "./tables.ts"
 export { SESSION_COLUMNS as COLUMNS, type SessionRow, toSession } from "../../internal/sessionRow.ts"
 
 const GET = "SessionStore.get"
+const CREATE = "SessionStore.create"
 const noSession = Effect.succeed(Option.none<Session>())
 
 /**
@@ -35,29 +38,27 @@ export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStor
     const touch = `UPDATE ${t.sessions} SET last_accessed_at = ?, idle_expires_at = ?, expires_at = ?
       WHERE id = ? AND last_accessed_at <= ?`
     const deleteById = `DELETE FROM ${t.sessions} WHERE id = ?`
+    // `create`'s statements, their text built once (a statement is found by its text).
+    const deleteExpiredOfKey = `DELETE FROM ${t.sessions} WHERE api_key_hash = ? AND expires_at <= ?`
+    const selectOfKey = `SELECT ${COLUMNS} FROM ${t.sessions} WHERE api_key_hash = ? ${LRU_ORDER}`
+    const countAll = `SELECT count(*) AS n FROM ${t.sessions}`
+    const selectOldest = `SELECT ${COLUMNS} FROM ${t.sessions} ${LRU_ORDER} LIMIT ?`
+    const insert = `INSERT INTO ${t.sessions} (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
     const create = (apiKeyHash: string, session: Session, now: number, method: string) =>
       Effect.gen(function*() {
         const evicted: Array<SessionEviction> = []
         // The key's expired sessions go first (they no longer count), then its least recently accessed.
-        yield* db.run(method, `DELETE FROM ${t.sessions} WHERE api_key_hash = ? AND expires_at <= ?`, [apiKeyHash, now])
-        const ofKey = yield* db.all<SessionRow>(
-          method,
-          `SELECT ${COLUMNS} FROM ${t.sessions} WHERE api_key_hash = ? ${LRU_ORDER}`,
-          [apiKeyHash]
-        )
+        yield* db.run(method, deleteExpiredOfKey, [apiKeyHash, now])
+        const ofKey = yield* db.all<SessionRow>(method, selectOfKey, [apiKeyHash])
         for (const row of ofKey.slice(0, Math.max(0, ofKey.length - options.maxPerKey + 1))) {
           yield* db.run(method, deleteById, [row.id])
           evicted.push({ session: yield* toSession(row, method), reason: "PerKeyLimit" })
         }
-        const counted = yield* db.all<{ readonly n: number }>(method, `SELECT count(*) AS n FROM ${t.sessions}`, [])
+        const counted = yield* db.all<{ readonly n: number }>(method, countAll, [])
         const excess = (counted[0]?.n ?? 0) - options.maxSessions + 1
         if (excess > 0) {
-          const oldest = yield* db.all<SessionRow>(
-            method,
-            `SELECT ${COLUMNS} FROM ${t.sessions} ${LRU_ORDER} LIMIT ?`,
-            [excess]
-          )
+          const oldest = yield* db.all<SessionRow>(method, selectOldest, [excess])
           for (const row of oldest) {
             yield* db.run(method, deleteById, [row.id])
             const victim = yield* toSession(row, method)
@@ -66,7 +67,7 @@ export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStor
         }
         yield* db.run(
           method,
-          `INSERT INTO ${t.sessions} (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          insert,
           [
             session.id,
             session.apiKeyHash,
@@ -86,38 +87,33 @@ export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStor
 
     const service: SessionStore.Service = {
       create: (input) =>
-        Effect.gen(function*() {
-          const method = "SessionStore.create"
-          const apiKeyHash = yield* crypto.hash(input.apiKey)
-          const id = yield* crypto.randomToken()
-          const now = yield* Clock.currentTimeMillis
-          const session = newSession(input, id, apiKeyHash, now, options)
-          return yield* db.write(method, create(apiKeyHash, session, now, method))
-        }).pipe(traced("SessionStore.create")),
+        Effect.flatMap(crypto.hash(input.apiKey), (apiKeyHash) =>
+          Effect.flatMap(crypto.randomToken(), (id) =>
+            withNow((now) =>
+              db.write(CREATE, create(apiKeyHash, newSession(input, id, apiKeyHash, now, options), now, CREATE))))).pipe(
+            traced(CREATE)
+          ),
 
-      // The hot path: one statement, in a flatMap chain (no generator), the clock read in the same step.
+      // The hot path: the clock, the statement, the row's mapping and the touch check in one step (`Db.read`).
       get: (id) =>
-        withNow((now) =>
-          Effect.flatMap(db.all<SessionRow>(GET, selectLive, [id, now]), (rows) => {
-            const row = rows[0]
-            if (row === undefined) return noSession
-            return Effect.flatMap(toSession(row, GET), (session) => {
-              const touched = touchSession(session, now, options)
-              if (touched === undefined) return Effect.succeed(Option.some(session))
-              // Conditional: of several readers past the interval, the write lands once.
-              return Effect.as(
-                db.run(GET, touch, [
-                  touched.lastAccessedAt,
-                  touched.idleExpiresAt,
-                  sessionExpiresAt(touched),
-                  id,
-                  now - options.touchInterval
-                ]),
-                Option.some(touched)
-              )
-            })
-          })
-        ).pipe(traced("SessionStore.get")),
+        db.tracedRead<SessionRow, Option.Option<Session>, StoreError>(GET, selectLive, id, (row, now) => {
+          if (row === undefined) return noSession
+          const session = sessionOfRow(row, GET)
+          if (session instanceof StoreError) return Effect.fail(session)
+          const touched = touchSession(session, now, options)
+          if (touched === undefined) return Effect.succeed(Option.some(session))
+          // Conditional: of several readers past the interval, the write lands once.
+          return Effect.as(
+            db.run(GET, touch, [
+              touched.lastAccessedAt,
+              touched.idleExpiresAt,
+              sessionExpiresAt(touched),
+              id,
+              now - options.touchInterval
+            ]),
+            Option.some(touched)
+          )
+        }),
 
       update: (id, patch) =>
         Effect.gen(function*() {

@@ -2,7 +2,7 @@ import { Clock, Effect, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { withNow } from "../../internal/now.ts"
 import { decideRotation, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
-import { open, seal } from "../../internal/sealed.ts"
+import { open, seal, sealIssuedPair } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
 import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
@@ -19,10 +19,13 @@ const accessJson = jsonColumn(AccessTokenRecord)
 const refreshJson = jsonColumn(RefreshTokenRecord)
 const grantJson = jsonColumn(Grant)
 
+const noRecord = Effect.succeed(Option.none<never>())
+
 const SAVE_CODE = "TokenStore.saveCode"
 const CONSUME_CODE = "TokenStore.consumeCode"
 const SAVE_ACCESS = "TokenStore.saveAccessToken"
 const GET_ACCESS = "TokenStore.getAccessToken"
+const ROTATE = "TokenStore.rotateRefreshToken"
 
 interface BodyRow {
   readonly body: string
@@ -34,6 +37,11 @@ interface RefreshRow {
   readonly body: string
   readonly rotated_at: number | null
 }
+/** What rotation's transaction decided; a grace replay's pair is opened after it, outside. */
+type RotationOutcome =
+  | Rotation
+  | { readonly _tag: "OpenPair"; readonly current: RefreshTokenRecord; readonly envelope: string }
+
 interface PresentedRow extends RefreshRow {
   readonly successor_envelope: string | null
   readonly s_body: string | null
@@ -101,6 +109,57 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
 
     const revokeGrant = (grantId: string, method: string) =>
       db.write(method, deleteGrantRows(db, t, grantId, method))
+
+    const rotateRow = `UPDATE ${t.refreshTokens} SET rotated_at = ?, successor_hash = ?, successor_envelope = ?
+      WHERE hash = ? AND rotated_at IS NULL AND expires_at > ? RETURNING body`
+    const insertRefresh = `INSERT OR REPLACE INTO ${t.refreshTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`
+    const presentedRows = `SELECT p.body, p.rotated_at, p.successor_envelope, s.body AS s_body, s.rotated_at AS s_rotated_at
+      FROM ${t.refreshTokens} p LEFT JOIN ${t.refreshTokens} s ON s.hash = p.successor_hash
+      WHERE p.hash = ?`
+
+    /** A presented token that did not rotate: unknown, expired, or rotated before. Judged from the rows, in the transaction. */
+    const judgeRotated = (hash: string, now: number): Effect.Effect<RotationOutcome, StoreError> =>
+      Effect.gen(function*() {
+        const method = ROTATE
+        const rows = yield* db.all<PresentedRow>(method, presentedRows, [hash])
+        const row = rows[0]
+        if (row === undefined || row.rotated_at === null) return { _tag: "NotFound" } satisfies RotationOutcome
+        const record = yield* refreshRecord(row.body, row.rotated_at, method)
+        const current = row.s_body === null ? undefined : yield* refreshRecord(row.s_body, row.s_rotated_at, method)
+        switch (decideRotation(record, current, now, options.refreshGraceWindow)) {
+          case "GraceReplay":
+            if (row.successor_envelope !== null && current !== undefined) {
+              return { _tag: "OpenPair", current, envelope: row.successor_envelope } satisfies RotationOutcome
+            }
+            return yield* Effect.fail(
+              new StoreError({ reason: "Corrupt", method, description: "the sealed successor pair is missing" })
+            )
+          case "Reuse":
+            yield* deleteGrantRows(db, t, record.grantId, method)
+            return { _tag: "ReuseDetected", grantId: record.grantId } satisfies RotationOutcome
+          default:
+            return { _tag: "NotFound" } satisfies RotationOutcome
+        }
+      })
+
+    /** Rotation's transaction: the conditional update of the presented row and the successor's insert. */
+    const rotation = (
+      hash: string,
+      successorHash: string,
+      sealedSuccessor: string,
+      now: number
+    ): Effect.Effect<RotationOutcome, StoreError> =>
+      Effect.flatMap(db.all<BodyRow>(ROTATE, rotateRow, [now, successorHash, sealedSuccessor, hash, now]), (rotated) => {
+        if (rotated[0] === undefined) return judgeRotated(hash, now)
+        const previous = refreshJson.decodeSync(rotated[0].body, ROTATE)
+        if (previous instanceof StoreError) return Effect.fail(previous)
+        const next = successorOf(previous, now, options.refreshTokenTtl)
+        return Effect.flatMap(refreshJson.encode(next, ROTATE), (body) =>
+          Effect.as(
+            db.run(ROTATE, insertRefresh, [successorHash, next.grantId, body, next.expiresAt]),
+            { _tag: "Rotated", previous: { ...previous, rotatedAt: now }, current: next } satisfies RotationOutcome
+          ))
+      })
 
     const service: TokenStore.Service = {
       saveTransaction: (input) =>
@@ -174,9 +233,14 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
               Effect.as(db.run(SAVE_ACCESS, insertAccess, [hash, record.grantId, body, record.expiresAt]), record))
           })).pipe(traced(SAVE_ACCESS)),
 
+      // The hot path: the hash, then the clock, the statement and the record's check in one step (`Db.read`).
       getAccessToken: (token) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
-          withNow((now) => readBody(GET_ACCESS, selectAccess, [hash, now], accessJson.decode))).pipe(traced(GET_ACCESS)),
+          db.read<BodyRow, Option.Option<AccessTokenRecord>, StoreError>(GET_ACCESS, selectAccess, hash, (row) => {
+            if (row === undefined) return noRecord
+            const record = accessJson.decodeSync(row.body, GET_ACCESS)
+            return record instanceof StoreError ? Effect.fail(record) : Effect.succeed(Option.some(record))
+          })).pipe(traced(GET_ACCESS)),
 
       revokeAccessToken: (token) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
@@ -220,70 +284,20 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
             : Option.some(yield* refreshRecord(rows[0].body, rows[0].rotated_at, method))
         }),
 
+      // The hashes and the seal before the transaction; inside it, the rotating path is chained steps (no generator).
       rotateRefreshToken: (presented, successor) =>
-        Effect.gen(function*() {
-          const method = "TokenStore.rotateRefreshToken"
-          const hash = yield* crypto.hash(presented)
-          const successorHash = yield* crypto.hash(Redacted.value(successor.refreshToken))
-          const sealedSuccessor = yield* seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), method)
-          const now = yield* Clock.currentTimeMillis
-
-          type Outcome =
-            | Rotation
-            | { readonly _tag: "OpenPair"; readonly current: RefreshTokenRecord; readonly envelope: string }
-
-          const outcome = yield* db.write(
-            method,
-            Effect.gen(function*() {
-              const rotated = yield* db.all<BodyRow>(
-                method,
-                `UPDATE ${t.refreshTokens} SET rotated_at = ?, successor_hash = ?, successor_envelope = ?
-                  WHERE hash = ? AND rotated_at IS NULL AND expires_at > ? RETURNING body`,
-                [now, successorHash, sealedSuccessor, hash, now]
-              )
-              if (rotated[0] !== undefined) {
-                const previous = yield* refreshJson.decode(rotated[0].body, method)
-                const next = successorOf(previous, now, options.refreshTokenTtl)
-                const body = yield* refreshJson.encode(next, method)
-                yield* db.run(
-                  method,
-                  `INSERT OR REPLACE INTO ${t.refreshTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`,
-                  [successorHash, next.grantId, body, next.expiresAt]
-                )
-                return { _tag: "Rotated", previous: { ...previous, rotatedAt: now }, current: next } satisfies Outcome
-              }
-              // Not rotatable: unknown, expired, or rotated before. Judge from the rows.
-              const rows = yield* db.all<PresentedRow>(
-                method,
-                `SELECT p.body, p.rotated_at, p.successor_envelope, s.body AS s_body, s.rotated_at AS s_rotated_at
-                  FROM ${t.refreshTokens} p LEFT JOIN ${t.refreshTokens} s ON s.hash = p.successor_hash
-                  WHERE p.hash = ?`,
-                [hash]
-              )
-              const row = rows[0]
-              if (row === undefined || row.rotated_at === null) return { _tag: "NotFound" } satisfies Outcome
-              const record = yield* refreshRecord(row.body, row.rotated_at, method)
-              const current = row.s_body === null ? undefined : yield* refreshRecord(row.s_body, row.s_rotated_at, method)
-              switch (decideRotation(record, current, now, options.refreshGraceWindow)) {
-                case "GraceReplay":
-                  if (row.successor_envelope !== null && current !== undefined) {
-                    return { _tag: "OpenPair", current, envelope: row.successor_envelope } satisfies Outcome
-                  }
-                  return yield* Effect.fail(
-                    new StoreError({ reason: "Corrupt", method, description: "the sealed successor pair is missing" })
-                  )
-                case "Reuse":
-                  yield* deleteGrantRows(db, t, record.grantId, method)
-                  return { _tag: "ReuseDetected", grantId: record.grantId } satisfies Outcome
-                default:
-                  return { _tag: "NotFound" } satisfies Outcome
-              }
-            })
-          )
-          if (outcome._tag !== "OpenPair") return outcome
-          const pair = yield* open(crypto, IssuedPair, outcome.envelope, Keys.refreshSuccessor(hash), method)
-          return { _tag: "GraceReplay", current: outcome.current, pair } satisfies Rotation
-        }).pipe(traced("TokenStore.rotateRefreshToken")),
+        Effect.flatMap(crypto.hash(presented), (hash) =>
+          Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
+            Effect.flatMap(sealIssuedPair(crypto, successor, Keys.refreshSuccessor(hash), ROTATE), (sealedSuccessor) =>
+              withNow((now) =>
+                Effect.flatMap(
+                  db.write(ROTATE, rotation(hash, successorHash, sealedSuccessor, now)),
+                  (outcome): Effect.Effect<Rotation, StoreError> =>
+                    outcome._tag !== "OpenPair" ? Effect.succeed(outcome) : Effect.map(
+                      open(crypto, IssuedPair, outcome.envelope, Keys.refreshSuccessor(hash), ROTATE),
+                      (pair): Rotation => ({ _tag: "GraceReplay", current: outcome.current, pair })
+                    )
+                ))))).pipe(traced(ROTATE)),
 
       saveGrant: (input) =>
         Effect.gen(function*() {
