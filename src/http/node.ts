@@ -120,9 +120,16 @@ type FastEndpoint = (request: McpRequest) => Effect.Effect<HttpServerResponse.Ht
  * goes away); a complete answer is written when the fiber ends, a stream by
  * the fiber as it comes. What the platform's middleware does around a route
  * is done here: a defect answered as `errorResponse` answers it, CORS on a
- * CORS path (`cors`), the request span, the log line.
+ * CORS path (`cors`), the request span (with the router's `http.route`:
+ * `route`), the log line.
  */
-const fastHandler = (runtime: Runtime.Runtime<Services>, clock: Clock.Clock, endpoint: FastEndpoint, cors: boolean): NodeHandler => {
+const fastHandler = (
+  runtime: Runtime.Runtime<Services>,
+  clock: Clock.Clock,
+  route: string,
+  endpoint: FastEndpoint,
+  cors: boolean
+): NodeHandler => {
   const runFork = Runtime.runFork(runtime)
   const limit = Context.get(runtime.context, HttpLimits).maxBodyBytes
   const log = Context.get(runtime.context, RequestLog)
@@ -137,7 +144,7 @@ const fastHandler = (runtime: Runtime.Runtime<Services>, clock: Clock.Clock, end
         endpoint({ method: "POST", headers, text }),
         (cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))
       )
-      const program = withRequestSpan({ method: "POST", path, headers }, cors ? Effect.map(answered, allowAnyOrigin) : answered).pipe(
+      const program = withRequestSpan({ method: "POST", path, headers, route }, cors ? Effect.map(answered, allowAnyOrigin) : answered).pipe(
         Effect.flatMap((answer) => {
           const ms = Math.round(Number(clock.unsafeCurrentTimeNanos() - started) / 1e5) / 10
           const logged = log.record({ method: "POST", path, status: answer.status, ms })
@@ -170,8 +177,8 @@ const makeNodeHandler: Effect.Effect<NodeHandler, never, Services> = Effect.gen(
   const platform = yield* NodeHttpServer.makeHandler(httpApp)
   const runtime = yield* Effect.runtime<Services>()
   const clock = yield* Effect.clock
-  const mcp = fastHandler(runtime, clock, mcpPost, false)
-  const token = fastHandler(runtime, clock, tokenHandler, true)
+  const mcp = fastHandler(runtime, clock, "/mcp", mcpPost, false)
+  const token = fastHandler(runtime, clock, "/token", tokenHandler, true)
   return (request, response) => {
     if (request.method === "POST") {
       const path = pathOf(request.url ?? "")

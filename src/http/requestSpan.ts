@@ -15,6 +15,8 @@ export interface SpannedRequest {
   /** The path without its query. */
   readonly path: string
   readonly headers: Headers.Input
+  /** The route's pattern (`http.route`), when whoever serves the request knows it without a router (the Node fast paths). */
+  readonly route?: string
 }
 
 /** `handle` in a server span when a tracer is installed; `handle` itself otherwise. */
@@ -30,7 +32,11 @@ export const withRequestSpan = <E, R>(
         {
           kind: "server",
           captureStackTrace: false,
-          attributes: { "http.request.method": request.method, "url.path": request.path },
+          attributes: {
+            "http.request.method": request.method,
+            "url.path": request.path,
+            ...(request.route === undefined ? {} : { "http.route": request.route })
+          },
           ...(Option.isNone(current)
             ? { parent: Option.getOrUndefined(HttpTraceContext.fromHeaders(Headers.fromInput(request.headers))) }
             : {})

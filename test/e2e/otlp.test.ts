@@ -158,8 +158,9 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
     if (request === undefined) return
     expect(attribute(request.attributes, "http.request.method")).toBe("POST")
     expect(Number(attribute(request.attributes, "http.response.status_code"))).toBe(200)
-    // The router adds the route's pattern; nothing else.
+    // The route's pattern (set by the router, or by the Node fast path that /token and /mcp take); nothing else.
     expect(request.attributes.map((a) => a.key).sort()).toEqual(["http.request.method", "http.response.status_code", "http.route", "url.path"])
+    expect(attribute(request.attributes, "http.route")).toBe("/token")
     // The engine's and the store's spans are in the request's trace, under it.
     const byId = new Map(spans.map((s) => [s.spanId, s]))
     const exchange = spans.find((s) => s.name === "OAuth.exchangeCode" && s.traceId === request.traceId)
@@ -174,7 +175,8 @@ describe("OTLP/HTTP JSON: traces and metrics at OTEL_EXPORTER_OTLP_ENDPOINT", ()
     await eventually("the MCP request's span", () =>
       spansOf(running.collector.received).some((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp"))
     const mcp = spansOf(running.collector.received).find((s) => s.name === "http.server POST" && attribute(s.attributes, "url.path") === "/mcp")
-    expect(mcp?.attributes.map((a) => a.key).sort()).toEqual(["http.request.method", "http.response.status_code", "url.path"])
+    expect(mcp?.attributes.map((a) => a.key).sort()).toEqual(["http.request.method", "http.response.status_code", "http.route", "url.path"])
+    expect(attribute(mcp?.attributes ?? [], "http.route")).toBe("/mcp")
     // The authorize request's span has its path only: the query (state, PKCE challenge) is not recorded.
     const authorize = spans.find((s) => s.name === "http.server GET" && attribute(s.attributes, "url.path") === "/authorize")
     expect(authorize).toBeDefined()
