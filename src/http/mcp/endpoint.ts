@@ -34,7 +34,7 @@ import { legacyDelete, legacyGet, legacyPost, type LegacyServices } from "./lega
 import { listen, resume } from "./listen.ts"
 import { answerModern } from "./modern.ts"
 import { McpTools } from "./tool.ts"
-import { checkToolScopes } from "./toolCalls.ts"
+import { toolScopesRefusal } from "./toolCalls.ts"
 
 /** What the endpoint needs. */
 export type McpEndpointServices = LegacyServices | McpEndpointConfig | McpTools | OAuthConfig | Jwks | TokenStore | ReplayCache | Crypto
@@ -149,11 +149,13 @@ const answerPost = (
       if (message._tag === "Notification") return Effect.succeed(HttpServerResponse.empty({ status: 202 }))
       const refused = checkRequiredHeaders(message.request, message.envelope, request.headers)
       if (refused !== undefined) return Effect.fail(refused)
-      return Effect.flatMap(McpTools, (tools) =>
-        Effect.flatMap(checkToolScopes([message.request], token, tools), () =>
-          message.request.method === "subscriptions/listen"
-            ? listenPost(message.request, message.envelope, token)
-            : answerModernPost(message.request, message.envelope, token)))
+      return Effect.flatMap(McpTools, (tools): Effect.Effect<HttpServerResponse.HttpServerResponse, InsufficientScope | StoreError, McpEndpointServices> => {
+        const lacking = toolScopesRefusal([message.request], token, tools)
+        if (lacking !== undefined) return Effect.fail(lacking)
+        return message.request.method === "subscriptions/listen"
+          ? listenPost(message.request, message.envelope, token)
+          : answerModernPost(message.request, message.envelope, token)
+      })
     }
   }
 }

@@ -17,9 +17,9 @@ import { jsonResponse } from "../respond.ts"
 import { McpEndpointConfig } from "./config.ts"
 import { McpHttpError } from "./httpError.ts"
 import { failure, type RpcMessage, type RpcReply, type RpcRequest, RpcErrorCode, success } from "./jsonrpc.ts"
-import { callerSession, checkProtocolVersionHeader, clientInfoOf, negotiateProtocolVersion, principalKey, SESSION_ID_HEADER } from "./session.ts"
+import { callerSession, checkProtocolVersionHeader, clientInfoOf, negotiateProtocolVersion, principalKey, protocolVersionRefusal, SESSION_ID_HEADER } from "./session.ts"
 import { McpTools, type McpToolDefinition } from "./tool.ts"
-import { checkToolScopes, describeTool, invokeTool, paramsObject } from "./toolCalls.ts"
+import { checkToolScopes, describeTool, invokeTool, paramsObject, toolScopesRefusal } from "./toolCalls.ts"
 import type { Headers } from "./era.ts"
 
 const transportError = (status: number, message: string, code: number = RpcErrorCode.TransportError) =>
@@ -135,6 +135,39 @@ export type LegacyServices = SessionStore | McpTools | McpEndpointConfig
  * alone with 202 and no body.
  */
 export const legacyPost = (
+  headers: Headers,
+  batch: boolean,
+  messages: ReadonlyArray<RpcMessage>,
+  token: VerifiedAccessToken
+): Effect.Effect<HttpServerResponse.HttpServerResponse, McpHttpError | InsufficientScope | StoreError, LegacyServices> => {
+  const lone = messages[0]
+  return !batch && messages.length === 1 && lone?._tag === "Request" && lone.method !== "initialize"
+    ? answerSessionRequest(headers, lone, token)
+    : answerMessages(headers, batch, messages, token)
+}
+
+/**
+ * One request in an established session (every 2025 tool call): the same
+ * checks and answer as `answerMessages` gives a lone request, as chained
+ * steps rather than a generator.
+ */
+const answerSessionRequest = (
+  headers: Headers,
+  request: RpcRequest,
+  token: VerifiedAccessToken
+): Effect.Effect<HttpServerResponse.HttpServerResponse, McpHttpError | InsufficientScope | StoreError, LegacyServices> => {
+  const refused = protocolVersionRefusal(headers)
+  if (refused !== undefined) return Effect.fail(refused)
+  return Effect.flatMap(callerSession(headers, token), (session) =>
+    Effect.flatMap(McpTools, (tools) => {
+      const lacking = toolScopesRefusal([request], token, tools)
+      if (lacking !== undefined) return Effect.fail(lacking)
+      return Effect.map(dispatch(request, token, session, tools), (reply) => jsonResponse(reply, { noStore: true }))
+    }))
+}
+
+/** Any other POST: `initialize`, a batch, notifications and responses. */
+const answerMessages = (
   headers: Headers,
   batch: boolean,
   messages: ReadonlyArray<RpcMessage>,

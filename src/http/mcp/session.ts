@@ -58,20 +58,22 @@ export const callerSession = (
       Option.isNone(session) || session.value.subject !== token.subject ? sessionNotFound() : Effect.succeed(session.value)))
 }
 
-/** A `MCP-Protocol-Version` header, when present, must name a version we speak: else 400. */
-export const checkProtocolVersionHeader = (
-  headers: Readonly<Record<string, string | undefined>>
-): Effect.Effect<void, McpHttpError> => {
+/** Why a request's `MCP-Protocol-Version` header is refused (it names a version we do not speak), if it is. */
+export const protocolVersionRefusal = (headers: Readonly<Record<string, string | undefined>>): McpHttpError | undefined => {
   const version = headers[PROTOCOL_VERSION_HEADER]
   return version === undefined || SUPPORTED_PROTOCOL_VERSIONS.includes(version.trim())
-    ? Effect.void
-    : Effect.fail(
-      new McpHttpError({
-        status: 400,
-        code: RpcErrorCode.TransportError,
-        message: `Bad Request: unsupported protocol version (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`
-      })
-    )
+    ? undefined
+    : new McpHttpError({
+      status: 400,
+      code: RpcErrorCode.TransportError,
+      message: `Bad Request: unsupported protocol version (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`
+    })
+}
+
+/** A `MCP-Protocol-Version` header, when present, must name a version we speak: else 400. */
+export const checkProtocolVersionHeader = (headers: Readonly<Record<string, string | undefined>>): Effect.Effect<void, McpHttpError> => {
+  const refused = protocolVersionRefusal(headers)
+  return refused === undefined ? Effect.void : Effect.fail(refused)
 }
 
 const MAX_CLIENT_INFO_LENGTH = 256

@@ -44,6 +44,16 @@ export const checkToolScopes = (
   token: VerifiedAccessToken,
   tools: ReadonlyArray<McpToolDefinition>
 ): Effect.Effect<void, InsufficientScope> => {
+  const refused = toolScopesRefusal(requests, token, tools)
+  return refused === undefined ? Effect.void : Effect.fail(refused)
+}
+
+/** `checkToolScopes`'s refusal, if there is one, without an Effect step (the hot paths check it inline). */
+export const toolScopesRefusal = (
+  requests: ReadonlyArray<RpcRequest>,
+  token: VerifiedAccessToken,
+  tools: ReadonlyArray<McpToolDefinition>
+): InsufficientScope | undefined => {
   const required: Array<string> = []
   const missing: Array<string> = []
   for (const request of requests) {
@@ -55,12 +65,10 @@ export const checkToolScopes = (
     required.push(...tool.requiredScopes)
     missing.push(...lacking)
   }
-  return missing.length === 0 ? Effect.void : Effect.fail(
-    new InsufficientScope({
-      description: `missing scope: ${formatScope([...new Set(missing)])}`,
-      scope: [...new Set([...required, ...token.scopes])]
-    })
-  )
+  return missing.length === 0 ? undefined : new InsufficientScope({
+    description: `missing scope: ${formatScope([...new Set(missing)])}`,
+    scope: [...new Set([...required, ...token.scopes])]
+  })
 }
 
 /** A tool that died: logged with its detail, never shown to the client. */
