@@ -26,7 +26,7 @@ import { httpApp, layer as serverLayer, type McpServerOptions, type McpServerReq
 import { errorResponse } from "./respond.ts"
 import { RequestLog } from "./requestLog.ts"
 import { HttpLimits } from "./limits.ts"
-import { withRequestSpan } from "./requestSpan.ts"
+import { pathOf, withRequestSpan } from "./requestSpan.ts"
 
 /** Where to listen. */
 export interface ListenOptions {
@@ -105,12 +105,6 @@ const writeStream = (response: HttpServerResponse.HttpServerResponse, body: Http
     )
   })
 
-/** The path of a URL without its query (which may carry codes or state). */
-const pathOf = (url: string): string => {
-  const at = url.indexOf("?")
-  return at === -1 ? url : url.slice(0, at)
-}
-
 /** What a fast path answers with, given the request's method, headers and body as text. */
 type FastEndpoint = (request: McpRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, Services>
 
@@ -120,8 +114,9 @@ type FastEndpoint = (request: McpRequest) => Effect.Effect<HttpServerResponse.Ht
  * goes away); a complete answer is written when the fiber ends, a stream by
  * the fiber as it comes. What the platform's middleware does around a route
  * is done here: a defect answered as `errorResponse` answers it, CORS on a
- * CORS path (`cors`), the request span (with the router's `http.route`:
- * `route`), the log line.
+ * CORS path (`cors`), the request span (with the router's `http.route`),
+ * the log line. It serves only requests whose path is exactly `route`, so
+ * the span and the log line name that path.
  */
 const fastHandler = (
   runtime: Runtime.Runtime<Services>,
@@ -136,7 +131,6 @@ const fastHandler = (
   return (request, response) => {
     const started = clock.unsafeCurrentTimeNanos()
     const headers = headersOf(request)
-    const path = pathOf(request.url ?? "/")
     readBody(request, limit, (read) => {
       if (response.destroyed) return
       const text = typeof read === "string" ? Effect.succeed(read) : Effect.fail(read)
@@ -144,10 +138,10 @@ const fastHandler = (
         endpoint({ method: "POST", headers, text }),
         (cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : errorResponse(Cause.squash(cause))
       )
-      const program = withRequestSpan({ method: "POST", path, headers, route }, cors ? Effect.map(answered, allowAnyOrigin) : answered).pipe(
+      const program = withRequestSpan({ method: "POST", path: route, headers, route }, cors ? Effect.map(answered, allowAnyOrigin) : answered).pipe(
         Effect.flatMap((answer) => {
           const ms = Math.round(Number(clock.unsafeCurrentTimeNanos() - started) / 1e5) / 10
-          const logged = log.record({ method: "POST", path, status: answer.status, ms })
+          const logged = log.record({ method: "POST", path: route, status: answer.status, ms })
           return answer.body._tag === "Stream" ? Effect.zipRight(logged, writeStream(answer, answer.body, response)) : Effect.as(logged, answer)
         })
       )

@@ -9,6 +9,12 @@ import { Headers, type HttpServerResponse, HttpTraceContext } from "@effect/plat
 import { Effect, Option } from "effect"
 import { whenTraced } from "../internal/traced.ts"
 
+/** The path of a URL without its query (which may carry codes or state): what a span and a log line record. */
+export const pathOf = (url: string): string => {
+  const at = url.indexOf("?")
+  return at === -1 ? url : url.slice(0, at)
+}
+
 /** What the span records of the request: its method and path, and the headers it may find a `traceparent` in. */
 export interface SpannedRequest {
   readonly method: string

@@ -20,7 +20,7 @@ import { metricsRoute } from "./metrics.ts"
 import { mcpDelete, mcpGet, mcpPost } from "./mcp/endpoint.ts"
 import { authorizationServerMetadata, jwkSet, protectedResourceMetadata } from "./metadata.ts"
 import { RequestLog } from "./requestLog.ts"
-import { withRequestSpan } from "./requestSpan.ts"
+import { pathOf, withRequestSpan } from "./requestSpan.ts"
 import { errorResponse, jsonResponse, notFoundResponse } from "./respond.ts"
 import { upstreamAuthorize } from "./upstream/authorize.ts"
 import { upstreamCallback } from "./upstream/callback.ts"
@@ -53,12 +53,6 @@ export const routes = HttpRouter.empty.pipe(
   HttpRouter.get("/healthz", healthz),
   HttpRouter.get("/metrics", metricsRoute)
 )
-
-/** The path of a request without its query (which may carry codes or state). */
-const pathOf = (url: string): string => {
-  const at = url.indexOf("?")
-  return at === -1 ? url : url.slice(0, at)
-}
 
 /**
  * CORS where a browser client needs it, and an answer for what no handler
