@@ -254,10 +254,11 @@ const run = async (): Promise<string> => {
       })
       const rotateOurs = async (i: number) => {
         const c = i % CHAINS
-        const next = `our-chain-${c}-${i}`
-        const result = await runtime.runPromise(tokens.rotateRefreshToken(ourHeads[c] as string, pair(next)))
+        // One pair per rotation, as the baseline builds (it built two until issue 14's second Redis pass).
+        const next = pair(`our-chain-${c}-${i}`)
+        const result = await runtime.runPromise(tokens.rotateRefreshToken(ourHeads[c] as string, next))
         if (result._tag !== "Rotated") throw new Error(`ours: ${result._tag}`)
-        ourHeads[c] = Redacted.value(pair(next).refreshToken)
+        ourHeads[c] = Redacted.value(next.refreshToken)
       }
       const rotateRaw = async (i: number) => {
         const c = i % CHAINS

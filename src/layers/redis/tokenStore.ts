@@ -2,7 +2,7 @@ import { Clock, Effect, Either, Option, Redacted } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { withNow } from "../../internal/now.ts"
 import { type Expiring, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
-import { open, seal } from "../../internal/sealed.ts"
+import { open, seal, sealIssuedPair } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
 import { AccessTokenRecord, Grant, IssuedPair, type Rotation } from "../../schema/token.ts"
@@ -204,7 +204,8 @@ export const makeTokenStore = (client: RedisClient, options: ResolvedTokenStoreO
           Effect.flatMap(crypto.hash(presented), (hash) =>
             Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
               Effect.flatMap(
-                seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), ROTATE),
+                // The pair's JSON built directly (what its Schema encodes, without Schema's Redacted round trips).
+                sealIssuedPair(crypto, successor, Keys.refreshSuccessor(hash), ROTATE),
                 (sealed) =>
                   client.run(ROTATE, Lua.rotateRefresh, [
                     Keys.refreshToken(hash),
