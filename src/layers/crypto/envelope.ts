@@ -44,9 +44,12 @@ export interface Envelope<B extends Uint8Array = Uint8Array<ArrayBuffer>> {
 
 const encoder = new TextEncoder()
 
+/** The text of the additional authenticated data (see `additionalData`): its UTF-8 bytes are the AAD. */
+export const additionalDataText = (kid: string, recordKey: string): string => `${ENVELOPE_VERSION}.${kid}.${recordKey}`
+
 /** The additional authenticated data binding an envelope to its key id and record key. */
 export const additionalData = (kid: string, recordKey: string): Uint8Array<ArrayBuffer> =>
-  encoder.encode(`${ENVELOPE_VERSION}.${kid}.${recordKey}`)
+  encoder.encode(additionalDataText(kid, recordKey))
 
 /**
  * The key id an envelope names, read from its header without touching a key or

@@ -15,7 +15,7 @@ import {
 } from "node:crypto"
 import type { Base64UrlCodec } from "../../internal/base64url.ts"
 import { Crypto } from "../../services/Crypto.ts"
-import { additionalData, decodeUtf8, decryptFailed, IV_BYTES, makeEnvelopeCodec, TAG_BYTES } from "./envelope.ts"
+import { additionalDataText, decodeUtf8, decryptFailed, IV_BYTES, makeEnvelopeCodec, TAG_BYTES } from "./envelope.ts"
 import type { Keyring } from "./keyring.ts"
 import { openingKeys } from "./keyring.ts"
 import { cryptoConstructors } from "./layers.ts"
@@ -30,7 +30,8 @@ const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.
  * accepted only if it is exactly the re-encoding of what it decoded to.
  */
 const bufferBase64Url: Base64UrlCodec<Buffer> = {
-  encode: (bytes) => toBuffer(bytes).toString("base64url"),
+  // The IV and the ciphertext are Buffers already: no view over them per envelope.
+  encode: (bytes) => (Buffer.isBuffer(bytes) ? bytes : toBuffer(bytes)).toString("base64url"),
   decode: (input) => {
     const bytes = Buffer.from(input, "base64url")
     return bytes.toString("base64url") === input ? bytes : undefined
@@ -38,6 +39,9 @@ const bufferBase64Url: Base64UrlCodec<Buffer> = {
 }
 
 const envelopes = makeEnvelopeCodec(bufferBase64Url)
+
+/** The additional authenticated data (`additionalData`'s bytes), through `Buffer`: ~3x faster than `TextEncoder` for these short strings. */
+const aadOf = (kid: string, recordKey: string): Buffer => Buffer.from(additionalDataText(kid, recordKey), "utf8")
 
 const checkTokenBytes = (bytes: number): void => {
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
@@ -58,7 +62,7 @@ const fromKeyring = (keyring: Keyring): Crypto.Service => {
     Effect.sync(() => {
       const iv = randomBytes(IV_BYTES)
       const cipher = createCipheriv(ALGORITHM, activeKey, iv, { authTagLength: TAG_BYTES })
-      cipher.setAAD(additionalData(activeKid, recordKey))
+      cipher.setAAD(aadOf(activeKid, recordKey))
       const sealed = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final(), cipher.getAuthTag()])
       return envelopes.format(activeKid, iv, sealed)
     })
@@ -74,7 +78,7 @@ const fromKeyring = (keyring: Keyring): Crypto.Service => {
       let plaintext: Buffer
       try {
         const decipher = createDecipheriv(ALGORITHM, key, iv, { authTagLength: TAG_BYTES })
-        decipher.setAAD(additionalData(kid, recordKey))
+        decipher.setAAD(aadOf(kid, recordKey))
         decipher.setAuthTag(sealed.subarray(split))
         plaintext = Buffer.concat([decipher.update(sealed.subarray(0, split)), decipher.final()])
       } catch {
