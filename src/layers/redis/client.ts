@@ -254,19 +254,22 @@ const fromScript = <B>(
   reply: Reply<unknown, B>
 ): Effect.Effect<B, StoreError> =>
   Effect.async<B, StoreError>((resume) => {
-    const answered = (value: unknown) => resume(answer(reply, value))
-    const failed = (error: unknown) => resume(Effect.fail(storeError(method, error)))
+    // Inline arrows, not named consts: under tsx (the bench, the tests) every named closure also costs a
+    // `__name` property definition each time it is created.
     try {
-      redis.evalsha(script.sha, 0, prefix, ...args).then(answered, (error: unknown) => {
-        if (!isNoScript(error)) return failed(error)
+      redis.evalsha(script.sha, 0, prefix, ...args).then((value) => resume(answer(reply, value)), (error: unknown) => {
+        if (!isNoScript(error)) return resume(Effect.fail(storeError(method, error)))
         try {
-          redis.eval(script.lua, 0, prefix, ...args).then(answered, failed)
+          redis.eval(script.lua, 0, prefix, ...args).then(
+            (value) => resume(answer(reply, value)),
+            (resent: unknown) => resume(Effect.fail(storeError(method, resent)))
+          )
         } catch (resent) {
-          failed(resent)
+          resume(Effect.fail(storeError(method, resent)))
         }
       })
     } catch (error) {
-      failed(error)
+      resume(Effect.fail(storeError(method, error)))
     }
   })
 
