@@ -10,6 +10,8 @@ import { StoreError } from "../services/StoreError.ts"
  */
 export interface JsonColumn<A> {
   readonly encode: (value: A, method: string) => Effect.Effect<string, StoreError>
+  /** `encode` without an Effect around it, for a step that runs synchronously: the JSON, or the `Invalid` error. */
+  readonly encodeSync: (value: A, method: string) => string | StoreError
   readonly decode: (text: string, method: string) => Effect.Effect<A, StoreError>
   /** `decode` without an Effect around it, for a step that runs synchronously: the record, or the `Corrupt` error. */
   readonly decodeSync: (text: string, method: string) => A | StoreError
@@ -38,13 +40,19 @@ export const jsonColumn = <A, I>(schema: Schema.Schema<A, I>): JsonColumn<A> => 
       ? decoded.right
       : new StoreError({ reason: "Corrupt", method, description: "stored row does not decode", cause: decoded.left })
   }
+  const encodeSync = (value: A, method: string): string | StoreError => {
+    if (guard !== undefined && guard(value)) return JSON.stringify(value)
+    const encoded = encode(value)
+    return Either.isRight(encoded)
+      ? encoded.right
+      : new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: encoded.left })
+  }
   return {
-    encode: (value, method) =>
-      guard !== undefined && guard(value) ? Effect.succeed(JSON.stringify(value)) : Either.match(encode(value), {
-        onLeft: (error) =>
-          Effect.fail(new StoreError({ reason: "Invalid", method, description: "value does not encode", cause: error })),
-        onRight: Effect.succeed
-      }),
+    encode: (value, method) => {
+      const encoded = encodeSync(value, method)
+      return encoded instanceof StoreError ? Effect.fail(encoded) : Effect.succeed(encoded)
+    },
+    encodeSync,
     decode: (text, method) => {
       const value = decodeSync(text, method)
       return value instanceof StoreError ? Effect.fail(value) : Effect.succeed(value)

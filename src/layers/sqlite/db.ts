@@ -4,9 +4,35 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Exit, type Fiber, Option } from "effect"
 import { StoreError } from "../../services/StoreError.ts"
 import type { OwnedConnection } from "./connection.ts"
-import { nowOf } from "../../internal/now.ts"
+import { nowOf, withNow } from "../../internal/now.ts"
 import { isTracing, traced, withOperationSpan } from "../../internal/traced.ts"
 import { toStoreError } from "./storeError.ts"
+
+/** A statement a `Program` asks its `Db` to run: `all` answers with the rows, `run` with the number of rows changed. */
+export interface Statement {
+  readonly kind: "all" | "run"
+  readonly text: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/**
+ * Store logic over several statements, written once for both `Db`s: a generator that asks for each statement
+ * (`yield* rows(...)`, `yield* changes(...)`) and returns its result, or a `StoreError` (a `Corrupt` row, say) that
+ * fails it. The backend's own connection runs a program whole, in one step of the calling fiber (no Effect
+ * step per statement); a client's `Db` runs its statements one Effect after another. A program holds no
+ * resources (no `finally`): after a failed statement it is not resumed.
+ */
+export type Program<A> = Generator<Statement, A | StoreError, unknown>
+
+/** In a `Program`: the rows of a statement (`SELECT`, or a write with `RETURNING`). */
+export function* rows<A extends object>(text: string, params: ReadonlyArray<unknown>): Generator<Statement, ReadonlyArray<A>, unknown> {
+  return (yield { kind: "all", text, params }) as ReadonlyArray<A>
+}
+
+/** In a `Program`: run a write without `RETURNING`; the number of rows it changed. */
+export function* changes(text: string, params: ReadonlyArray<unknown>): Generator<Statement, number, unknown> {
+  return (yield { kind: "run", text, params }) as number
+}
 
 /**
  * How the SQLite stores talk to the database: statements with positional
@@ -52,6 +78,34 @@ export interface Db {
    * becomes a savepoint of that one.
    */
   readonly write: <A, E>(method: string, body: Effect.Effect<A, E>) => Effect.Effect<A, E | StoreError>
+  /**
+   * `program(now)` (the time by the fiber's clock), its statements one after another, each committing on its
+   * own: for steps that need no atomicity across their statements (or have one). On the owned connection the
+   * whole program is one step (no other fiber's statement in between); like `all`, it waits while another
+   * fiber's write transaction is open.
+   */
+  readonly steps: <A>(method: string, program: (now: number) => Program<A>) => Effect.Effect<A, StoreError>
+  /**
+   * `program(now)` in one write transaction, like `write`: `BEGIN IMMEDIATE`, its statements, `COMMIT`; rolled
+   * back when it returns a `StoreError` or a statement fails (a savepoint inside a transaction already). On the
+   * owned connection all of it runs in one step of the calling fiber, so nothing can interrupt it half-way.
+   */
+  readonly transact: <A>(method: string, program: (now: number) => Program<A>) => Effect.Effect<A, StoreError>
+}
+
+/** A program's result as an Effect: a returned `StoreError` fails it. */
+const settle = <A>(result: A | StoreError): Effect.Effect<A, StoreError> =>
+  result instanceof StoreError ? Effect.fail(result) : Effect.succeed(result)
+
+/** A program run one Effect per statement, over `all` and `run` (the client's `Db`). */
+const stepwise = <A>(db: Pick<Db, "all" | "run">, method: string, program: Program<A>): Effect.Effect<A, StoreError> => {
+  const resume = (answer: unknown): Effect.Effect<A, StoreError> => {
+    const next = program.next(answer)
+    if (next.done) return settle(next.value)
+    const { kind, params, text } = next.value
+    return Effect.flatMap(kind === "all" ? db.all(method, text, params) : db.run(method, text, params), resume)
+  }
+  return Effect.suspend(() => resume(undefined))
 }
 
 const changesOf = (result: unknown): number =>
@@ -116,16 +170,22 @@ export const makeDb = (sql: SqlClient.SqlClient): Db => {
       const now = nowOf(fiber)
       return Effect.flatMap(all<A>(method, text, [key, now]), (rows) => then(rows[0], now))
     })
+  const run = (method: string, text: string, params: ReadonlyArray<unknown>) =>
+    sql.unsafe(text, params).raw.pipe(Effect.map(changesOf), Effect.mapError(fail(method)))
+  const write = <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
+    Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
+      Option.isSome(outer)
+        ? nested(sql, method, body)
+        : Effect.scoped(Effect.flatMap(Effect.mapError(sql.reserve, fail(method)), (conn) => transaction(conn, method, body))))
+  const statements = { all, run }
   return {
     all,
     read,
     tracedRead: (method, text, key, then) => traced(method)(read(method, text, key, then)),
-    run: (method, text, params) => sql.unsafe(text, params).raw.pipe(Effect.map(changesOf), Effect.mapError(fail(method))),
-    write: (method, body) =>
-      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
-        Option.isSome(outer)
-          ? nested(sql, method, body)
-          : Effect.scoped(Effect.flatMap(Effect.mapError(sql.reserve, fail(method)), (conn) => transaction(conn, method, body))))
+    run,
+    write,
+    steps: (method, program) => withNow((now) => stepwise(statements, method, program(now))),
+    transact: (method, program) => write(method, withNow((now) => stepwise(statements, method, program(now))))
   }
 }
 
@@ -241,6 +301,82 @@ export const makeOwnedDb = (owned: OwnedConnection): Effect.Effect<Db> =>
         })
       )
 
+    /** A program's statements, run now: its result, or the failure of the statement that failed (the program ends there). */
+    const drive = <A>(method: string, program: Program<A>): A | StoreError => {
+      let next = program.next()
+      while (!next.done) {
+        const { kind, params, text } = next.value
+        let answer: unknown
+        try {
+          const statement = owned.prepare(text)
+          answer = kind === "all" ? statement.all(...params) : statement.run(...params).changes
+        } catch (error) {
+          return toStoreError(method, error)
+        }
+        next = program.next(answer)
+      }
+      return next.value
+    }
+
+    const steps = <A>(method: string, program: (now: number) => Program<A>): Effect.Effect<A, StoreError> =>
+      Effect.withFiberRuntime((fiber) =>
+        owner !== undefined && owner !== fiber
+          ? Effect.zipRight(ended, steps(method, program))
+          : settle(drive(method, program(nowOf(fiber))))
+      )
+
+    /** `drive` between `open` and its end: `close` when it succeeds, `undo` when it fails or throws (then rethrown). */
+    const bracketed = <A>(
+      method: string,
+      program: Program<A>,
+      close: () => StoreError | undefined,
+      undo: () => void
+    ): A | StoreError => {
+      let result: A | StoreError
+      try {
+        result = drive(method, program)
+      } catch (defect) {
+        undo()
+        throw defect
+      }
+      if (result instanceof StoreError) {
+        undo()
+        return result
+      }
+      const notClosed = close()
+      if (notClosed === undefined) return result
+      undo()
+      return notClosed
+    }
+
+    // One step: no other fiber runs between `BEGIN IMMEDIATE` and the end, so no mark of an owner is needed.
+    const transact = <A>(method: string, program: (now: number) => Program<A>): Effect.Effect<A, StoreError> =>
+      Effect.withFiberRuntime((fiber) => {
+        if (owner !== undefined && owner === fiber) {
+          // Inside this fiber's open transaction: a savepoint of it.
+          const name = `mcp_store_savepoint_${++savepoints}`
+          const notSaved = control(method, `SAVEPOINT ${name}`)
+          if (notSaved !== undefined) {
+            savepoints--
+            return Effect.fail(notSaved)
+          }
+          try {
+            return settle(bracketed(method, program(nowOf(fiber)), () => control(method, `RELEASE ${name}`), () => {
+              control(method, `ROLLBACK TO ${name}`)
+              control(method, `RELEASE ${name}`)
+            }))
+          } finally {
+            savepoints--
+          }
+        }
+        if (owner !== undefined) return Effect.zipRight(ended, transact(method, program))
+        const notBegun = control(method, "BEGIN IMMEDIATE")
+        if (notBegun !== undefined) return Effect.fail(notBegun)
+        return settle(bracketed(method, program(nowOf(fiber)), () => control(method, "COMMIT"), () => {
+          control(method, "ROLLBACK")
+        }))
+      })
+
     /** `read`'s step: waits (and comes back) while another fiber's transaction is open, else runs whole now. */
     const readStep = <A extends object, B, E>(
       fiber: Fiber.RuntimeFiber<unknown, unknown>,
@@ -286,7 +422,9 @@ export const makeOwnedDb = (owned: OwnedConnection): Effect.Effect<Db> =>
       write: <A, E>(method: string, body: Effect.Effect<A, E>): Effect.Effect<A, E | StoreError> =>
         Effect.withFiberRuntime<A, E | StoreError>((fiber) =>
           owner !== undefined && owner === fiber ? savepoint(method, body) : transaction(method, body)
-        )
+        ),
+      steps,
+      transact
     } satisfies Db
   })
 

@@ -2,11 +2,10 @@ import { Clock, Effect, Option } from "effect"
 import { isSessionLive, newSession, sessionExpiresAt, touchSession } from "../../internal/sessionRecord.ts"
 import type { ResolvedSessionStoreOptions } from "../../schema/options.ts"
 import type { Session, SessionEviction } from "../../schema/session.ts"
-import { withNow } from "../../internal/now.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
-import type { SessionStore } from "../../services/SessionStore.ts"
-import { type Db, traced } from "./db.ts"
+import type { CreatedSession, SessionStore } from "../../services/SessionStore.ts"
+import { changes, type Db, type Program, rows, traced } from "./db.ts"
 import {
   SESSION_COLUMNS as COLUMNS,
   SESSION_LRU_ORDER as LRU_ORDER,
@@ -45,52 +44,54 @@ export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStor
     const selectOldest = `SELECT ${COLUMNS} FROM ${t.sessions} ${LRU_ORDER} LIMIT ?`
     const insert = `INSERT INTO ${t.sessions} (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-    const create = (apiKeyHash: string, session: Session, now: number, method: string) =>
-      Effect.gen(function*() {
-        const evicted: Array<SessionEviction> = []
-        // The key's expired sessions go first (they no longer count), then its least recently accessed.
-        yield* db.run(method, deleteExpiredOfKey, [apiKeyHash, now])
-        const ofKey = yield* db.all<SessionRow>(method, selectOfKey, [apiKeyHash])
-        for (const row of ofKey.slice(0, Math.max(0, ofKey.length - options.maxPerKey + 1))) {
-          yield* db.run(method, deleteById, [row.id])
-          evicted.push({ session: yield* toSession(row, method), reason: "PerKeyLimit" })
+    /** `create`'s transaction: the limits, then the insert. */
+    function* create(apiKeyHash: string, session: Session, now: number): Program<CreatedSession> {
+      const method = CREATE
+      const evicted: Array<SessionEviction> = []
+      // The key's expired sessions go first (they no longer count), then its least recently accessed.
+      yield* changes(deleteExpiredOfKey, [apiKeyHash, now])
+      const ofKey = yield* rows<SessionRow>(selectOfKey, [apiKeyHash])
+      for (const row of ofKey.slice(0, Math.max(0, ofKey.length - options.maxPerKey + 1))) {
+        yield* changes(deleteById, [row.id])
+        const victim = sessionOfRow(row, method)
+        if (victim instanceof StoreError) return victim
+        evicted.push({ session: victim, reason: "PerKeyLimit" })
+      }
+      const counted = yield* rows<{ readonly n: number }>(countAll, [])
+      const excess = (counted[0]?.n ?? 0) - options.maxSessions + 1
+      if (excess > 0) {
+        for (const row of yield* rows<SessionRow>(selectOldest, [excess])) {
+          yield* changes(deleteById, [row.id])
+          const victim = sessionOfRow(row, method)
+          if (victim instanceof StoreError) return victim
+          if (isSessionLive(victim, now)) evicted.push({ session: victim, reason: "GlobalLimit" })
         }
-        const counted = yield* db.all<{ readonly n: number }>(method, countAll, [])
-        const excess = (counted[0]?.n ?? 0) - options.maxSessions + 1
-        if (excess > 0) {
-          const oldest = yield* db.all<SessionRow>(method, selectOldest, [excess])
-          for (const row of oldest) {
-            yield* db.run(method, deleteById, [row.id])
-            const victim = yield* toSession(row, method)
-            if (isSessionLive(victim, now)) evicted.push({ session: victim, reason: "GlobalLimit" })
-          }
-        }
-        yield* db.run(
-          method,
-          insert,
-          [
-            session.id,
-            session.apiKeyHash,
-            session.subject ?? null,
-            session.initialized ? 1 : 0,
-            session.protocolVersion ?? null,
-            session.clientInfo === undefined ? null : JSON.stringify(session.clientInfo),
-            session.createdAt,
-            session.lastAccessedAt,
-            session.idleExpiresAt,
-            session.absoluteExpiresAt,
-            sessionExpiresAt(session)
-          ]
-        )
-        return { session, evicted }
-      })
+      }
+      yield* changes(
+        insert,
+        [
+          session.id,
+          session.apiKeyHash,
+          session.subject ?? null,
+          session.initialized ? 1 : 0,
+          session.protocolVersion ?? null,
+          session.clientInfo === undefined ? null : JSON.stringify(session.clientInfo),
+          session.createdAt,
+          session.lastAccessedAt,
+          session.idleExpiresAt,
+          session.absoluteExpiresAt,
+          sessionExpiresAt(session)
+        ]
+      )
+      return { session, evicted }
+    }
 
     const service: SessionStore.Service = {
+      // The hash and the id, then the whole transaction in one step (`Db.transact`).
       create: (input) =>
         Effect.flatMap(crypto.hash(input.apiKey), (apiKeyHash) =>
           Effect.flatMap(crypto.randomToken(), (id) =>
-            withNow((now) =>
-              db.write(CREATE, create(apiKeyHash, newSession(input, id, apiKeyHash, now, options), now, CREATE))))).pipe(
+            db.transact(CREATE, (now) => create(apiKeyHash, newSession(input, id, apiKeyHash, now, options), now)))).pipe(
             traced(CREATE)
           ),
 

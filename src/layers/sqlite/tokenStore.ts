@@ -10,7 +10,7 @@ import { Transaction } from "../../schema/transaction.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
-import { type Db, traced } from "./db.ts"
+import { changes, type Db, type Program, rows, traced } from "./db.ts"
 import { jsonColumn } from "../../internal/jsonColumn.ts"
 import type { Tables } from "./tables.ts"
 
@@ -26,6 +26,7 @@ const CONSUME_CODE = "TokenStore.consumeCode"
 const SAVE_ACCESS = "TokenStore.saveAccessToken"
 const GET_ACCESS = "TokenStore.getAccessToken"
 const ROTATE = "TokenStore.rotateRefreshToken"
+const GET_GRANT = "TokenStore.getGrant"
 
 interface BodyRow {
   readonly body: string
@@ -54,17 +55,14 @@ interface PresentedRow extends RefreshRow {
  * indexes. Run inside a write transaction. `true` when the grant or any token
  * of it existed.
  */
-export const deleteGrantRows = (db: Db, t: Tables, grantId: string, method: string): Effect.Effect<boolean, StoreError> =>
-  Effect.map(
-    Effect.all([
-      db.run(method, `DELETE FROM ${t.grants} WHERE id = ?`, [grantId]),
-      db.run(method, `DELETE FROM ${t.codes} WHERE grant_id = ?`, [grantId]),
-      db.run(method, `DELETE FROM ${t.accessTokens} WHERE grant_id = ?`, [grantId]),
-      db.run(method, `DELETE FROM ${t.refreshTokens} WHERE grant_id = ?`, [grantId]),
-      db.run(method, `DELETE FROM ${t.providerTokens} WHERE authorization_id = ?`, [grantId])
-    ]),
-    ([grants, codes, access, refresh]) => grants + codes + access + refresh > 0
-  )
+export function* grantRowsDeleted(t: Tables, grantId: string): Program<boolean> {
+  const grants = yield* changes(`DELETE FROM ${t.grants} WHERE id = ?`, [grantId])
+  const codes = yield* changes(`DELETE FROM ${t.codes} WHERE grant_id = ?`, [grantId])
+  const access = yield* changes(`DELETE FROM ${t.accessTokens} WHERE grant_id = ?`, [grantId])
+  const refresh = yield* changes(`DELETE FROM ${t.refreshTokens} WHERE grant_id = ?`, [grantId])
+  yield* changes(`DELETE FROM ${t.providerTokens} WHERE authorization_id = ?`, [grantId])
+  return grants + codes + access + refresh > 0
+}
 
 /**
  * The SQLite `TokenStore`. Each atomic step is one SQL statement or one
@@ -82,15 +80,6 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
   Effect.gen(function*() {
     const crypto = yield* Crypto
 
-    const readBody = <A>(
-      method: string,
-      text: string,
-      params: ReadonlyArray<unknown>,
-      decode: (text: string, method: string) => Effect.Effect<A, StoreError>
-    ): Effect.Effect<Option.Option<A>, StoreError> =>
-      Effect.flatMap(db.all<BodyRow>(method, text, params), (rows) =>
-        rows[0] === undefined ? Effect.succeed(Option.none()) : Effect.map(decode(rows[0].body, method), Option.some))
-
     // The hot statements, their text built once.
     const insertCode =
       `INSERT OR REPLACE INTO ${t.codes} (hash, grant_id, body, expires_at, consumed_at) VALUES (?, ?, ?, ?, NULL)`
@@ -99,16 +88,21 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
     const replayedCode = `SELECT grant_id FROM ${t.codes} WHERE hash = ? AND expires_at > ?`
     const insertAccess = `INSERT OR REPLACE INTO ${t.accessTokens} (hash, grant_id, body, expires_at) VALUES (?, ?, ?, ?)`
     const selectAccess = `SELECT body FROM ${t.accessTokens} WHERE hash = ? AND expires_at > ?`
+    const selectGrant = `SELECT body FROM ${t.grants} WHERE id = ? AND expires_at > ?`
 
     const openTransaction = (id: string, envelope: string, method: string) =>
       open(crypto, Transaction, envelope, Keys.transaction(id), method)
 
-    const refreshRecord = (body: string, rotatedAt: number | null, method: string) =>
-      Effect.map(refreshJson.decode(body, method), (record): RefreshTokenRecord =>
-        rotatedAt === null ? record : { ...record, rotatedAt })
+    const refreshRecordSync = (body: string, rotatedAt: number | null, method: string): RefreshTokenRecord | StoreError => {
+      const record = refreshJson.decodeSync(body, method)
+      return record instanceof StoreError || rotatedAt === null ? record : { ...record, rotatedAt }
+    }
+    const refreshRecord = (body: string, rotatedAt: number | null, method: string) => {
+      const record = refreshRecordSync(body, rotatedAt, method)
+      return record instanceof StoreError ? Effect.fail(record) : Effect.succeed(record)
+    }
 
-    const revokeGrant = (grantId: string, method: string) =>
-      db.write(method, deleteGrantRows(db, t, grantId, method))
+    const revokeGrant = (grantId: string, method: string) => db.transact(method, () => grantRowsDeleted(t, grantId))
 
     const rotateRow = `UPDATE ${t.refreshTokens} SET rotated_at = ?, successor_hash = ?, successor_envelope = ?
       WHERE hash = ? AND rotated_at IS NULL AND expires_at > ? RETURNING body`
@@ -118,48 +112,40 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
       WHERE p.hash = ?`
 
     /** A presented token that did not rotate: unknown, expired, or rotated before. Judged from the rows, in the transaction. */
-    const judgeRotated = (hash: string, now: number): Effect.Effect<RotationOutcome, StoreError> =>
-      Effect.gen(function*() {
-        const method = ROTATE
-        const rows = yield* db.all<PresentedRow>(method, presentedRows, [hash])
-        const row = rows[0]
-        if (row === undefined || row.rotated_at === null) return { _tag: "NotFound" } satisfies RotationOutcome
-        const record = yield* refreshRecord(row.body, row.rotated_at, method)
-        const current = row.s_body === null ? undefined : yield* refreshRecord(row.s_body, row.s_rotated_at, method)
-        switch (decideRotation(record, current, now, options.refreshGraceWindow)) {
-          case "GraceReplay":
-            if (row.successor_envelope !== null && current !== undefined) {
-              return { _tag: "OpenPair", current, envelope: row.successor_envelope } satisfies RotationOutcome
-            }
-            return yield* Effect.fail(
-              new StoreError({ reason: "Corrupt", method, description: "the sealed successor pair is missing" })
-            )
-          case "Reuse":
-            yield* deleteGrantRows(db, t, record.grantId, method)
-            return { _tag: "ReuseDetected", grantId: record.grantId } satisfies RotationOutcome
-          default:
-            return { _tag: "NotFound" } satisfies RotationOutcome
-        }
-      })
+    function* judgeRotated(hash: string, now: number): Program<RotationOutcome> {
+      const method = ROTATE
+      const row = (yield* rows<PresentedRow>(presentedRows, [hash]))[0]
+      if (row === undefined || row.rotated_at === null) return { _tag: "NotFound" }
+      const record = refreshRecordSync(row.body, row.rotated_at, method)
+      if (record instanceof StoreError) return record
+      const current = row.s_body === null ? undefined : refreshRecordSync(row.s_body, row.s_rotated_at, method)
+      if (current instanceof StoreError) return current
+      switch (decideRotation(record, current, now, options.refreshGraceWindow)) {
+        case "GraceReplay":
+          if (row.successor_envelope !== null && current !== undefined) {
+            return { _tag: "OpenPair", current, envelope: row.successor_envelope }
+          }
+          return new StoreError({ reason: "Corrupt", method, description: "the sealed successor pair is missing" })
+        case "Reuse":
+          yield* grantRowsDeleted(t, record.grantId)
+          return { _tag: "ReuseDetected", grantId: record.grantId }
+        default:
+          return { _tag: "NotFound" }
+      }
+    }
 
     /** Rotation's transaction: the conditional update of the presented row and the successor's insert. */
-    const rotation = (
-      hash: string,
-      successorHash: string,
-      sealedSuccessor: string,
-      now: number
-    ): Effect.Effect<RotationOutcome, StoreError> =>
-      Effect.flatMap(db.all<BodyRow>(ROTATE, rotateRow, [now, successorHash, sealedSuccessor, hash, now]), (rotated) => {
-        if (rotated[0] === undefined) return judgeRotated(hash, now)
-        const previous = refreshJson.decodeSync(rotated[0].body, ROTATE)
-        if (previous instanceof StoreError) return Effect.fail(previous)
-        const next = successorOf(previous, now, options.refreshTokenTtl)
-        return Effect.flatMap(refreshJson.encode(next, ROTATE), (body) =>
-          Effect.as(
-            db.run(ROTATE, insertRefresh, [successorHash, next.grantId, body, next.expiresAt]),
-            { _tag: "Rotated", previous: { ...previous, rotatedAt: now }, current: next } satisfies RotationOutcome
-          ))
-      })
+    function* rotation(hash: string, successorHash: string, sealedSuccessor: string, now: number): Program<RotationOutcome> {
+      const rotated = (yield* rows<BodyRow>(rotateRow, [now, successorHash, sealedSuccessor, hash, now]))[0]
+      if (rotated === undefined) return yield* judgeRotated(hash, now)
+      const previous = refreshJson.decodeSync(rotated.body, ROTATE)
+      if (previous instanceof StoreError) return previous
+      const next = successorOf(previous, now, options.refreshTokenTtl)
+      const body = refreshJson.encodeSync(next, ROTATE)
+      if (body instanceof StoreError) return body
+      yield* changes(insertRefresh, [successorHash, next.grantId, body, next.expiresAt])
+      return { _tag: "Rotated", previous: { ...previous, rotatedAt: now }, current: next }
+    }
 
     const service: TokenStore.Service = {
       saveTransaction: (input) =>
@@ -200,30 +186,29 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
           return rows[0] === undefined ? Option.none() : Option.some(yield* openTransaction(id, rows[0].envelope, method))
         }).pipe(traced("TokenStore.takeTransaction")),
 
+      // The hash, then the clock, the encoding and the statement in one step (`Db.steps`).
       saveCode: (code, input) =>
         Effect.flatMap(crypto.hash(code), (hash) =>
-          withNow((now) => {
+          db.steps(SAVE_CODE, function*(now): Program<AuthorizationCode> {
             const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
-            return Effect.flatMap(codeJson.encode(record, SAVE_CODE), (body) =>
-              Effect.as(db.run(SAVE_CODE, insertCode, [hash, record.grantId, body, record.expiresAt]), record))
+            const body = codeJson.encodeSync(record, SAVE_CODE)
+            if (body instanceof StoreError) return body
+            yield* changes(insertCode, [hash, record.grantId, body, record.expiresAt])
+            return record
           })).pipe(traced(SAVE_CODE)),
 
+      // The single-use step is the one conditional `UPDATE ... RETURNING`; the read after it only names a replay.
       consumeCode: (code) =>
         Effect.flatMap(crypto.hash(code), (hash) =>
-          withNow((now) =>
-            Effect.flatMap(db.all<BodyRow>(CONSUME_CODE, consumeCodeRow, [now, hash, now]), (consumed) => {
-              if (consumed[0] !== undefined) {
-                return Effect.map(
-                  codeJson.decode(consumed[0].body, CONSUME_CODE),
-                  (record): CodeConsumption => ({ _tag: "Consumed", code: record })
-                )
-              }
-              return Effect.map(
-                db.all<{ readonly grant_id: string }>(CONSUME_CODE, replayedCode, [hash, now]),
-                (replayed): CodeConsumption =>
-                  replayed[0] === undefined ? { _tag: "NotFound" } : { _tag: "Replayed", grantId: replayed[0].grant_id }
-              )
-            }))).pipe(traced(CONSUME_CODE)),
+          db.steps(CONSUME_CODE, function*(now): Program<CodeConsumption> {
+            const consumed = (yield* rows<BodyRow>(consumeCodeRow, [now, hash, now]))[0]
+            if (consumed !== undefined) {
+              const record = codeJson.decodeSync(consumed.body, CONSUME_CODE)
+              return record instanceof StoreError ? record : { _tag: "Consumed", code: record }
+            }
+            const replayed = (yield* rows<{ readonly grant_id: string }>(replayedCode, [hash, now]))[0]
+            return replayed === undefined ? { _tag: "NotFound" } : { _tag: "Replayed", grantId: replayed.grant_id }
+          })).pipe(traced(CONSUME_CODE)),
 
       saveAccessToken: (token, input) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
@@ -289,15 +274,14 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
         Effect.flatMap(crypto.hash(presented), (hash) =>
           Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
             Effect.flatMap(sealIssuedPair(crypto, successor, Keys.refreshSuccessor(hash), ROTATE), (sealedSuccessor) =>
-              withNow((now) =>
-                Effect.flatMap(
-                  db.write(ROTATE, rotation(hash, successorHash, sealedSuccessor, now)),
-                  (outcome): Effect.Effect<Rotation, StoreError> =>
-                    outcome._tag !== "OpenPair" ? Effect.succeed(outcome) : Effect.map(
-                      open(crypto, IssuedPair, outcome.envelope, Keys.refreshSuccessor(hash), ROTATE),
-                      (pair): Rotation => ({ _tag: "GraceReplay", current: outcome.current, pair })
-                    )
-                ))))).pipe(traced(ROTATE)),
+              Effect.flatMap(
+                db.transact(ROTATE, (now) => rotation(hash, successorHash, sealedSuccessor, now)),
+                (outcome): Effect.Effect<Rotation, StoreError> =>
+                  outcome._tag !== "OpenPair" ? Effect.succeed(outcome) : Effect.map(
+                    open(crypto, IssuedPair, outcome.envelope, Keys.refreshSuccessor(hash), ROTATE),
+                    (pair): Rotation => ({ _tag: "GraceReplay", current: outcome.current, pair })
+                  )
+              )))).pipe(traced(ROTATE)),
 
       saveGrant: (input) =>
         Effect.gen(function*() {
@@ -313,14 +297,13 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
           return grant
         }),
 
+      // The clock, the statement and the record's check in one step (`Db.read`).
       getGrant: (id) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          readBody(
-            "TokenStore.getGrant",
-            `SELECT body FROM ${t.grants} WHERE id = ? AND expires_at > ?`,
-            [id, now],
-            grantJson.decode
-          )),
+        db.read<BodyRow, Option.Option<Grant>, StoreError>(GET_GRANT, selectGrant, id, (row) => {
+          if (row === undefined) return noRecord
+          const grant = grantJson.decodeSync(row.body, GET_GRANT)
+          return grant instanceof StoreError ? Effect.fail(grant) : Effect.succeed(Option.some(grant))
+        }),
 
       revokeGrant: (id) => revokeGrant(id, "TokenStore.revokeGrant").pipe(traced("TokenStore.revokeGrant"))
     }
