@@ -1,7 +1,10 @@
+import { SqlClient } from "@effect/sql"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option, TestClock } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Option, type Scope, TestClock } from "effect"
 import { openConnection } from "../src/layers/sqlite/connection.ts"
-import { makeOwnedDb } from "../src/layers/sqlite/db.ts"
+import { changes, type Db, makeDb, makeOwnedDb, type Program, rows } from "../src/layers/sqlite/db.ts"
+import { StoreError } from "../src/services/StoreError.ts"
 
 const ownedDb = Effect.gen(function*() {
   const owned = yield* openConnection(":memory:")
@@ -153,5 +156,166 @@ describe("the SQLite backend's own connection", () => {
         const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
         expect(error).toMatchObject({ _tag: "StoreError", method: "test.method" })
       }
+    }))
+})
+
+/** The `Db` over a `SqlClient` (`layerClient`'s), on a private in-memory database. */
+const clientDb = Effect.gen(function*() {
+  const sql = Context.get(yield* Layer.build(SqliteClient.layer({ filename: ":memory:" })), SqlClient.SqlClient)
+  const db = makeDb(sql)
+  yield* db.run("test", "CREATE TABLE t (x INTEGER)", [])
+  return db
+})
+
+const xs = (db: Db) => Effect.map(db.all<{ x: number }>("test", "SELECT x FROM t ORDER BY x", []), (found) => found.map((row) => row.x))
+
+function* insertAll(values: ReadonlyArray<number>) {
+  let inserted = 0
+  for (const value of values) inserted += yield* changes("INSERT INTO t VALUES (?)", [value])
+  return inserted
+}
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): unknown =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+const dbs: ReadonlyArray<readonly [string, Effect.Effect<Db, unknown, Scope.Scope>]> = [
+  ["the backend's own connection", ownedDb],
+  ["a SqlClient (layerClient)", clientDb]
+]
+
+for (const [name, makeTestDb] of dbs) {
+  describe(`programs of statements on ${name}`, () => {
+    it.scoped("transact commits every statement of a program and returns its result; `now` is the fiber's clock", () =>
+      Effect.gen(function*() {
+        const db = yield* makeTestDb
+        yield* TestClock.setTime(42_000)
+        const result = yield* db.transact("test", function*(now): Program<readonly [number, number]> {
+          const inserted = yield* insertAll([1, 2, now])
+          const counted = yield* rows<{ n: number }>(count, [])
+          return [inserted, counted[0]?.n ?? -1] as const
+        })
+        expect(result).toEqual([3, 3])
+        expect(yield* xs(db)).toEqual([1, 2, 42_000])
+      }))
+
+    it.scoped("a program that returns a StoreError fails with it, and its transaction is rolled back", () =>
+      Effect.gen(function*() {
+        const db = yield* makeTestDb
+        const corrupt = new StoreError({ reason: "Corrupt", method: "test.program", description: "a bad row" })
+        const exit = yield* Effect.exit(db.transact("test", function*(): Program<number> {
+          yield* insertAll([1, 2])
+          return corrupt
+        }))
+        expect(failureOf(exit)).toBe(corrupt)
+        expect(yield* xs(db)).toEqual([])
+      }))
+
+    it.scoped("a statement that fails is a typed StoreError naming the method, and undoes the transaction's earlier rows", () =>
+      Effect.gen(function*() {
+        const db = yield* makeTestDb
+        let resumedAfterFailure = false
+        const exit = yield* Effect.exit(db.transact("test.method", function*(): Program<number> {
+          yield* insertAll([1])
+          yield* rows("SELECT * FROM missing", [])
+          resumedAfterFailure = true
+          return 0
+        }))
+        expect(failureOf(exit)).toMatchObject({ _tag: "StoreError", method: "test.method" })
+        expect(resumedAfterFailure).toBe(false)
+        expect(yield* xs(db)).toEqual([])
+        // The connection is usable after it (no transaction left open).
+        expect(yield* db.transact("test", () => insertAll([5]))).toBe(1)
+        expect(yield* xs(db)).toEqual([5])
+      }))
+
+    it.scoped("transact inside a write is a savepoint: its failure undoes only its own rows", () =>
+      Effect.gen(function*() {
+        const db = yield* makeTestDb
+        yield* db.write(
+          "test",
+          Effect.gen(function*() {
+            yield* db.run("test", "INSERT INTO t VALUES (1)", [])
+            const inner = yield* Effect.exit(db.transact("test", function*(): Program<number> {
+              yield* insertAll([2])
+              return new StoreError({ reason: "Conflict", method: "test", description: "inner fails" })
+            }))
+            expect(Exit.isFailure(inner)).toBe(true)
+            expect(yield* db.transact("test", () => insertAll([3]))).toBe(1)
+          })
+        )
+        expect(yield* xs(db)).toEqual([1, 3])
+      }))
+
+    it.scoped("steps commits each statement on its own: a later failure leaves the earlier rows", () =>
+      Effect.gen(function*() {
+        const db = yield* makeTestDb
+        const exit = yield* Effect.exit(db.steps("test.steps", function*(): Program<number> {
+          yield* insertAll([1])
+          yield* rows("SELECT * FROM missing", [])
+          return 0
+        }))
+        expect(failureOf(exit)).toMatchObject({ _tag: "StoreError", method: "test.steps" })
+        expect(yield* xs(db)).toEqual([1])
+      }))
+
+    it.scoped("100 concurrent transactions each read, then write what they read: none sees another half done", () =>
+      Effect.gen(function*() {
+        const db = yield* makeTestDb
+        yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i), () =>
+          db.transact("test", function*(): Program<void> {
+            const before = (yield* rows<{ n: number }>(count, []))[0]?.n ?? -1
+            yield* changes("INSERT INTO t VALUES (?)", [before])
+          }), { concurrency: "unbounded", discard: true })
+        expect(yield* xs(db)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+      }))
+  })
+}
+
+describe("programs on the backend's own connection", () => {
+  it.scoped("transact and steps wait for another fiber's open write transaction, and never see its uncommitted rows", () =>
+    Effect.gen(function*() {
+      const db = yield* ownedDb
+      const inserted = yield* Deferred.make<void>()
+      const proceed = yield* Deferred.make<void>()
+      const writer = yield* Effect.fork(db.write(
+        "test",
+        Effect.gen(function*() {
+          yield* db.run("test", "INSERT INTO t VALUES (1)", [])
+          yield* Deferred.succeed(inserted, undefined)
+          yield* Deferred.await(proceed)
+          return yield* Effect.fail("rolled back")
+        })
+      ))
+      yield* Deferred.await(inserted)
+      function* counting() {
+        return (yield* rows<{ n: number }>(count, []))[0]?.n ?? -1
+      }
+      const transacted = yield* Effect.fork(db.transact("test", function*(): Program<number> {
+        const seen = yield* counting()
+        yield* changes("INSERT INTO t VALUES (2)", [])
+        return seen
+      }))
+      const stepped = yield* Effect.fork(db.steps("test", counting))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(Option.isNone(yield* Fiber.poll(transacted))).toBe(true)
+      expect(Option.isNone(yield* Fiber.poll(stepped))).toBe(true)
+      yield* Deferred.succeed(proceed, undefined)
+      expect(Exit.isFailure(yield* Fiber.await(writer))).toBe(true)
+      expect(yield* Fiber.join(transacted)).toBe(0)
+      expect(yield* Fiber.join(stepped)).toBeLessThanOrEqual(1)
+      expect(yield* xs(db)).toEqual([2])
+    }))
+
+  it.scoped("a program that throws rolls its transaction back (a defect), and the connection stays usable", () =>
+    Effect.gen(function*() {
+      const db = yield* ownedDb
+      const exit = yield* Effect.exit(db.transact("test", function*(): Program<number> {
+        yield* insertAll([1])
+        throw new Error("a bug in the program")
+      }))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(yield* xs(db)).toEqual([])
+      expect(yield* db.transact("test", () => insertAll([2]))).toBe(1)
+      expect(yield* xs(db)).toEqual([2])
     }))
 })
