@@ -194,8 +194,9 @@ export const makeDb = (sql: SqlClient.SqlClient): Db => {
  * prepared once and run synchronously, each in one step of the calling fiber.
  *
  * Isolation inside the process: better-sqlite3 is synchronous, so a statement
- * outside a transaction runs whole, with no other fiber in between. Only a
- * write transaction spans several steps (other fibers run between its
+ * outside a transaction runs whole, with no other fiber in between, and so
+ * does a `Program` (`steps`, and `transact` from `BEGIN IMMEDIATE` to its
+ * end). Only a `write` transaction spans several steps (other fibers run between its
  * statements), and on one connection they would see its uncommitted rows. So
  * an open transaction is marked by the fiber that runs it: a statement checks
  * the mark in the same step it runs in, and runs at once when no transaction
@@ -325,7 +326,7 @@ export const makeOwnedDb = (owned: OwnedConnection): Effect.Effect<Db> =>
           : settle(drive(method, program(nowOf(fiber))))
       )
 
-    /** `drive` between `open` and its end: `close` when it succeeds, `undo` when it fails or throws (then rethrown). */
+    /** `drive` in an open transaction or savepoint: then `close` it when the program succeeds, `undo` it when it fails or throws (rethrown). */
     const bracketed = <A>(
       method: string,
       program: Program<A>,
