@@ -186,29 +186,30 @@ export const makeTokenStore = (db: Db, t: Tables, options: ResolvedTokenStoreOpt
           return rows[0] === undefined ? Option.none() : Option.some(yield* openTransaction(id, rows[0].envelope, method))
         }).pipe(traced("TokenStore.takeTransaction")),
 
-      // The hash, then the clock, the encoding and the statement in one step (`Db.steps`).
       saveCode: (code, input) =>
         Effect.flatMap(crypto.hash(code), (hash) =>
-          db.steps(SAVE_CODE, function*(now): Program<AuthorizationCode> {
+          withNow((now) => {
             const record = stamp<AuthorizationCode>(input, now, options.codeTtl)
-            const body = codeJson.encodeSync(record, SAVE_CODE)
-            if (body instanceof StoreError) return body
-            yield* changes(insertCode, [hash, record.grantId, body, record.expiresAt])
-            return record
+            return Effect.flatMap(codeJson.encode(record, SAVE_CODE), (body) =>
+              Effect.as(db.run(SAVE_CODE, insertCode, [hash, record.grantId, body, record.expiresAt]), record))
           })).pipe(traced(SAVE_CODE)),
 
-      // The single-use step is the one conditional `UPDATE ... RETURNING`; the read after it only names a replay.
       consumeCode: (code) =>
         Effect.flatMap(crypto.hash(code), (hash) =>
-          db.steps(CONSUME_CODE, function*(now): Program<CodeConsumption> {
-            const consumed = (yield* rows<BodyRow>(consumeCodeRow, [now, hash, now]))[0]
-            if (consumed !== undefined) {
-              const record = codeJson.decodeSync(consumed.body, CONSUME_CODE)
-              return record instanceof StoreError ? record : { _tag: "Consumed", code: record }
-            }
-            const replayed = (yield* rows<{ readonly grant_id: string }>(replayedCode, [hash, now]))[0]
-            return replayed === undefined ? { _tag: "NotFound" } : { _tag: "Replayed", grantId: replayed.grant_id }
-          })).pipe(traced(CONSUME_CODE)),
+          withNow((now) =>
+            Effect.flatMap(db.all<BodyRow>(CONSUME_CODE, consumeCodeRow, [now, hash, now]), (consumed) => {
+              if (consumed[0] !== undefined) {
+                return Effect.map(
+                  codeJson.decode(consumed[0].body, CONSUME_CODE),
+                  (record): CodeConsumption => ({ _tag: "Consumed", code: record })
+                )
+              }
+              return Effect.map(
+                db.all<{ readonly grant_id: string }>(CONSUME_CODE, replayedCode, [hash, now]),
+                (replayed): CodeConsumption =>
+                  replayed[0] === undefined ? { _tag: "NotFound" } : { _tag: "Replayed", grantId: replayed[0].grant_id }
+              )
+            }))).pipe(traced(CONSUME_CODE)),
 
       saveAccessToken: (token, input) =>
         Effect.flatMap(crypto.hash(token), (hash) =>
