@@ -53,8 +53,10 @@ const headersOf = (request: IncomingMessage): Readonly<Record<string, string | u
 
 /**
  * Read the body, refused once it passes `limit` bytes, then `done` with its
- * text or why it could not be had. Plain callbacks: the request's fiber
- * starts once the body is in, with nothing left to wait for.
+ * text or why it could not be had, once. Plain callbacks: the request's
+ * fiber starts once the body is in, with nothing left to wait for. (The
+ * listeners are written inline: under tsx, a named closure costs a `name`
+ * definition per request.)
  */
 const readBody = (request: IncomingMessage, limit: number, done: (read: string | BodyTooLarge | UnreadableBody) => void): void => {
   const declared = Number(request.headers["content-length"] ?? "0")
@@ -65,21 +67,23 @@ const readBody = (request: IncomingMessage, limit: number, done: (read: string |
   const chunks: Array<Buffer> = []
   let size = 0
   let settled = false
-  const settle = (read: string | BodyTooLarge | UnreadableBody) => {
-    if (settled) return
-    settled = true
-    done(read)
-  }
-  const onData = (chunk: Buffer) => {
+  request.on("data", (chunk: Buffer) => {
+    if (settled) return // refused already: the rest is drained, not kept
     size += chunk.length
     if (size <= limit) return void chunks.push(chunk)
-    request.off("data", onData)
-    request.resume()
-    settle(new BodyTooLarge({ limit }))
-  }
-  request.on("data", onData)
-  request.once("end", () => settle(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
-  request.once("error", () => settle(new UnreadableBody()))
+    settled = true
+    done(new BodyTooLarge({ limit }))
+  })
+  request.once("end", () => {
+    if (settled) return
+    settled = true
+    done(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8"))
+  })
+  request.once("error", () => {
+    if (settled) return
+    settled = true
+    done(new UnreadableBody())
+  })
 }
 
 /** Write a complete (JSON or empty) answer of the endpoint to Node. */

@@ -110,6 +110,12 @@ const failed = (failure: ToolFailure): ToolOutcome => ({
   result: { content: [{ type: "text", text: failure.message }], isError: true }
 })
 
+/** Arguments that do not decode, and a `ToolFailure`, as the `isError` result the model is shown (built once, not per call). */
+const toolErrors = {
+  ParseError: (error: ParseResult.ParseError) => Effect.succeed(inputError(error)),
+  ToolFailure: (failure: ToolFailure) => Effect.succeed(failed(failure))
+}
+
 /** How `make` describes a tool. */
 export interface MakeOptions<A, I, R, O, OI> {
   readonly name: string
@@ -158,7 +164,7 @@ export const make = <A, I = A, R = never, O = never, OI = O>(options: MakeOption
         Effect.flatMap((outcome): Effect.Effect<ToolOutcome, ToolFailure> =>
           "_tag" in outcome && outcome._tag === "InputRequired" ? Effect.succeed(outcome) : complete(outcome as ToolResult)
         ),
-        Effect.catchTags({ ParseError: (error) => Effect.succeed(inputError(error)), ToolFailure: (error) => Effect.succeed(failed(error)) })
+        Effect.catchTags(toolErrors)
       )
     }
   }

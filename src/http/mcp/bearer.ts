@@ -19,7 +19,6 @@ import type { Jwks } from "../../services/Jwks.ts"
 import type { ReplayCache } from "../../services/ReplayCache.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { dpopProofInput, type ResourceRequest, withDpopNonce } from "../dpop.ts"
-import type { DpopProofInput } from "../../oauth/dpop.ts"
 import { MCP_PATH, resourceMetadataUrl } from "../metadata.ts"
 import { errorResponse } from "../respond.ts"
 
@@ -93,8 +92,10 @@ const authenticatePresented = (
     const verification = options.requiredScopes === undefined
       ? { expectedAudience: audiences }
       : { expectedAudience: audiences, requiredScopes: options.requiredScopes }
-    const verify = (dpop: DpopProofInput | undefined) => verifyPresentedToken({ scheme: presented.scheme, token: presented.token, dpop }, verification)
-    return request.headers["dpop"] === undefined ? verify(undefined) : Effect.flatMap(dpopProofInput(request, options.resourcePath ?? MCP_PATH), verify)
+    return request.headers["dpop"] === undefined
+      ? verifyPresentedToken({ scheme: presented.scheme, token: presented.token, dpop: undefined }, verification)
+      : Effect.flatMap(dpopProofInput(request, options.resourcePath ?? MCP_PATH), (dpop) =>
+        verifyPresentedToken({ scheme: presented.scheme, token: presented.token, dpop }, verification))
   })
 }
 

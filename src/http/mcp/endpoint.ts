@@ -92,17 +92,21 @@ const serve = <R>(
     )
   })
 
+/** Why a body could not be had, as the transport refusal (built once, not per request). */
+const unreadBody = {
+  BodyTooLarge: (error: BodyTooLarge) => Effect.fail(transportError(413, `Payload Too Large: the body exceeds ${error.limit} bytes`)),
+  UnreadableBody: () => Effect.fail(transportError(400, "Bad Request: the body could not be read"))
+}
+
 /** The body as JSON; a body that does not parse is the JSON-RPC parse error (HTTP 400). */
 const readBody = (request: McpRequest): Effect.Effect<unknown, McpHttpError> =>
-  request.text.pipe(
-    Effect.catchTags({
-      BodyTooLarge: (error) => Effect.fail(transportError(413, `Payload Too Large: the body exceeds ${error.limit} bytes`)),
-      UnreadableBody: () => Effect.fail(transportError(400, "Bad Request: the body could not be read"))
-    }),
-    Effect.flatMap((text) =>
-      Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => transportError(400, "Parse error", RpcErrorCode.ParseError) })
-    )
-  )
+  Effect.flatMap(Effect.catchTags(request.text, unreadBody), (text) => {
+    try {
+      return Effect.succeed(JSON.parse(text) as unknown)
+    } catch {
+      return Effect.fail(transportError(400, "Parse error", RpcErrorCode.ParseError))
+    }
+  })
 
 /** The messages of a 2025-era body (one, or a batch), refused when a lone message is not JSON-RPC. */
 const legacyMessages = (body: unknown): { readonly batch: boolean; readonly messages: ReadonlyArray<RpcMessage> } | McpHttpError => {

@@ -106,6 +106,30 @@ const inputRequiredReply = (
 const invalidState = (request: RpcRequest): ModernReply =>
   ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid or expired requestState", { reason: "invalid_request_state" }))
 
+/** One round of `tool` with its checked arguments, the client's answers and the verified state: the reply. */
+const runTool = (
+  request: RpcRequest,
+  envelope: Envelope,
+  token: VerifiedAccessToken,
+  tool: McpToolDefinition,
+  args: Readonly<Record<string, unknown>>,
+  responses: Readonly<Record<string, unknown>>,
+  state: unknown
+) =>
+  Effect.flatMap(
+    invokeTool(tool, args, {
+      token,
+      protocolVersion: envelope.protocolVersion,
+      clientCapabilities: envelope.clientCapabilities,
+      inputResponses: responses,
+      state
+    }),
+    (outcome) =>
+      outcome._tag === "ToolDefect"
+        ? Effect.succeed(ok(failure(request.id, RpcErrorCode.InternalError, "Internal error")))
+        : outcomeReply(request, tool, outcome, envelope, token)
+  )
+
 /**
  * `tools/call`: the named tool, its arguments, and on a later round the
  * client's answers and the verified state. Chained steps, not a generator:
@@ -132,27 +156,13 @@ const callTool = (
     if (!Predicate.isRecord(responses) || Array.isArray(responses)) {
       return Effect.succeed(ok(failure(request.id, RpcErrorCode.InvalidParams, "Invalid tools/call request: inputResponses must be an object")))
     }
-    const run = (state: unknown) =>
-      Effect.flatMap(
-        invokeTool(tool, args, {
-          token,
-          protocolVersion: envelope.protocolVersion,
-          clientCapabilities: envelope.clientCapabilities,
-          inputResponses: responses,
-          state
-        }),
-        (outcome) =>
-          outcome._tag === "ToolDefect"
-            ? Effect.succeed(ok(failure(request.id, RpcErrorCode.InternalError, "Internal error")))
-            : outcomeReply(request, tool, outcome, envelope, token)
-      )
-    if (!("requestState" in params)) return run(undefined)
+    if (!("requestState" in params)) return runTool(request, envelope, token, tool, args, responses, undefined)
     return Effect.flatMap(
       Effect.either(openRequestState({ subject: token.subject, clientId: token.clientId, tool: name }, params["requestState"])),
       (opened) =>
         opened._tag === "Left"
           ? Effect.as(Effect.logInfo("requestState refused").pipe(Effect.annotateLogs({ tool: name, reason: opened.left.reason })), invalidState(request))
-          : run(opened.right)
+          : runTool(request, envelope, token, tool, args, responses, opened.right)
     )
   })
 }
