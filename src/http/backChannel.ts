@@ -74,36 +74,38 @@ export interface TokenHttpRequest extends ResourceRequest, TextRequest {}
  * client, grant, token type; never a token).
  */
 export const tokenHandler = (request: TokenHttpRequest) => {
-  const issue = (form: FormParams) =>
-    Effect.flatMap(clientCredentials(request, form), (client) =>
-      Effect.flatMap(dpopProofInput(request, "/token"), (dpop) =>
-        Effect.flatMap(
-          token({
-            grantType: form["grant_type"],
-            client,
-            code: form["code"],
-            redirectUri: form["redirect_uri"],
-            codeVerifier: form["code_verifier"],
-            refreshToken: form["refresh_token"],
-            scope: form["scope"],
-            resource: form["resource"],
-            dpop
-          }),
-          (issued) =>
-            Effect.flatMap(RequestLog, (log) =>
-              Effect.as(
-                noteRequest(log, "tokens issued", {
-                  grant_type: form["grant_type"] ?? "",
-                  client_id: client.clientId,
-                  grant_id: issued.grantId,
-                  token_type: issued.tokenType
-                }),
-                jsonResponse(tokenResponse(issued), { noStore: true })
-              ))
-        )))
-  const answer = orErrorResponse(Effect.flatMap(formOf(request), issue), clientAuthContext(request))
+  const answer = orErrorResponse(Effect.flatMap(formOf(request), (form) => issueTokens(request, form)), clientAuthContext(request))
   return request.headers["dpop"] === undefined ? answer : Effect.flatMap(answer, (response) => withDpopNonce(response, "token"))
 }
+
+/** The client, its DPoP proof and the grant of a `/token` form: the token response, noted in the log. */
+const issueTokens = (request: TokenHttpRequest, form: FormParams) =>
+  Effect.flatMap(clientCredentials(request, form), (client) =>
+    Effect.flatMap(dpopProofInput(request, "/token"), (dpop) =>
+      Effect.flatMap(
+        token({
+          grantType: form["grant_type"],
+          client,
+          code: form["code"],
+          redirectUri: form["redirect_uri"],
+          codeVerifier: form["code_verifier"],
+          refreshToken: form["refresh_token"],
+          scope: form["scope"],
+          resource: form["resource"],
+          dpop
+        }),
+        (issued) =>
+          Effect.flatMap(RequestLog, (log) =>
+            Effect.as(
+              noteRequest(log, "tokens issued", {
+                grant_type: form["grant_type"] ?? "",
+                client_id: client.clientId,
+                grant_id: issued.grantId,
+                token_type: issued.tokenType
+              }),
+              jsonResponse(tokenResponse(issued), { noStore: true })
+            ))
+      )))
 
 /** `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2). */
 export const revokeHandler = (request: HttpServerRequest.HttpServerRequest) =>

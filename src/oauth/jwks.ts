@@ -320,12 +320,14 @@ export const make = (options: JwksOptions = {}) =>
         Effect.suspend(() => {
           const key = current().signing
           const typ = signOptions.typ ?? "JWT"
+          // Methods, not arrow properties: under tsx an arrow in a property costs a name definition per call.
           return Effect.tryPromise({
-            try: () =>
-              new SignJWT({ ...claims } as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ }).sign(
-                key.privateKey
-              ),
-            catch: (cause) => new StoreError({ reason: "Invalid", method: "Jwks.sign", description: "claims do not sign", cause })
+            try() {
+              return new SignJWT({ ...claims } as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ }).sign(key.privateKey)
+            },
+            catch(cause) {
+              return new StoreError({ reason: "Invalid", method: "Jwks.sign", description: "claims do not sign", cause })
+            }
           }).pipe(Effect.map((token) => ({ token, kid: key.kid, alg: key.alg })))
         }),
 
