@@ -8,7 +8,7 @@
 import { Chunk, Clock, Effect, Option, Stream } from "effect"
 import { Keys } from "../../internal/keys.ts"
 import { isStoredLive } from "../../internal/storedRecords.ts"
-import { sessionExpiresAt } from "../../internal/sessionRecord.ts"
+import { sessionValues } from "../../internal/sessionRow.ts"
 import { emptyCounts } from "../../internal/storedRecords.ts"
 import { RegisteredClient } from "../../schema/client.ts"
 import { AuthorizationCode } from "../../schema/code.ts"
@@ -269,20 +269,10 @@ export const makeMaintenance = (db: Db, t: Tables, description: string): StoreMa
           [record.authorizationId, record.providerId, record.envelope, record.expiresAt]
         )
       case "Session": {
-        const s = record.session
-        return run(`INSERT OR REPLACE INTO ${t.sessions} (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
-          s.id,
-          s.apiKeyHash,
-          s.subject ?? null,
-          s.initialized ? 1 : 0,
-          s.protocolVersion ?? null,
-          s.clientInfo === undefined ? null : JSON.stringify(s.clientInfo),
-          s.createdAt,
-          s.lastAccessedAt,
-          s.idleExpiresAt,
-          s.absoluteExpiresAt,
-          sessionExpiresAt(s)
-        ])
+        return run(
+          `INSERT OR REPLACE INTO ${t.sessions} (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          sessionValues(record.session)
+        )
       }
       case "Client":
         return Effect.flatMap(clientJson.encode(record.client, method), (body) =>

@@ -11,6 +11,7 @@ import {
   SESSION_LRU_ORDER as LRU_ORDER,
   type SessionRow,
   sessionOfRow,
+  sessionValues,
   toSession
 } from "../../internal/sessionRow.ts"
 import type { Tables } from "./tables.ts"
@@ -67,22 +68,7 @@ export const makeSessionStore = (db: Db, t: Tables, options: ResolvedSessionStor
           if (isSessionLive(victim, now)) evicted.push({ session: victim, reason: "GlobalLimit" })
         }
       }
-      yield* changes(
-        insert,
-        [
-          session.id,
-          session.apiKeyHash,
-          session.subject ?? null,
-          session.initialized ? 1 : 0,
-          session.protocolVersion ?? null,
-          session.clientInfo === undefined ? null : JSON.stringify(session.clientInfo),
-          session.createdAt,
-          session.lastAccessedAt,
-          session.idleExpiresAt,
-          session.absoluteExpiresAt,
-          sessionExpiresAt(session)
-        ]
-      )
+      yield* changes(insert, sessionValues(session))
       return { session, evicted }
     }
 
