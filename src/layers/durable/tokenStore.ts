@@ -2,7 +2,7 @@ import { Clock, Duration, Effect, Option, Redacted } from "effect"
 import { jsonColumn } from "../../internal/jsonColumn.ts"
 import { Keys } from "../../internal/keys.ts"
 import { stamp } from "../../internal/records.ts"
-import { open, seal } from "../../internal/sealed.ts"
+import { open, seal, sealIssuedPair } from "../../internal/sealed.ts"
 import { traced } from "../../internal/traced.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
@@ -145,7 +145,7 @@ export const makeTokenStore = (
         const method = "TokenStore.rotateRefreshToken"
         const hash = yield* crypto.hash(presented)
         const successorHash = yield* crypto.hash(Redacted.value(successor.refreshToken))
-        const envelope = yield* seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), method)
+        const envelope = yield* sealIssuedPair(crypto, successor, Keys.refreshSuccessor(hash), method)
         const now = yield* Clock.currentTimeMillis
         const reply = yield* objects.callAt(method, now, (stub, ctx) =>
           stub.rotateRefreshToken(ctx, hash, { hash: successorHash, envelope, ttl: options.refreshTokenTtl }))

@@ -3,13 +3,14 @@ import { Keys } from "../../internal/keys.ts"
 import { LruMap } from "../../internal/lruMap.ts"
 import { withNow } from "../../internal/now.ts"
 import { decideRotation, isLive, stamp, stampRefreshToken, successorOf } from "../../internal/records.ts"
-import { open, seal } from "../../internal/sealed.ts"
+import { open, sealIssuedPair } from "../../internal/sealed.ts"
 import { AuthorizationCode, type CodeConsumption } from "../../schema/code.ts"
 import type { ResolvedTokenStoreOptions } from "../../schema/options.ts"
 import { AccessTokenRecord, Grant, IssuedPair, RefreshTokenRecord, type Rotation } from "../../schema/token.ts"
 import { Transaction } from "../../schema/transaction.ts"
 import { Crypto } from "../../services/Crypto.ts"
 import { ProviderTokenStore } from "../../services/ProviderTokenStore.ts"
+import type { StoreError } from "../../services/StoreError.ts"
 import type { TokenStore } from "../../services/TokenStore.ts"
 import { GrantIndex } from "./grantIndex.ts"
 
@@ -143,6 +144,40 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
       return undefined
     }
 
+    /**
+     * The rotation's decision and its write, in one step (nothing yields between them): rotate to the
+     * successor, answer a grace-window retry with the sealed pair, or revoke the grant on reuse.
+     */
+    const rotateAt = (hash: string, successorHash: string, sealedSuccessor: string, now: number): Effect.Effect<Rotation, StoreError> => {
+      const entry = readLive(refreshTokens, hash, (e) => e.record.expiresAt, now, dropRefresh)
+      const current = entry?.successorHash === undefined ? undefined : refreshTokens.get(entry.successorHash)
+      switch (decideRotation(entry?.record, current?.record, now, options.refreshGraceWindow)) {
+        case "NotFound":
+          return Effect.succeed({ _tag: "NotFound" })
+        case "Rotate": {
+          const live = entry as RefreshEntry
+          const next = successorOf(live.record, now, options.refreshTokenTtl)
+          changes++
+          live.record = { ...live.record, rotatedAt: now }
+          live.successorHash = successorHash
+          live.sealedSuccessor = sealedSuccessor
+          insertBounded(refreshTokens, options.maxTokenRecords, successorHash, { record: next }, (k, e) =>
+            refreshByGrant.remove(e.record.grantId, k))
+          refreshByGrant.add(next.grantId, successorHash)
+          return Effect.succeed({ _tag: "Rotated", previous: live.record, current: next })
+        }
+        case "GraceReplay":
+          return Effect.map(
+            open(crypto, IssuedPair, (entry as RefreshEntry).sealedSuccessor as string, Keys.refreshSuccessor(hash), "TokenStore.rotateRefreshToken"),
+            (pair): Rotation => ({ _tag: "GraceReplay", current: (current as RefreshEntry).record, pair })
+          )
+        case "Reuse": {
+          const grantId = (entry as RefreshEntry).record.grantId
+          return Effect.as(revokeGrant(grantId), { _tag: "ReuseDetected", grantId })
+        }
+      }
+    }
+
     const service: TokenStore.Service = {
       saveTransaction: (input) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
@@ -222,54 +257,18 @@ export const makeTokenStore = (options: ResolvedTokenStoreOptions) =>
         }),
 
       getRefreshToken: (token) =>
-        Effect.gen(function*() {
-          const hash = yield* crypto.hash(token)
-          const now = yield* Clock.currentTimeMillis
-          return Option.fromNullable(readLive(refreshTokens, hash, (e) => e.record.expiresAt, now, dropRefresh)?.record)
-        }),
+        Effect.flatMap(crypto.hash(token), (hash) =>
+          withNow((now) => Effect.succeed(Option.fromNullable(readLive(refreshTokens, hash, (e) => e.record.expiresAt, now, dropRefresh)?.record)))),
 
+      // Chained steps, not a generator: every refresh rotates. The hashes and the seal come first; from the
+      // clock read on, nothing yields before the decision is written: the check and the write are one step.
       rotateRefreshToken: (presented, successor) =>
-        Effect.gen(function*() {
-          const hash = yield* crypto.hash(presented)
-          const successorHash = yield* crypto.hash(Redacted.value(successor.refreshToken))
-          const sealedSuccessor = yield* seal(crypto, IssuedPair, successor, Keys.refreshSuccessor(hash), "TokenStore.rotateRefreshToken")
-          const now = yield* Clock.currentTimeMillis
-          // From here to the end of this block nothing yields: the check and the write are one step.
-          const entry = readLive(refreshTokens, hash, (e) => e.record.expiresAt, now, dropRefresh)
-          const current = entry?.successorHash === undefined ? undefined : refreshTokens.get(entry.successorHash)
-          const decision = decideRotation(entry?.record, current?.record, now, options.refreshGraceWindow)
-          switch (decision) {
-            case "NotFound":
-              return { _tag: "NotFound" } satisfies Rotation
-            case "Rotate": {
-              const live = entry as RefreshEntry
-              const next = successorOf(live.record, now, options.refreshTokenTtl)
-              changes++
-              live.record = { ...live.record, rotatedAt: now }
-              live.successorHash = successorHash
-              live.sealedSuccessor = sealedSuccessor
-              insertBounded(refreshTokens, options.maxTokenRecords, successorHash, { record: next }, (k, e) =>
-                refreshByGrant.remove(e.record.grantId, k))
-              refreshByGrant.add(next.grantId, successorHash)
-              return { _tag: "Rotated", previous: live.record, current: next } satisfies Rotation
-            }
-            case "GraceReplay": {
-              const pair = yield* open(
-                crypto,
-                IssuedPair,
-                (entry as RefreshEntry).sealedSuccessor as string,
-                Keys.refreshSuccessor(hash),
-                "TokenStore.rotateRefreshToken"
-              )
-              return { _tag: "GraceReplay", current: (current as RefreshEntry).record, pair } satisfies Rotation
-            }
-            case "Reuse": {
-              const grantId = (entry as RefreshEntry).record.grantId
-              yield* revokeGrant(grantId)
-              return { _tag: "ReuseDetected", grantId } satisfies Rotation
-            }
-          }
-        }),
+        Effect.flatMap(crypto.hash(presented), (hash) =>
+          Effect.flatMap(crypto.hash(Redacted.value(successor.refreshToken)), (successorHash) =>
+            Effect.flatMap(
+              sealIssuedPair(crypto, successor, Keys.refreshSuccessor(hash), "TokenStore.rotateRefreshToken"),
+              (sealedSuccessor) => withNow((now) => rotateAt(hash, successorHash, sealedSuccessor, now))
+            ))),
 
       saveGrant: (input) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
