@@ -69,6 +69,7 @@ const setting = (name: string, fallback: number): number => {
 
 interface Child {
   readonly url: string
+  readonly pid: number
   /** Send a signal; resolves once the process has exited. */
   readonly stop: (signal?: NodeJS.Signals) => Promise<unknown>
 }
@@ -142,6 +143,7 @@ const startBaseline = async (dataDir: string, env: Record<string, string>, scrip
   })
   return {
     url: `http://${HOST}:${port}`,
+    pid: child.pid ?? 0,
     stop: (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return exited
@@ -169,6 +171,31 @@ const isToolResult = (body: string): boolean => body.includes("\"result\"") && !
 /** `baseline`: node:http + jose (verified-token cache); `stores`: node:http + our engine and stores called directly. */
 type Side = "ours" | "baseline" | "stores"
 
+/** Where a side listens, and its process (for its CPU time). */
+interface Target {
+  readonly url: string
+  readonly pid: number
+}
+
+/** Linux reports a process's CPU times in clock ticks of 1/100 s (`USER_HZ`). */
+const MICROS_PER_TICK = 10_000
+
+/**
+ * The CPU time a process has used so far, user and system, every thread (the
+ * libuv pool that signs, the GC's helpers), in µs: from `/proc/<pid>/stat`;
+ * `undefined` where there is none (not Linux).
+ */
+const processCpuMicros = (pid: number): number | undefined => {
+  try {
+    // The fields after the command name (which may hold spaces, in parentheses): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
+    const ticks = Number(fields[11]) + Number(fields[12])
+    return Number.isFinite(ticks) ? ticks * MICROS_PER_TICK : undefined
+  } catch {
+    return undefined
+  }
+}
+
 interface RunResult {
   readonly side: Side
   readonly reqPerSec: number
@@ -180,6 +207,8 @@ interface RunResult {
   readonly requests: number
   readonly bytesPerResponse: number
   readonly non2xx: number
+  /** The server process's CPU time during the run per request answered (µs); `undefined` where it cannot be read. */
+  readonly cpuPerRequest: number | undefined
 }
 
 /** The `q` quantile (nearest rank) of sorted samples. */
@@ -196,14 +225,16 @@ interface Scenario {
 }
 
 /** One autocannon run; every response time is kept (autocannon's histogram rounds to 1 ms). */
-const runOnce = async (scenario: Scenario, side: Side, url: string, seconds: number): Promise<RunResult> => {
-  const { failures, options } = await scenario.options(side, url)
+const runOnce = async (scenario: Scenario, side: Side, target: Target, seconds: number): Promise<RunResult> => {
+  const { failures, options } = await scenario.options(side, target.url)
   const times: Array<number> = []
+  const cpuBefore = processCpuMicros(target.pid)
   const instance = autocannon({ ...options, duration: seconds })
   instance.on("response", (_client, _status, _bytes, responseTime) => {
     times.push(responseTime)
   })
   const result: Result = await instance
+  const cpuAfter = processCpuMicros(target.pid)
   const problems = [
     ...(result.errors > 0 ? [`${result.errors} connection errors (${result.timeouts} timeouts)`] : []),
     ...(result.non2xx > 0 ? [`${result.non2xx} non-2xx responses: ${JSON.stringify(result.statusCodeStats)}`] : []),
@@ -224,7 +255,8 @@ const runOnce = async (scenario: Scenario, side: Side, url: string, seconds: num
     histogramP99: result.latency.p99,
     requests: result.requests.total,
     bytesPerResponse: result.throughput.total / Math.max(1, result.requests.total),
-    non2xx: result.non2xx
+    non2xx: result.non2xx,
+    cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / result.requests.total
   }
 }
 
@@ -246,13 +278,13 @@ interface ScenarioResult {
 
 const runScenario = async (
   scenario: Scenario,
-  urls: Record<Side, string>,
+  targets: Record<Side, Target>,
   settings: { readonly seconds: number; readonly warmup: number; readonly rounds: number }
 ): Promise<ScenarioResult> => {
   const order: ReadonlyArray<Side> = ["baseline", "stores", "ours"]
   let warmupRequests = 0
   for (const side of order) {
-    const warmup = await runOnce(scenario, side, urls[side], settings.warmup)
+    const warmup = await runOnce(scenario, side, targets[side], settings.warmup)
     if (side === "ours") warmupRequests += warmup.requests
   }
   const runs: Array<RunResult> = []
@@ -262,7 +294,7 @@ const runScenario = async (
   for (let round = 0; round < settings.rounds; round++) {
     const perRound: Partial<Record<Side, RunResult>> = {}
     for (const side of order) {
-      const run = await runOnce(scenario, side, urls[side], settings.seconds)
+      const run = await runOnce(scenario, side, targets[side], settings.seconds)
       perRound[side] = run
       runs.push(run)
     }
@@ -380,6 +412,11 @@ const refreshScenario = (
 const rate = (n: number): string => Math.round(n).toLocaleString("en-US")
 const ms = (n: number): string => n >= 10 ? n.toFixed(1) : n.toFixed(2)
 const ratio = (n: number): string => n.toFixed(2)
+/** CPU µs per request, or `-` where it could not be read. */
+const cpu = (n: number | undefined): string => n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(0)
+/** The median CPU per request of some runs (`undefined` when any could not be read). */
+const medianCpu = (runs: ReadonlyArray<RunResult>): number | undefined =>
+  runs.some((run) => run.cpuPerRequest === undefined) ? undefined : median(runs.map((run) => run.cpuPerRequest as number))
 
 const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): Array<string> => {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((cells) => (cells[i] as string).length)))
@@ -421,6 +458,7 @@ const summary = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
       "stores baseline req/s",
       "ratio (ours/stores)",
       "stores/baseline",
+      "server CPU µs/request: ours / stores / baseline",
       "ours non-2xx"
     ],
     results.map((result) => {
@@ -437,6 +475,7 @@ const summary = (results: ReadonlyArray<ScenarioResult>): Array<string> => {
         rate(median(of(result, "stores").map((r) => r.reqPerSec))),
         ratio(median(result.storeRatios)),
         ratio(median(result.floorRatios)),
+        (["ours", "stores", "baseline"] as const).map((side) => cpu(medianCpu(of(result, side)))).join(" / "),
         String(of(result, "ours").reduce((sum, run) => sum + run.non2xx, 0))
       ]
     })
@@ -454,7 +493,7 @@ const aimLine = (results: ReadonlyArray<ScenarioResult>): string => {
 
 const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
   table(
-    ["run", "side", "requests", "req/s", "p50 ms", "p99 ms", "autocannon p50/p99 ms", "bytes/response"],
+    ["run", "side", "requests", "req/s", "p50 ms", "p99 ms", "autocannon p50/p99 ms", "bytes/response", "server CPU µs/request"],
     results.flatMap((result) =>
       result.runs.map((run, i) => [
         `${result.name} #${Math.floor(i / 3) + 1}`,
@@ -464,7 +503,8 @@ const details = (results: ReadonlyArray<ScenarioResult>): Array<string> =>
         ms(run.p50),
         ms(run.p99),
         `${run.histogramP50}/${run.histogramP99}`,
-        String(Math.round(run.bytesPerResponse))
+        String(Math.round(run.bytesPerResponse)),
+        cpu(run.cpuPerRequest)
       ])
     )
   )
@@ -612,11 +652,11 @@ const run = async (): Promise<string> => {
     const linesBefore = ours.lines().length
     const metricsBefore = metricsOn ? await scrape(`${ours.url}/metrics`) : undefined
     const results: Array<ScenarioResult> = []
-    const urls = { ours: ours.url, baseline: baseline.url, stores: stores.url }
+    const targets: Record<Side, Target> = { ours, baseline, stores }
     for (const connections of connectionCounts) {
-      results.push(await runScenario(whoamiScenario(connections, credentials), urls, settings))
-      results.push(await runScenario(modernWhoamiScenario(connections, credentials), urls, settings))
-      results.push(await runScenario(refreshScenario(connections, credentials, freshRefreshTokens), urls, settings))
+      results.push(await runScenario(whoamiScenario(connections, credentials), targets, settings))
+      results.push(await runScenario(modernWhoamiScenario(connections, credentials), targets, settings))
+      results.push(await runScenario(refreshScenario(connections, credentials, freshRefreshTokens), targets, settings))
     }
     const oursRequests = results.reduce(
       (sum, result) => sum + result.warmupRequests + result.runs.filter((r) => r.side === "ours").reduce((n, r) => n + r.requests, 0),
@@ -655,6 +695,10 @@ const run = async (): Promise<string> => {
       "Stores baseline (bench/loadStoresBaseline.ts): plain node:http calling our engine and memory stores directly, one runPromise per request, " +
       "no HTTP framework, no MCP endpoint, no log line. Its ratio to the jose baseline (stores/baseline) is where our ratio would be " +
       "if everything above the store and engine calls cost nothing.",
+      "Server CPU µs/request: the server process's user and system CPU time during a run (every thread: the libuv pool " +
+      "that signs, the GC's helpers; from /proc, Linux only) over the requests it answered, median over rounds. It includes " +
+      "the kernel's work of sending each response, which on these virtual machines costs a slower server more per request " +
+      "(waking an idle client is dearer than reaching a busy one).",
       "",
       "Runs:",
       "",
