@@ -171,7 +171,8 @@ const millis = (input: Duration.DurationInput | undefined, fallback: Duration.Du
 
 /** Fill in the defaults. */
 export const resolveOAuthOptions = (options: OAuthOptions): ResolvedOAuthOptions => {
-  const resources = options.resources === undefined || options.resources.length === 0 ? [options.issuer] : options.resources
+  // Without duplicates: every access token check accepts exactly these audiences.
+  const resources = options.resources === undefined || options.resources.length === 0 ? [options.issuer] : [...new Set(options.resources)]
   return {
     issuer: options.issuer,
     resources,

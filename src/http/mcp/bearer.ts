@@ -88,7 +88,8 @@ const authenticatePresented = (
   if (presented._tag === "Absent") return Effect.fail(new InvalidToken({ description: "an access token is required" }))
   if (presented._tag === "Malformed") return Effect.fail(new InvalidToken({ description: "the access token is malformed" }))
   return Effect.flatMap(OAuthConfig, (config) => {
-    const audiences = options.audiences ?? [...new Set([config.defaultAudience, ...config.resources])]
+    // The configured resources (the default audience first, no duplicates): resolved once, not per request.
+    const audiences = options.audiences ?? config.resources
     const verification = options.requiredScopes === undefined
       ? { expectedAudience: audiences }
       : { expectedAudience: audiences, requiredScopes: options.requiredScopes }
