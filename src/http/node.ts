@@ -150,9 +150,6 @@ const fastHandler = (
         })
       )
       const fiber = runFork(program)
-      response.once("close", () => {
-        if (!response.writableEnded) fiber.unsafeInterruptAsFork(fiber.id())
-      })
       fiber.addObserver((exit) => {
         if (Exit.isSuccess(exit)) {
           if (exit.value !== undefined && !response.headersSent) writeAnswer(exit.value, response)
@@ -162,6 +159,13 @@ const fastHandler = (
           response.end(JSON.stringify({ error: "server_error" }))
         }
       })
+      // Most answers are written by now (the fiber ran to its end in `runFork`); one still running is
+      // interrupted if the client goes away first.
+      if (!response.writableEnded) {
+        response.once("close", () => {
+          if (!response.writableEnded) fiber.unsafeInterruptAsFork(fiber.id())
+        })
+      }
     })
   }
 }
