@@ -15,30 +15,43 @@ const ownedDb = Effect.gen(function*() {
 
 const count = "SELECT count(*) AS n FROM t"
 
+/**
+ * A write transaction held open on another fiber: it inserts one row, runs `inside`, and once the row is in,
+ * waits for `release`; then it commits, or fails (rolled back) when `rollBack`.
+ */
+const openWrite = (db: Effect.Effect.Success<typeof ownedDb>, options: { readonly inside?: Effect.Effect<void, StoreError>; readonly rollBack: boolean }) =>
+  Effect.gen(function*() {
+    const inserted = yield* Deferred.make<void>()
+    const proceed = yield* Deferred.make<void>()
+    const writer = yield* Effect.fork(db.write(
+      "test",
+      Effect.gen(function*() {
+        yield* db.run("test", "INSERT INTO t VALUES (1)", [])
+        yield* options.inside ?? Effect.void
+        yield* Deferred.succeed(inserted, undefined)
+        yield* Deferred.await(proceed)
+        if (options.rollBack) return yield* Effect.fail("rolled back")
+      })
+    ))
+    yield* Deferred.await(inserted)
+    return { writer, release: Deferred.succeed(proceed, undefined) }
+  })
+
 describe("the SQLite backend's own connection", () => {
   it.scoped("a statement outside an open write transaction waits for it, and never sees its uncommitted rows", () =>
     Effect.gen(function*() {
       const db = yield* ownedDb
-      const inserted = yield* Deferred.make<void>()
-      const proceed = yield* Deferred.make<void>()
-      const writer = yield* Effect.fork(db.write(
-        "test",
-        Effect.gen(function*() {
-          yield* db.run("test", "INSERT INTO t VALUES (1)", [])
-          // Inside the transaction, statements run at once and see its own rows.
-          expect((yield* db.all<{ n: number }>("test", count, []))[0]?.n).toBe(1)
-          yield* Deferred.succeed(inserted, undefined)
-          yield* Deferred.await(proceed)
-          return yield* Effect.fail("rolled back")
-        })
-      ))
-      yield* Deferred.await(inserted)
+      const { release, writer } = yield* openWrite(db, {
+        // Inside the transaction, statements run at once and see its own rows.
+        inside: Effect.map(db.all<{ n: number }>("test", count, []), (found) => expect(found[0]?.n).toBe(1)),
+        rollBack: true
+      })
       const reader = yield* Effect.fork(db.all<{ n: number }>("test", count, []))
       const otherWrite = yield* Effect.fork(db.run("test", "INSERT INTO t VALUES (2)", []))
       for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
       expect(Option.isNone(yield* Fiber.poll(reader))).toBe(true)
       expect(Option.isNone(yield* Fiber.poll(otherWrite))).toBe(true)
-      yield* Deferred.succeed(proceed, undefined)
+      yield* release
       expect(Exit.isFailure(yield* Fiber.await(writer))).toBe(true)
       expect((yield* Fiber.join(reader))[0]?.n).toBe(0)
       expect(yield* Fiber.join(otherWrite)).toBe(1)
@@ -48,20 +61,9 @@ describe("the SQLite backend's own connection", () => {
   it.scoped("a one-step read waits for another fiber's open transaction, and runs at once inside its own", () =>
     Effect.gen(function*() {
       const db = yield* ownedDb
-      const inserted = yield* Deferred.make<void>()
-      const proceed = yield* Deferred.make<void>()
       const readCount = db.read<{ n: number }, number, never>("test", "SELECT count(*) + ? * 0 + ? * 0 AS n FROM t", 0, (row) =>
         Effect.succeed(row?.n ?? -1))
-      const writer = yield* Effect.fork(db.write(
-        "test",
-        Effect.gen(function*() {
-          yield* db.run("test", "INSERT INTO t VALUES (1)", [])
-          expect(yield* readCount).toBe(1)
-          yield* Deferred.succeed(inserted, undefined)
-          yield* Deferred.await(proceed)
-        })
-      ))
-      yield* Deferred.await(inserted)
+      const { release, writer } = yield* openWrite(db, { inside: Effect.map(readCount, (n) => expect(n).toBe(1)), rollBack: false })
       const reader = yield* Effect.fork(readCount)
       const tracedReader = yield* Effect.fork(db.tracedRead<{ n: number }, number, never>(
         "test",
@@ -72,7 +74,7 @@ describe("the SQLite backend's own connection", () => {
       for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
       expect(Option.isNone(yield* Fiber.poll(reader))).toBe(true)
       expect(Option.isNone(yield* Fiber.poll(tracedReader))).toBe(true)
-      yield* Deferred.succeed(proceed, undefined)
+      yield* release
       yield* Fiber.join(writer)
       expect(yield* Fiber.join(reader)).toBe(1)
       expect(yield* Fiber.join(tracedReader)).toBe(1)
@@ -275,18 +277,7 @@ describe("programs on the backend's own connection", () => {
   it.scoped("transact and steps wait for another fiber's open write transaction, and never see its uncommitted rows", () =>
     Effect.gen(function*() {
       const db = yield* ownedDb
-      const inserted = yield* Deferred.make<void>()
-      const proceed = yield* Deferred.make<void>()
-      const writer = yield* Effect.fork(db.write(
-        "test",
-        Effect.gen(function*() {
-          yield* db.run("test", "INSERT INTO t VALUES (1)", [])
-          yield* Deferred.succeed(inserted, undefined)
-          yield* Deferred.await(proceed)
-          return yield* Effect.fail("rolled back")
-        })
-      ))
-      yield* Deferred.await(inserted)
+      const { release, writer } = yield* openWrite(db, { rollBack: true })
       function* counting() {
         return (yield* rows<{ n: number }>(count, []))[0]?.n ?? -1
       }
@@ -299,7 +290,7 @@ describe("programs on the backend's own connection", () => {
       for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
       expect(Option.isNone(yield* Fiber.poll(transacted))).toBe(true)
       expect(Option.isNone(yield* Fiber.poll(stepped))).toBe(true)
-      yield* Deferred.succeed(proceed, undefined)
+      yield* release
       expect(Exit.isFailure(yield* Fiber.await(writer))).toBe(true)
       expect(yield* Fiber.join(transacted)).toBe(0)
       expect(yield* Fiber.join(stepped)).toBeLessThanOrEqual(1)
